@@ -1,0 +1,315 @@
+//! Client settings from a TOML file and from the `AZURE_*` environment
+//! variables that Azure Identity users already set.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::authority::{Authority, CloudInstance};
+use crate::client::ConfidentialClient;
+use crate::credential::{Certificate, ClientSecret, Credential, SecretAuthMethod, SigningAlgorithm};
+use crate::error::{Error, Result};
+
+/// The settings of one app identity.
+///
+/// In a file (TOML), secrets are never inline: a secret is read from a file
+/// that only its owner can read. From the environment, the variables of Azure
+/// Identity's `EnvironmentCredential` and `WorkloadIdentityCredential`:
+///
+/// | variable | setting |
+/// |---|---|
+/// | `AZURE_AUTHORITY_HOST` | `authority_host` (URL or cloud name) |
+/// | `AZURE_TENANT_ID` | `tenant_id` |
+/// | `AZURE_CLIENT_ID` | `client_id` |
+/// | `AZURE_CLIENT_SECRET` | the client secret itself |
+/// | `AZURE_CLIENT_CERTIFICATE_PATH` | `certificate_path` |
+/// | `AZURE_CLIENT_CERTIFICATE_PASSWORD` | the certificate's password |
+/// | `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN` | `send_certificate_chain` |
+/// | `AZURE_FEDERATED_TOKEN_FILE` | `federated_token_file` |
+///
+/// ```
+/// let file = apptoken::ClientConfig::from_toml_str(r#"
+///     tenant_id = "contoso.onmicrosoft.com"
+///     client_id = "00000000-0000-0000-0000-000000000001"
+///     certificate_path = "/etc/apptoken/app.pem"
+/// "#)?;
+/// let env = apptoken::ClientConfig::from_env_vars(|_| None)?;
+/// let merged = file.or_env(env);
+/// assert_eq!(merged.tenant_id.as_deref(), Some("contoso.onmicrosoft.com"));
+/// # Ok::<(), apptoken::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// The identity provider's host URL or a cloud name (`AzurePublic`,
+    /// `AzureUsGovernment`, `AzureChina`). Default: Azure public cloud.
+    pub authority_host: Option<String>,
+    /// The tenant: id (GUID) or domain name.
+    pub tenant_id: Option<String>,
+    /// The app registration's application (client) id.
+    pub client_id: Option<String>,
+    /// A file holding the client secret (mode 0600 or stricter).
+    pub client_secret_file: Option<PathBuf>,
+    /// How the secret is sent: `post` (default) or `basic`.
+    pub client_secret_auth: Option<String>,
+    /// A PEM (certificate + key) or PFX file.
+    pub certificate_path: Option<PathBuf>,
+    /// A file holding the certificate's (or encrypted key's) password.
+    pub certificate_password_file: Option<PathBuf>,
+    /// Send the certificate chain (`x5c`) in each assertion, for subject
+    /// name + issuer authentication.
+    pub send_certificate_chain: Option<bool>,
+    /// `PS256` (default for Entra ID) or `RS256`.
+    pub assertion_algorithm: Option<String>,
+    /// A file holding a signed assertion, re-read on every token request
+    /// (workload identity federation).
+    pub federated_token_file: Option<PathBuf>,
+    /// HTTP timeout in seconds (default 30).
+    pub timeout_secs: Option<u64>,
+    #[serde(skip)]
+    client_secret: Option<ClientSecret>,
+    #[serde(skip)]
+    certificate_password: Option<SecretString>,
+}
+
+impl ClientConfig {
+    /// Parses TOML. Errors name the line and column.
+    pub fn from_toml_str(toml_text: &str) -> Result<ClientConfig> {
+        toml::from_str(toml_text).map_err(|e| Error::Configuration(e.to_string()))
+    }
+
+    /// Reads the environment variables (see the table above).
+    pub fn from_env() -> Result<ClientConfig> {
+        ClientConfig::from_env_vars(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through a lookup function (for tests and embedding).
+    pub fn from_env_vars(get: impl Fn(&str) -> Option<String>) -> Result<ClientConfig> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let send_chain = match get("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN") {
+            None => None,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" => Some(true),
+                "0" | "false" | "no" => Some(false),
+                other => {
+                    return Err(Error::Configuration(format!(
+                        "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN is '{other}'; use true or false"
+                    )));
+                }
+            },
+        };
+        Ok(ClientConfig {
+            authority_host: get("AZURE_AUTHORITY_HOST"),
+            tenant_id: get("AZURE_TENANT_ID"),
+            client_id: get("AZURE_CLIENT_ID"),
+            client_secret: get("AZURE_CLIENT_SECRET").map(ClientSecret::new),
+            certificate_path: get("AZURE_CLIENT_CERTIFICATE_PATH").map(PathBuf::from),
+            certificate_password: get("AZURE_CLIENT_CERTIFICATE_PASSWORD").map(SecretString::from),
+            send_certificate_chain: send_chain,
+            federated_token_file: get("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from),
+            ..ClientConfig::default()
+        })
+    }
+
+    /// Sets the client secret itself (for embedding; files never hold it inline).
+    pub fn with_client_secret(mut self, secret: ClientSecret) -> ClientConfig {
+        self.client_secret = Some(secret);
+        self
+    }
+
+    fn names_credential(&self) -> bool {
+        self.client_secret.is_some()
+            || self.client_secret_file.is_some()
+            || self.certificate_path.is_some()
+            || self.federated_token_file.is_some()
+    }
+
+    /// Fills what this configuration leaves out from `env`. The credential
+    /// is taken whole from one side: this one's if it names one, else env's.
+    pub fn or_env(self, env: ClientConfig) -> ClientConfig {
+        let self_names_credential = self.names_credential();
+        let mut out = ClientConfig {
+            authority_host: self.authority_host.clone().or(env.authority_host.clone()),
+            tenant_id: self.tenant_id.clone().or(env.tenant_id.clone()),
+            client_id: self.client_id.clone().or(env.client_id.clone()),
+            timeout_secs: self.timeout_secs.or(env.timeout_secs),
+            client_secret_auth: self.client_secret_auth.clone().or(env.client_secret_auth.clone()),
+            assertion_algorithm: self.assertion_algorithm.clone().or(env.assertion_algorithm.clone()),
+            ..ClientConfig::default()
+        };
+        let cred = if self_names_credential { self } else { env };
+        out.client_secret = cred.client_secret;
+        out.client_secret_file = cred.client_secret_file;
+        out.certificate_path = cred.certificate_path;
+        out.certificate_password_file = cred.certificate_password_file;
+        out.certificate_password = cred.certificate_password;
+        out.send_certificate_chain = cred.send_certificate_chain;
+        out.federated_token_file = cred.federated_token_file;
+        out
+    }
+
+    /// The authority these settings name.
+    pub fn authority(&self) -> Result<Authority> {
+        let tenant = self.tenant_id.as_deref().ok_or_else(|| {
+            Error::Configuration("no tenant: set tenant_id in the configuration or AZURE_TENANT_ID".into())
+        })?;
+        let cloud = match self.authority_host.as_deref() {
+            None => CloudInstance::AzurePublic,
+            Some(h) => CloudInstance::parse(h)?,
+        };
+        Authority::entra(cloud, tenant)
+    }
+
+    /// Which kind of credential these settings name, for messages.
+    pub fn credential_kind(&self) -> Option<&'static str> {
+        if self.client_secret.is_some() || self.client_secret_file.is_some() {
+            Some("client secret")
+        } else if self.certificate_path.is_some() {
+            Some("certificate")
+        } else if self.federated_token_file.is_some() {
+            Some("federated token file")
+        } else {
+            None
+        }
+    }
+
+    /// Loads the credential these settings name (reads and checks the files).
+    pub fn credential(&self) -> Result<Credential> {
+        let file_creds = [
+            self.client_secret_file.is_some(),
+            self.certificate_path.is_some(),
+            self.federated_token_file.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if file_creds > 1 {
+            return Err(Error::Configuration(
+                "more than one credential is configured (client_secret_file, certificate_path, federated_token_file): keep one".into(),
+            ));
+        }
+        // Azure Identity's order: secret, certificate, federated token file.
+        if let Some(secret) = &self.client_secret {
+            return Ok(Credential::secret_with(secret.clone(), self.secret_method()?));
+        }
+        if let Some(path) = &self.client_secret_file {
+            return Ok(Credential::secret_with(ClientSecret::from_file(path)?, self.secret_method()?));
+        }
+        if let Some(path) = &self.certificate_path {
+            let password = match (&self.certificate_password, &self.certificate_password_file) {
+                (Some(p), _) => Some(p.clone()),
+                (None, Some(f)) => Some(read_password(f)?),
+                (None, None) => None,
+            };
+            let cert = Certificate::from_file(path, password.as_ref().map(|p| p.expose_secret()))?;
+            let alg = self.assertion_algorithm.as_deref().map(SigningAlgorithm::parse).transpose()?;
+            return Ok(Credential::certificate_with(
+                cert,
+                self.send_certificate_chain.unwrap_or(false),
+                alg,
+            ));
+        }
+        if let Some(path) = &self.federated_token_file {
+            return Ok(Credential::assertion_file(path));
+        }
+        Err(Error::Configuration(
+            "no credential: set AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE, \
+             or client_secret_file, certificate_path or federated_token_file in the configuration"
+                .into(),
+        ))
+    }
+
+    fn secret_method(&self) -> Result<SecretAuthMethod> {
+        match self.client_secret_auth.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
+            None => Ok(SecretAuthMethod::Post),
+            Some(m) if m == "post" || m == "client_secret_post" => Ok(SecretAuthMethod::Post),
+            Some(m) if m == "basic" || m == "client_secret_basic" => Ok(SecretAuthMethod::Basic),
+            Some(m) => Err(Error::Configuration(format!(
+                "client_secret_auth is '{m}'; use 'post' or 'basic'"
+            ))),
+        }
+    }
+
+    /// Builds a client from these settings.
+    pub fn build_client(&self) -> Result<ConfidentialClient> {
+        let client_id = self.client_id.as_deref().ok_or_else(|| {
+            Error::Configuration("no client id: set client_id in the configuration or AZURE_CLIENT_ID".into())
+        })?;
+        let mut b = ConfidentialClient::builder()
+            .client_id(client_id)
+            .authority(self.authority()?)
+            .credential(self.credential()?);
+        if let Some(t) = self.timeout_secs {
+            b = b.timeout(Duration::from_secs(t));
+        }
+        b.build()
+    }
+}
+
+fn read_password(path: &Path) -> Result<SecretString> {
+    let bytes = crate::files::read_secret_file(path, "certificate password")?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::Credential(format!("the password file '{}' is not UTF-8 text", path.display())))?;
+    Ok(SecretString::from(text.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> ClientConfig {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        ClientConfig::from_env_vars(|k| map.get(k).cloned()).unwrap()
+    }
+
+    #[test]
+    fn env_fills_gaps_and_file_credential_wins() {
+        let file = ClientConfig::from_toml_str("tenant_id = \"a.example\"\nclient_secret_file = \"/x\"").unwrap();
+        let e = env(&[
+            ("AZURE_TENANT_ID", "b.example"),
+            ("AZURE_CLIENT_ID", "cid"),
+            ("AZURE_CLIENT_SECRET", "s"),
+            ("AZURE_AUTHORITY_HOST", "http://127.0.0.1:9"),
+        ]);
+        let m = file.or_env(e);
+        assert_eq!(m.tenant_id.as_deref(), Some("a.example"));
+        assert_eq!(m.client_id.as_deref(), Some("cid"));
+        assert!(m.client_secret.is_none(), "the file's credential is used whole");
+        assert_eq!(m.client_secret_file.as_deref(), Some(Path::new("/x")));
+        assert_eq!(m.authority().unwrap().url(), "http://127.0.0.1:9/a.example");
+    }
+
+    #[test]
+    fn env_credential_precedence_is_azure_identitys() {
+        let e = env(&[
+            ("AZURE_CLIENT_SECRET", "s"),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", "/nonexistent.pem"),
+        ]);
+        assert_eq!(e.credential_kind(), Some("client secret"));
+        assert!(e.credential().is_ok());
+        let e = env(&[("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token")]);
+        assert_eq!(e.credential_kind(), Some("federated token file"));
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let e = ClientConfig::from_toml_str("tenant = \"x\"").unwrap_err().to_string();
+        assert!(e.contains("tenant") && e.contains("line 1"), "{e}");
+        let e = ClientConfig::from_env_vars(|k| (k == "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN").then(|| "maybe".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN"));
+        let e = ClientConfig::default().credential().unwrap_err().to_string();
+        assert!(e.contains("AZURE_CLIENT_SECRET"), "{e}");
+        let two = ClientConfig::from_toml_str("client_secret_file = \"/a\"\ncertificate_path = \"/b\"").unwrap();
+        assert!(two.credential().unwrap_err().to_string().contains("more than one"));
+        let e = ClientConfig::default().authority().unwrap_err().to_string();
+        assert!(e.contains("AZURE_TENANT_ID"), "{e}");
+        let m = env(&[("AZURE_CLIENT_SECRET", "s")]).or_env(ClientConfig::default());
+        let bad = ClientConfig { client_secret_auth: Some("digest".into()), ..m };
+        assert!(bad.credential().unwrap_err().to_string().contains("'post' or 'basic'"));
+    }
+}

@@ -1,0 +1,84 @@
+//! Reading secret files safely.
+
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Largest secret file read (a PFX with a long chain is a few KiB).
+const MAX_SECRET_FILE: u64 = 1024 * 1024;
+
+/// Reads a file that holds a secret (client secret, private key, PFX,
+/// password). Refuses files that other users can read, files over 1 MiB and
+/// empty files. The message never contains the file's content.
+pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::Credential(format!("cannot read the {what} file '{}': {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(Error::Credential(format!("the {what} file '{}' is not a regular file", path.display())));
+    }
+    check_permissions(path, &meta, what)?;
+    if meta.len() > MAX_SECRET_FILE {
+        return Err(Error::Credential(format!(
+            "the {what} file '{}' is {} bytes; that is too large for a {what}",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::Credential(format!("cannot read the {what} file '{}': {e}", path.display())))?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(Error::Credential(format!("the {what} file '{}' is empty", path.display())));
+    }
+    Ok(Zeroizing::new(bytes))
+}
+
+#[cfg(unix)]
+fn check_permissions(path: &Path, meta: &std::fs::Metadata, what: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o044 != 0 {
+        return Err(Error::Credential(format!(
+            "the {what} file '{}' can be read by other users (mode {mode:04o}); restrict it with \
+             'chmod 600 {}' (Kubernetes secret volumes: defaultMode 0400; systemd: LoadCredential=)",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_path: &Path, _meta: &std::fs::Metadata, _what: &str) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_files_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(f, "s3cr3t-value").unwrap();
+        std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_secret_file(f.path(), "client secret").unwrap_err().to_string();
+        assert!(e.contains("0644") && e.contains("chmod 600"), "{e}");
+        assert!(!e.contains("s3cr3t"), "{e}");
+        std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(&read_secret_file(f.path(), "client secret").unwrap()[..], b"s3cr3t-value");
+    }
+
+    #[test]
+    fn refuses_missing_and_empty_files() {
+        let e = read_secret_file(Path::new("/nonexistent/secret"), "client secret").unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/secret"), "{e}");
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let e = read_secret_file(f.path(), "client secret").unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+    }
+}

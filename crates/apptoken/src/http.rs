@@ -1,0 +1,258 @@
+//! The HTTP layer. reqwest stays inside the crate: no reqwest type is public.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{Error, Result, ServerError};
+
+/// Answers larger than this are refused (a token answer is a few KiB).
+const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Http {
+    client: reqwest::Client,
+}
+
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) url: String,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Http {
+    pub(crate) fn new(timeout: Duration) -> Result<Http> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("apptoken/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Configuration(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Http { client })
+    }
+
+    pub(crate) async fn get(&self, url: &str, client_request_id: &str) -> Result<Response> {
+        let req = self.client.get(url).headers(common_headers(client_request_id));
+        self.send(url, req).await
+    }
+
+    pub(crate) async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&'static str, String)],
+        authorization: Option<&SecretString>,
+        client_request_id: &str,
+    ) -> Result<Response> {
+        let mut req = self.client.post(url).headers(common_headers(client_request_id)).form(form);
+        if let Some(auth) = authorization {
+            let mut value = reqwest::header::HeaderValue::from_str(auth.expose_secret())
+                .map_err(|_| Error::Credential("the client secret contains characters that cannot be sent".into()))?;
+            value.set_sensitive(true);
+            req = req.header(reqwest::header::AUTHORIZATION, value);
+        }
+        self.send(url, req).await
+    }
+
+    async fn send(&self, url: &str, req: reqwest::RequestBuilder) -> Result<Response> {
+        let shown = strip_query(url);
+        let mut resp = req.send().await.map_err(|e| transport(&shown, &e))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        if resp.content_length().is_some_and(|l| l > MAX_BODY as u64) {
+            return Err(Error::InvalidResponse {
+                url: shown,
+                status,
+                message: "the answer is larger than 1 MiB".into(),
+            });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| transport(&shown, &e))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(Error::InvalidResponse {
+                    url: shown,
+                    status,
+                    message: "the answer is larger than 1 MiB".into(),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response {
+            status,
+            url: shown,
+            retry_after,
+            body,
+        })
+    }
+}
+
+fn common_headers(client_request_id: &str) -> reqwest::header::HeaderMap {
+    use reqwest::header::{HeaderName, HeaderValue};
+    let mut h = reqwest::header::HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(client_request_id) {
+        h.insert(HeaderName::from_static("client-request-id"), v);
+    }
+    h.insert(HeaderName::from_static("return-client-request-id"), HeaderValue::from_static("true"));
+    h.insert(HeaderName::from_static("x-client-sku"), HeaderValue::from_static("apptoken.rust"));
+    h.insert(
+        HeaderName::from_static("x-client-ver"),
+        HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+    );
+    h.insert(reqwest::header::ACCEPT, HeaderValue::from_static("application/json"));
+    h
+}
+
+fn transport(url: &str, e: &reqwest::Error) -> Error {
+    // reqwest's Display includes the URL; build our own message without it.
+    let mut message = if e.is_timeout() {
+        "the request timed out".to_string()
+    } else if e.is_connect() {
+        "the connection failed".to_string()
+    } else {
+        "the request failed".to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    Error::Transport {
+        url: url.to_string(),
+        message,
+        timeout: e.is_timeout(),
+    }
+}
+
+pub(crate) fn strip_query(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or(url).to_string()
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+impl Response {
+    /// Turns a non-success answer into the identity provider's error.
+    pub(crate) fn into_server_error(self) -> Error {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            error: Option<String>,
+            error_description: Option<String>,
+            #[serde(default)]
+            error_codes: Vec<serde_json::Value>,
+            suberror: Option<String>,
+            trace_id: Option<String>,
+            correlation_id: Option<String>,
+            timestamp: Option<String>,
+            error_uri: Option<String>,
+        }
+        let parsed: Option<Body> = serde_json::from_slice(&self.body).ok();
+        let mut err = ServerError {
+            status: self.status,
+            error: String::new(),
+            error_description: None,
+            error_codes: Vec::new(),
+            suberror: None,
+            trace_id: None,
+            correlation_id: None,
+            timestamp: None,
+            error_uri: None,
+            retry_after: self.retry_after,
+            url: self.url,
+            body_excerpt: None,
+        };
+        match parsed {
+            Some(b) if b.error.is_some() => {
+                err.error = b.error.unwrap_or_default();
+                err.error_description = b.error_description;
+                err.error_codes = b
+                    .error_codes
+                    .iter()
+                    .filter_map(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+                    .collect();
+                err.suberror = b.suberror;
+                err.trace_id = b.trace_id;
+                err.correlation_id = b.correlation_id;
+                err.timestamp = b.timestamp;
+                err.error_uri = b.error_uri;
+            }
+            _ => {
+                let text = String::from_utf8_lossy(&self.body);
+                let clean: String = text
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .take(512)
+                    .collect();
+                let clean = clean.trim().to_string();
+                if !clean.is_empty() {
+                    err.body_excerpt = Some(clean);
+                }
+            }
+        }
+        Error::IdentityProvider(Box::new(err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("60"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        let future = std::time::SystemTime::now() + Duration::from_secs(120);
+        let d = parse_retry_after(&httpdate::fmt_http_date(future)).unwrap();
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-5"), None);
+    }
+
+    #[test]
+    fn server_errors_keep_every_field() {
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: t\r\nCorrelation ID: c\r\nTimestamp: 2026-01-01 00:00:00Z","error_codes":[7000215],"timestamp":"2026-01-01 00:00:00Z","trace_id":"t","correlation_id":"c","error_uri":"https://x/error?code=7000215"}"#;
+        let e = Response {
+            status: 401,
+            url: "https://x/t/oauth2/v2.0/token".into(),
+            retry_after: None,
+            body: body.to_vec(),
+        }
+        .into_server_error();
+        assert_eq!(e.aadsts_codes(), &[7000215]);
+        let s = e.server_error().unwrap();
+        assert_eq!(s.trace_id.as_deref(), Some("t"));
+        assert_eq!(s.correlation_id.as_deref(), Some("c"));
+        assert_eq!(s.error_uri.as_deref(), Some("https://x/error?code=7000215"));
+        let shown = e.to_string();
+        assert!(shown.contains("AADSTS7000215: Invalid client secret provided."), "{shown}");
+        assert!(shown.contains("HTTP 401, invalid_client"), "{shown}");
+        assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn plain_text_errors() {
+        let e = Response {
+            status: 429,
+            url: "u".into(),
+            retry_after: Some(Duration::from_secs(60)),
+            body: b"Too many requests\n".to_vec(),
+        }
+        .into_server_error();
+        assert!(e.is_throttled() && e.is_retryable());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(60)));
+        assert!(e.to_string().contains("Too many requests"), "{e}");
+    }
+}

@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod authority;
+mod cache;
+mod client;
+mod clock;
+mod config;
+mod credential;
+mod discovery;
+mod error;
+mod files;
+mod http;
+mod scope;
+mod token;
+
+pub use authority::{Authority, AuthorityKind, CloudInstance};
+pub use client::{ConfidentialClient, ConfidentialClientBuilder, TokenRequest};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::ClientConfig;
+pub use credential::{
+    AssertionContext, AssertionFuture, AssertionSigner, Certificate, ClientSecret, Credential, SecretAuthMethod,
+    SignFuture, SigningAlgorithm,
+};
+pub use error::{Error, Result, ServerError};
+pub use scope::Scopes;
+pub use token::AccessToken;

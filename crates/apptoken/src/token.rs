@@ -1,0 +1,110 @@
+//! Access tokens.
+
+use std::fmt;
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use time::OffsetDateTime;
+
+/// An app-only access token.
+///
+/// Cloning is a reference-count increment. `Debug` never shows the token;
+/// call [`AccessToken::secret`] to put it in an `Authorization` header.
+#[derive(Clone)]
+pub struct AccessToken {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    token: SecretString,
+    token_type: String,
+    expires_on: OffsetDateTime,
+    refresh_on: Option<OffsetDateTime>,
+    ext_expires_on: Option<OffsetDateTime>,
+    tenant: String,
+    scopes: Vec<String>,
+}
+
+impl AccessToken {
+    pub(crate) fn new(
+        token: SecretString,
+        token_type: String,
+        expires_on: OffsetDateTime,
+        refresh_on: Option<OffsetDateTime>,
+        ext_expires_on: Option<OffsetDateTime>,
+        tenant: String,
+        scopes: Vec<String>,
+    ) -> AccessToken {
+        AccessToken {
+            inner: Arc::new(Inner {
+                token,
+                token_type,
+                expires_on,
+                refresh_on,
+                ext_expires_on,
+                tenant,
+                scopes,
+            }),
+        }
+    }
+
+    /// The token itself. Handle with care: never log it.
+    pub fn secret(&self) -> &str {
+        self.inner.token.expose_secret()
+    }
+
+    /// The token type, `Bearer` for Entra ID.
+    pub fn token_type(&self) -> &str {
+        &self.inner.token_type
+    }
+
+    /// The value for an `Authorization` header: `Bearer <token>`.
+    pub fn authorization_header(&self) -> String {
+        format!("{} {}", self.inner.token_type, self.secret())
+    }
+
+    /// When the token expires.
+    pub fn expires_on(&self) -> OffsetDateTime {
+        self.inner.expires_on
+    }
+
+    /// When the identity provider asked the client to refresh it
+    /// (`refresh_in`), if it did.
+    pub fn refresh_on(&self) -> Option<OffsetDateTime> {
+        self.inner.refresh_on
+    }
+
+    /// Entra's extended lifetime (`ext_expires_in`): how long the token may
+    /// be used while the identity provider is unreachable.
+    pub fn ext_expires_on(&self) -> Option<OffsetDateTime> {
+        self.inner.ext_expires_on
+    }
+
+    /// The tenant the token was requested from.
+    pub fn tenant(&self) -> &str {
+        &self.inner.tenant
+    }
+
+    /// The scopes it was requested for.
+    pub fn scopes(&self) -> &[String] {
+        &self.inner.scopes
+    }
+
+    /// Whether two handles are the same cached token.
+    pub fn ptr_eq(&self, other: &AccessToken) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &"[redacted]")
+            .field("token_type", &self.inner.token_type)
+            .field("expires_on", &self.inner.expires_on)
+            .field("refresh_on", &self.inner.refresh_on)
+            .field("tenant", &self.inner.tenant)
+            .field("scopes", &self.inner.scopes)
+            .finish()
+    }
+}
