@@ -405,3 +405,92 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fixture_tests {
+    use super::*;
+
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+    const PW: &str = "fixture-password";
+
+    fn read(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{DIR}{name}")).unwrap()
+    }
+
+    fn leaf() -> Certificate {
+        Certificate::from_pem_parts(&read("leaf.cert.pem"), &read("leaf.pkcs8.pem"), None).unwrap()
+    }
+
+    #[test]
+    fn every_format_gives_the_same_certificate() {
+        let want = leaf().thumbprint_sha256_hex();
+        let all = [
+            Certificate::from_pem(&read("leaf.combined.pem"), None).unwrap(),
+            Certificate::from_pem(&read("leaf.chain.pem"), None).unwrap(),
+            Certificate::from_pem_parts(&read("leaf.cert.pem"), &read("leaf.pkcs1.pem"), None).unwrap(),
+            Certificate::from_pem_parts(&read("leaf.cert.pem"), &read("leaf.encrypted.pem"), Some(PW)).unwrap(),
+            Certificate::from_pkcs12(&read("leaf.pfx"), PW).unwrap(),
+            Certificate::from_pkcs12(&read("leaf.legacy.pfx"), PW).unwrap(),
+        ];
+        for c in &all {
+            assert_eq!(c.thumbprint_sha256_hex(), want);
+            assert_eq!(c.subject(), "CN=apptoken-test-daemon");
+            assert!(c.not_after() > c.not_before());
+        }
+        // the chain file and the PFX carry the CA too, leaf first
+        assert_eq!(all[1].chain_der().len(), 2);
+        assert_eq!(all[4].chain_der().len(), 2);
+        assert_eq!(all[4].chain_der()[0], all[0].chain_der()[0]);
+        assert_eq!(leaf().thumbprint_sha1_hex().len(), 40);
+    }
+
+    #[test]
+    fn wrong_passwords_and_wrong_keys_are_clear_errors() {
+        let e = Certificate::from_pkcs12(&read("leaf.pfx"), "nope").unwrap_err().to_string();
+        assert!(e.contains("password"), "{e}");
+        let e = Certificate::from_pem_parts(&read("leaf.cert.pem"), &read("leaf.encrypted.pem"), Some("nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("password"), "{e}");
+        let e = Certificate::from_pem_parts(&read("leaf.cert.pem"), &read("leaf.encrypted.pem"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("encrypted"), "{e}");
+        let e = Certificate::from_pem_parts(&read("ca.cert.pem"), &read("leaf.pkcs8.pem"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not match"), "{e}");
+        let e = Certificate::from_pem(&read("leaf.cert.pem"), None).unwrap_err().to_string();
+        assert!(e.contains("no private key"), "{e}");
+        let e = Certificate::from_pem(&read("leaf.pkcs8.pem"), None).unwrap_err().to_string();
+        assert!(e.contains("no certificate"), "{e}");
+        let e = Certificate::from_pem(&read("ec.combined.pem"), None).unwrap_err().to_string();
+        assert!(e.contains("EC key"), "{e}");
+        let e = Certificate::from_pkcs12(b"not a pfx", PW).unwrap_err().to_string();
+        assert!(e.contains("neither PEM nor a PFX"), "{e}");
+    }
+
+    #[test]
+    fn from_file_sniffs_the_format_and_checks_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, pw) in [("leaf.combined.pem", None), ("leaf.pfx", Some(PW))] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, read(name)).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+                assert!(Certificate::from_file(&p, pw).is_ok(), "{name}");
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+                let e = Certificate::from_file(&p, pw).unwrap_err().to_string();
+                assert!(e.contains("other users"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn debug_redacts_the_key() {
+        let shown = format!("{:?}", leaf());
+        assert!(shown.contains("[redacted]") && !shown.contains("PRIVATE"), "{shown}");
+    }
+}
