@@ -1,1 +1,96 @@
-fn main() {}
+//! `apptoken`: app-only tokens for daemons, from the command line.
+//!
+//! A thin layer over the `apptoken` and `apptoken-emulator` libraries. Exit
+//! codes are documented in `--help` and in `docs/CLI.md`.
+
+mod api;
+mod cli;
+mod commands;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, LogFormat};
+
+/// Exit codes, documented in `docs/CLI.md`.
+pub(crate) mod exit {
+    /// Something failed that fits no other code.
+    pub(crate) const FAILURE: u8 = 1;
+    /// Configuration problem: missing or invalid settings, unreadable or unsafe files.
+    pub(crate) const CONFIG: u8 = 3;
+    /// The identity provider refused the token request.
+    pub(crate) const AUTH: u8 = 4;
+    /// The identity provider or the API could not be reached.
+    pub(crate) const UNREACHABLE: u8 = 5;
+    /// The web API answered with a non-2xx status.
+    pub(crate) const API: u8 = 6;
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let error: anyhow::Error = e.into();
+        let code = match error.downcast_ref::<apptoken::Error>() {
+            Some(e) => code_for(e),
+            None => exit::FAILURE,
+        };
+        Failure { code, error }
+    }
+}
+
+pub(crate) fn code_for(e: &apptoken::Error) -> u8 {
+    use apptoken::Error as E;
+    match e {
+        E::Configuration(_) | E::Authority(_) | E::InvalidScope { .. } | E::Credential(_) => {
+            exit::CONFIG
+        }
+        E::IdentityProvider(_) => exit::AUTH,
+        E::Transport { .. } => exit::UNREACHABLE,
+        _ => exit::FAILURE,
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match &cli.log_level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_env("APPTOKEN_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -207,7 +207,10 @@ impl Authority {
     /// Where the OpenID discovery document is.
     pub fn discovery_url(&self) -> String {
         match self.kind {
-            AuthorityKind::Entra => format!("{}/{}/v2.0/.well-known/openid-configuration", self.host, self.tenant),
+            AuthorityKind::Entra => format!(
+                "{}/{}/v2.0/.well-known/openid-configuration",
+                self.host, self.tenant
+            ),
             AuthorityKind::Adfs => format!("{}/adfs/.well-known/openid-configuration", self.host),
             AuthorityKind::Oidc => format!("{}/.well-known/openid-configuration", self.host),
         }
@@ -228,10 +231,13 @@ impl Authority {
 }
 
 fn parse_any_url(s: &str) -> Result<Url> {
-    let url = Url::parse(s.trim()).map_err(|e| Error::Authority(format!("'{s}' is not a URL: {e}")))?;
+    let url =
+        Url::parse(s.trim()).map_err(|e| Error::Authority(format!("'{s}' is not a URL: {e}")))?;
     check_scheme(&url, s)?;
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::Authority(format!("'{s}' must not have a query or fragment")));
+        return Err(Error::Authority(format!(
+            "'{s}' must not have a query or fragment"
+        )));
     }
     Ok(url)
 }
@@ -248,7 +254,9 @@ fn check_scheme(url: &Url, original: &str) -> Result<()> {
         "http" => Err(Error::Authority(format!(
             "'{original}' uses http; an authority must use https (plain http is allowed only on loopback addresses, for local emulators)"
         ))),
-        other => Err(Error::Authority(format!("'{original}' has scheme '{other}'; an authority must use https"))),
+        other => Err(Error::Authority(format!(
+            "'{original}' has scheme '{other}'; an authority must use https"
+        ))),
     }
 }
 
@@ -278,7 +286,9 @@ pub(crate) fn validate_tenant(tenant: &str) -> Result<String> {
     }
     if uuid::Uuid::try_parse(t).is_ok() {
         if t.chars().all(|c| c == '0' || c == '-') {
-            return Err(Error::Authority("the tenant id may not be the empty GUID".into()));
+            return Err(Error::Authority(
+                "the tenant id may not be the empty GUID".into(),
+            ));
         }
         return Ok(t.to_string());
     }
@@ -306,7 +316,10 @@ mod tests {
 
     #[test]
     fn clouds_by_name_and_host() {
-        assert_eq!(CloudInstance::parse("AzureChina").unwrap(), CloudInstance::AzureChina);
+        assert_eq!(
+            CloudInstance::parse("AzureChina").unwrap(),
+            CloudInstance::AzureChina
+        );
         assert_eq!(
             CloudInstance::parse("https://login.microsoftonline.us/").unwrap(),
             CloudInstance::AzureUsGovernment
@@ -323,7 +336,12 @@ mod tests {
 
     #[test]
     fn tenants() {
-        for ok in ["contoso.onmicrosoft.com", "72f988bf-86f1-41af-91ab-2d7cd011db47", "organizations", "a.b"] {
+        for ok in [
+            "contoso.onmicrosoft.com",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "organizations",
+            "a.b",
+        ] {
             assert!(validate_tenant(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -342,7 +360,8 @@ mod tests {
 
     #[test]
     fn parse_authority_urls() {
-        let a = Authority::parse("https://login.microsoftonline.com/contoso.onmicrosoft.com/").unwrap();
+        let a =
+            Authority::parse("https://login.microsoftonline.com/contoso.onmicrosoft.com/").unwrap();
         assert_eq!(a.kind(), AuthorityKind::Entra);
         assert_eq!(a.tenant(), "contoso.onmicrosoft.com");
         assert_eq!(
@@ -351,13 +370,24 @@ mod tests {
         );
         let a = Authority::parse("https://adfs.contoso.com/adfs").unwrap();
         assert_eq!(a.kind(), AuthorityKind::Adfs);
-        assert_eq!(a.discovery_url(), "https://adfs.contoso.com/adfs/.well-known/openid-configuration");
+        assert_eq!(
+            a.discovery_url(),
+            "https://adfs.contoso.com/adfs/.well-known/openid-configuration"
+        );
         assert!(Authority::parse("https://login.microsoftonline.com").is_err());
         assert!(Authority::parse("https://login.microsoftonline.com/common").is_err());
         assert!(Authority::parse("http://evil.example/tenant.com").is_err());
         let a = Authority::parse("http://localhost:1234/t.example").unwrap();
-        assert_eq!(a.with_tenant("other.example").unwrap().url(), "http://localhost:1234/other.example");
-        assert!(Authority::oidc("https://idp.example/realms/x").unwrap().with_tenant("a.b").is_err());
+        assert_eq!(
+            a.with_tenant("other.example").unwrap().url(),
+            "http://localhost:1234/other.example"
+        );
+        assert!(
+            Authority::oidc("https://idp.example/realms/x")
+                .unwrap()
+                .with_tenant("a.b")
+                .is_err()
+        );
     }
 
     #[test]

@@ -46,6 +46,8 @@ struct Entry {
     next_refresh_attempt: AtomicI64,
 }
 
+type Shard = RwLock<HashMap<CacheKey, Arc<Entry>>>;
+
 type SharedFetch = Shared<Pin<Box<dyn Future<Output = Result<AccessToken>> + Send>>>;
 
 /// What the cache decided for one lookup.
@@ -60,13 +62,15 @@ pub(crate) enum Lookup {
 
 pub(crate) struct TokenCache {
     clock: Arc<dyn Clock>,
-    shards: Box<[RwLock<HashMap<CacheKey, Arc<Entry>>>]>,
+    shards: Box<[Shard]>,
     inflight: Mutex<HashMap<CacheKey, SharedFetch>>,
 }
 
 impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenCache").field("len", &self.len()).finish()
+        f.debug_struct("TokenCache")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -79,19 +83,24 @@ impl TokenCache {
         }
     }
 
-    fn shard(&self, key: &CacheKey) -> &RwLock<HashMap<CacheKey, Arc<Entry>>> {
+    fn shard(&self, key: &CacheKey) -> &Shard {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
         &self.shards[(h.finish() as usize) % SHARDS]
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().unwrap_or_else(|p| p.into_inner()).len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
     }
 
     pub(crate) fn lookup(&self, key: &CacheKey, now: OffsetDateTime) -> Lookup {
         let shard = self.shard(key).read().unwrap_or_else(|p| p.into_inner());
-        let Some(entry) = shard.get(key) else { return Lookup::Miss };
+        let Some(entry) = shard.get(key) else {
+            return Lookup::Miss;
+        };
         let token = &entry.token;
         if now >= token.expires_on() - EXPIRY_MARGIN {
             return Lookup::Miss;
@@ -156,13 +165,19 @@ impl TokenCache {
             if let Ok(token) = &result {
                 cache.store(k.clone(), token.clone(), cache.clock.now());
             }
-            cache.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&k);
+            cache
+                .inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&k);
             result
         });
         let fut: Pin<Box<dyn Future<Output = Result<AccessToken>> + Send>> = Box::pin(async move {
             match handle.await {
                 Ok(r) => r,
-                Err(e) => Err(Error::Configuration(format!("the token request task failed: {e}"))),
+                Err(e) => Err(Error::Configuration(format!(
+                    "the token request task failed: {e}"
+                ))),
             }
         });
         let shared = fut.shared();
@@ -201,16 +216,26 @@ mod tests {
     fn freshness_margin_and_refresh_on() {
         let cache = TokenCache::new(Arc::new(crate::clock::SystemClock));
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
-        cache.store(key("a"), token(now + Duration::hours(1), Some(now + Duration::minutes(30))), now);
+        cache.store(
+            key("a"),
+            token(now + Duration::hours(1), Some(now + Duration::minutes(30))),
+            now,
+        );
         assert!(matches!(cache.lookup(&key("a"), now), Lookup::Hit(_)));
         assert!(matches!(cache.lookup(&key("b"), now), Lookup::Miss));
         // refresh time: the first caller triggers a refresh, the next ones just get the token
         let later = now + Duration::minutes(31);
         assert!(matches!(cache.lookup(&key("a"), later), Lookup::Refresh(_)));
         assert!(matches!(cache.lookup(&key("a"), later), Lookup::Hit(_)));
-        assert!(matches!(cache.lookup(&key("a"), later + Duration::seconds(31)), Lookup::Refresh(_)));
+        assert!(matches!(
+            cache.lookup(&key("a"), later + Duration::seconds(31)),
+            Lookup::Refresh(_)
+        ));
         // within five minutes of expiry the token is not used
-        assert!(matches!(cache.lookup(&key("a"), now + Duration::minutes(55)), Lookup::Miss));
+        assert!(matches!(
+            cache.lookup(&key("a"), now + Duration::minutes(55)),
+            Lookup::Miss
+        ));
     }
 
     #[test]
@@ -218,12 +243,20 @@ mod tests {
         let cache = TokenCache::new(Arc::new(crate::clock::SystemClock));
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
         for i in 0..1000 {
-            cache.store(key(&format!("t{i}")), token(now + Duration::hours(1), None), now);
+            cache.store(
+                key(&format!("t{i}")),
+                token(now + Duration::hours(1), None),
+                now,
+            );
         }
         assert_eq!(cache.len(), 1000);
         let later = now + Duration::hours(2);
         for i in 0..1000 {
-            cache.store(key(&format!("u{i}")), token(later + Duration::hours(1), None), later);
+            cache.store(
+                key(&format!("u{i}")),
+                token(later + Duration::hours(1), None),
+                later,
+            );
         }
         assert_eq!(cache.len(), 1000);
     }

@@ -123,21 +123,30 @@ impl ConfidentialClientBuilder {
             .client_id
             .ok_or_else(|| Error::Configuration("no client id: set the app registration's application (client) id (AZURE_CLIENT_ID)".into()))?;
         let client_id = client_id.trim().to_string();
-        if client_id.is_empty() || client_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if client_id.is_empty()
+            || client_id
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(Error::Configuration(format!(
                 "client id '{client_id}' is not valid: it is the app registration's application id, usually a GUID"
             )));
         }
-        let authority = self
-            .authority
-            .ok_or_else(|| Error::Configuration("no authority: set the tenant (AZURE_TENANT_ID) or an authority URL".into()))??;
+        let authority = self.authority.ok_or_else(|| {
+            Error::Configuration(
+                "no authority: set the tenant (AZURE_TENANT_ID) or an authority URL".into(),
+            )
+        })??;
         let credential = self.credential.ok_or_else(|| {
             Error::Configuration(
-                "no credential: give a client secret, a certificate or a federated token file".into(),
+                "no credential: give a client secret, a certificate or a federated token file"
+                    .into(),
             )
         })?;
         if self.timeout.is_zero() {
-            return Err(Error::Configuration("the HTTP timeout must be above zero".into()));
+            return Err(Error::Configuration(
+                "the HTTP timeout must be above zero".into(),
+            ));
         }
         Ok(ConfidentialClient {
             inner: Arc::new(Inner {
@@ -262,11 +271,18 @@ impl ConfidentialClient {
         if !request.force_refresh {
             match self.inner.cache.lookup(&key, now) {
                 Lookup::Hit(token) => {
-                    debug!(tenant = authority.tenant(), scopes = scopes.as_param(), "token served from cache");
+                    debug!(
+                        tenant = authority.tenant(),
+                        scopes = scopes.as_param(),
+                        "token served from cache"
+                    );
                     return Ok(token);
                 }
                 Lookup::Refresh(token) => {
-                    debug!(tenant = authority.tenant(), "refresh time reached: refreshing in the background");
+                    debug!(
+                        tenant = authority.tenant(),
+                        "refresh time reached: refreshing in the background"
+                    );
                     let me = self.clone();
                     let fetch = async move { me.request_token(authority, scopes, None).await };
                     if let Err(shared) = self.inner.cache.single_flight(&key, now, false, fetch) {
@@ -284,7 +300,11 @@ impl ConfidentialClient {
         let me = self.clone();
         let correlation = request.correlation_id;
         let fetch = async move { me.request_token(authority, scopes, correlation).await };
-        match self.inner.cache.single_flight(&key, now, !request.force_refresh, fetch) {
+        match self
+            .inner
+            .cache
+            .single_flight(&key, now, !request.force_refresh, fetch)
+        {
             Ok(token) => Ok(token),
             Err(shared) => shared.await,
         }
@@ -292,7 +312,13 @@ impl ConfidentialClient {
 
     async fn metadata(&self, authority: &Authority, client_request_id: &str) -> Result<Metadata> {
         let url = authority.discovery_url();
-        if let Some(m) = self.inner.discovery.lock().unwrap_or_else(|p| p.into_inner()).get(&url) {
+        if let Some(m) = self
+            .inner
+            .discovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&url)
+        {
             return Ok(m.clone());
         }
         let m = discovery::fetch(&self.inner.http, &url, client_request_id).await?;
@@ -311,7 +337,9 @@ impl ConfidentialClient {
         scopes: Scopes,
         correlation_id: Option<uuid::Uuid>,
     ) -> Result<AccessToken> {
-        let client_request_id = correlation_id.unwrap_or_else(uuid::Uuid::new_v4).to_string();
+        let client_request_id = correlation_id
+            .unwrap_or_else(uuid::Uuid::new_v4)
+            .to_string();
         let span = info_span!(
             "token_request",
             client_id = %self.inner.client_id,
@@ -330,7 +358,11 @@ impl ConfidentialClient {
                 _ => SigningAlgorithm::Rs256,
             };
             let now = self.inner.clock.now();
-            let auth = self.inner.credential.authenticate(ctx, default_alg, now).await?;
+            let auth = self
+                .inner
+                .credential
+                .authenticate(ctx, default_alg, now)
+                .await?;
             let mut form: Vec<(&'static str, String)> = vec![
                 ("grant_type", "client_credentials".into()),
                 ("client_id", self.inner.client_id.to_string()),
@@ -341,7 +373,12 @@ impl ConfidentialClient {
             let resp = self
                 .inner
                 .http
-                .post_form(&metadata.token_endpoint, &form, authorization.as_ref(), &client_request_id)
+                .post_form(
+                    &metadata.token_endpoint,
+                    &form,
+                    authorization.as_ref(),
+                    &client_request_id,
+                )
                 .await;
             // The form holds the secret or assertion: wipe it.
             for (_, v) in form.iter_mut() {
@@ -353,7 +390,14 @@ impl ConfidentialClient {
                 debug!(error = %e, "token request refused");
                 return Err(e);
             }
-            let token = parse_token_response(&resp.body, &resp.url, resp.status, now, authority.tenant(), &scopes)?;
+            let token = parse_token_response(
+                &resp.body,
+                &resp.url,
+                resp.status,
+                now,
+                authority.tenant(),
+                &scopes,
+            )?;
             debug!(expires_on = %token.expires_on(), "token acquired");
             Ok(token)
         }
@@ -380,7 +424,9 @@ pub(crate) fn parse_token_response(
     // Never quote the body: it holds the token.
     let doc: serde_json::Value =
         serde_json::from_slice(body).map_err(|_| invalid("the token answer is not JSON"))?;
-    let obj = doc.as_object().ok_or_else(|| invalid("the token answer is not a JSON object"))?;
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| invalid("the token answer is not a JSON object"))?;
     let token = obj
         .get("access_token")
         .and_then(|v| v.as_str())
@@ -395,7 +441,11 @@ pub(crate) fn parse_token_response(
             .to_string(),
     };
     // "Bearer" in any case is sent back as "Bearer" (RFC 6750 header scheme).
-    let token_type = if token_type.eq_ignore_ascii_case("bearer") { "Bearer".to_string() } else { token_type };
+    let token_type = if token_type.eq_ignore_ascii_case("bearer") {
+        "Bearer".to_string()
+    } else {
+        token_type
+    };
     let seconds = |name: &str| -> Result<Option<i64>> {
         match obj.get(name) {
             None | Some(serde_json::Value::Null) => Ok(None),
@@ -406,14 +456,19 @@ pub(crate) fn parse_token_response(
                     .or_else(|| v.as_str().and_then(|s| s.trim().parse::<i64>().ok()));
                 match n {
                     Some(n) if (0..=10 * 365 * 24 * 3600).contains(&n) => Ok(Some(n)),
-                    _ => Err(invalid(&format!("the token answer's {name} is not a number of seconds"))),
+                    _ => Err(invalid(&format!(
+                        "the token answer's {name} is not a number of seconds"
+                    ))),
                 }
             }
         }
     };
-    let expires_in = seconds("expires_in")?.ok_or_else(|| invalid("the token answer has no expires_in"))?;
+    let expires_in =
+        seconds("expires_in")?.ok_or_else(|| invalid("the token answer has no expires_in"))?;
     if expires_in == 0 {
-        return Err(invalid("the token answer's expires_in is 0: the token is already expired"));
+        return Err(invalid(
+            "the token answer's expires_in is 0: the token is already expired",
+        ));
     }
     let ext = seconds("ext_expires_in")?;
     let refresh_in = seconds("refresh_in")?;
@@ -461,7 +516,15 @@ mod tests {
         let t = parse_token_response(br#"{"expires_in":"7200","refresh_in":3600,"access_token":"abc","token_type":"bearer"}"#, "u", 200, now, "t", &scopes()).unwrap();
         assert_eq!(t.refresh_on().unwrap().unix_timestamp(), 3600);
         assert_eq!(t.token_type(), "Bearer");
-        let t = parse_token_response(br#"{"expires_in":86400,"access_token":"abc"}"#, "u", 200, now, "t", &scopes()).unwrap();
+        let t = parse_token_response(
+            br#"{"expires_in":86400,"access_token":"abc"}"#,
+            "u",
+            200,
+            now,
+            "t",
+            &scopes(),
+        )
+        .unwrap();
         assert_eq!(t.refresh_on().unwrap().unix_timestamp(), 43200);
     }
 
@@ -472,14 +535,31 @@ mod tests {
             (&br#"not json secret-token"#[..], "not JSON"),
             (br#"["secret-token"]"#, "not a JSON object"),
             (br#"{"expires_in":3600}"#, "no access_token"),
-            (br#"{"access_token":"","expires_in":3600}"#, "no access_token"),
+            (
+                br#"{"access_token":"","expires_in":3600}"#,
+                "no access_token",
+            ),
             (br#"{"access_token":"secret-token"}"#, "no expires_in"),
-            (br#"{"access_token":"secret-token","expires_in":"soon"}"#, "expires_in is not"),
-            (br#"{"access_token":"secret-token","expires_in":-5}"#, "expires_in is not"),
-            (br#"{"access_token":"secret-token","expires_in":0}"#, "already expired"),
-            (br#"{"access_token":"secret-token","expires_in":60,"token_type":"a b"}"#, "token_type"),
+            (
+                br#"{"access_token":"secret-token","expires_in":"soon"}"#,
+                "expires_in is not",
+            ),
+            (
+                br#"{"access_token":"secret-token","expires_in":-5}"#,
+                "expires_in is not",
+            ),
+            (
+                br#"{"access_token":"secret-token","expires_in":0}"#,
+                "already expired",
+            ),
+            (
+                br#"{"access_token":"secret-token","expires_in":60,"token_type":"a b"}"#,
+                "token_type",
+            ),
         ] {
-            let e = parse_token_response(body, "u", 200, now, "t", &scopes()).unwrap_err().to_string();
+            let e = parse_token_response(body, "u", 200, now, "t", &scopes())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{e}");
             assert!(!e.contains("secret-token"), "{e}");
         }

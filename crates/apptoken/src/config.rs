@@ -9,7 +9,9 @@ use serde::Deserialize;
 
 use crate::authority::{Authority, CloudInstance};
 use crate::client::ConfidentialClient;
-use crate::credential::{Certificate, ClientSecret, Credential, SecretAuthMethod, SigningAlgorithm};
+use crate::credential::{
+    Certificate, ClientSecret, Credential, SecretAuthMethod, SigningAlgorithm,
+};
 use crate::error::{Error, Result};
 
 /// The settings of one app identity.
@@ -136,8 +138,14 @@ impl ClientConfig {
             tenant_id: self.tenant_id.clone().or(env.tenant_id.clone()),
             client_id: self.client_id.clone().or(env.client_id.clone()),
             timeout_secs: self.timeout_secs.or(env.timeout_secs),
-            client_secret_auth: self.client_secret_auth.clone().or(env.client_secret_auth.clone()),
-            assertion_algorithm: self.assertion_algorithm.clone().or(env.assertion_algorithm.clone()),
+            client_secret_auth: self
+                .client_secret_auth
+                .clone()
+                .or(env.client_secret_auth.clone()),
+            assertion_algorithm: self
+                .assertion_algorithm
+                .clone()
+                .or(env.assertion_algorithm.clone()),
             ..ClientConfig::default()
         };
         let cred = if self_names_credential { self } else { env };
@@ -154,7 +162,9 @@ impl ClientConfig {
     /// The authority these settings name.
     pub fn authority(&self) -> Result<Authority> {
         let tenant = self.tenant_id.as_deref().ok_or_else(|| {
-            Error::Configuration("no tenant: set tenant_id in the configuration or AZURE_TENANT_ID".into())
+            Error::Configuration(
+                "no tenant: set tenant_id in the configuration or AZURE_TENANT_ID".into(),
+            )
         })?;
         let cloud = match self.authority_host.as_deref() {
             None => CloudInstance::AzurePublic,
@@ -193,10 +203,16 @@ impl ClientConfig {
         }
         // Azure Identity's order: secret, certificate, federated token file.
         if let Some(secret) = &self.client_secret {
-            return Ok(Credential::secret_with(secret.clone(), self.secret_method()?));
+            return Ok(Credential::secret_with(
+                secret.clone(),
+                self.secret_method()?,
+            ));
         }
         if let Some(path) = &self.client_secret_file {
-            return Ok(Credential::secret_with(ClientSecret::from_file(path)?, self.secret_method()?));
+            return Ok(Credential::secret_with(
+                ClientSecret::from_file(path)?,
+                self.secret_method()?,
+            ));
         }
         if let Some(path) = &self.certificate_path {
             let password = match (&self.certificate_password, &self.certificate_password_file) {
@@ -205,7 +221,11 @@ impl ClientConfig {
                 (None, None) => None,
             };
             let cert = Certificate::from_file(path, password.as_ref().map(|p| p.expose_secret()))?;
-            let alg = self.assertion_algorithm.as_deref().map(SigningAlgorithm::parse).transpose()?;
+            let alg = self
+                .assertion_algorithm
+                .as_deref()
+                .map(SigningAlgorithm::parse)
+                .transpose()?;
             return Ok(Credential::certificate_with(
                 cert,
                 self.send_certificate_chain.unwrap_or(false),
@@ -223,7 +243,11 @@ impl ClientConfig {
     }
 
     fn secret_method(&self) -> Result<SecretAuthMethod> {
-        match self.client_secret_auth.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
+        match self
+            .client_secret_auth
+            .as_deref()
+            .map(|s| s.trim().to_ascii_lowercase())
+        {
             None => Ok(SecretAuthMethod::Post),
             Some(m) if m == "post" || m == "client_secret_post" => Ok(SecretAuthMethod::Post),
             Some(m) if m == "basic" || m == "client_secret_basic" => Ok(SecretAuthMethod::Basic),
@@ -236,7 +260,9 @@ impl ClientConfig {
     /// Builds a client from these settings.
     pub fn build_client(&self) -> Result<ConfidentialClient> {
         let client_id = self.client_id.as_deref().ok_or_else(|| {
-            Error::Configuration("no client id: set client_id in the configuration or AZURE_CLIENT_ID".into())
+            Error::Configuration(
+                "no client id: set client_id in the configuration or AZURE_CLIENT_ID".into(),
+            )
         })?;
         let mut b = ConfidentialClient::builder()
             .client_id(client_id)
@@ -251,9 +277,15 @@ impl ClientConfig {
 
 fn read_password(path: &Path) -> Result<SecretString> {
     let bytes = crate::files::read_secret_file(path, "certificate password")?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| Error::Credential(format!("the password file '{}' is not UTF-8 text", path.display())))?;
-    Ok(SecretString::from(text.trim_end_matches(['\r', '\n']).to_string()))
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        Error::Credential(format!(
+            "the password file '{}' is not UTF-8 text",
+            path.display()
+        ))
+    })?;
+    Ok(SecretString::from(
+        text.trim_end_matches(['\r', '\n']).to_string(),
+    ))
 }
 
 #[cfg(test)]
@@ -262,13 +294,18 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> ClientConfig {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         ClientConfig::from_env_vars(|k| map.get(k).cloned()).unwrap()
     }
 
     #[test]
     fn env_fills_gaps_and_file_credential_wins() {
-        let file = ClientConfig::from_toml_str("tenant_id = \"a.example\"\nclient_secret_file = \"/x\"").unwrap();
+        let file =
+            ClientConfig::from_toml_str("tenant_id = \"a.example\"\nclient_secret_file = \"/x\"")
+                .unwrap();
         let e = env(&[
             ("AZURE_TENANT_ID", "b.example"),
             ("AZURE_CLIENT_ID", "cid"),
@@ -278,7 +315,10 @@ mod tests {
         let m = file.or_env(e);
         assert_eq!(m.tenant_id.as_deref(), Some("a.example"));
         assert_eq!(m.client_id.as_deref(), Some("cid"));
-        assert!(m.client_secret.is_none(), "the file's credential is used whole");
+        assert!(
+            m.client_secret.is_none(),
+            "the file's credential is used whole"
+        );
         assert_eq!(m.client_secret_file.as_deref(), Some(Path::new("/x")));
         assert_eq!(m.authority().unwrap().url(), "http://127.0.0.1:9/a.example");
     }
@@ -297,19 +337,44 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
-        let e = ClientConfig::from_toml_str("tenant = \"x\"").unwrap_err().to_string();
+        let e = ClientConfig::from_toml_str("tenant = \"x\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("tenant") && e.contains("line 1"), "{e}");
-        let e = ClientConfig::from_env_vars(|k| (k == "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN").then(|| "maybe".into()))
-            .unwrap_err();
-        assert!(e.to_string().contains("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN"));
-        let e = ClientConfig::default().credential().unwrap_err().to_string();
+        let e = ClientConfig::from_env_vars(|k| {
+            (k == "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN").then(|| "maybe".into())
+        })
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN")
+        );
+        let e = ClientConfig::default()
+            .credential()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("AZURE_CLIENT_SECRET"), "{e}");
-        let two = ClientConfig::from_toml_str("client_secret_file = \"/a\"\ncertificate_path = \"/b\"").unwrap();
-        assert!(two.credential().unwrap_err().to_string().contains("more than one"));
+        let two =
+            ClientConfig::from_toml_str("client_secret_file = \"/a\"\ncertificate_path = \"/b\"")
+                .unwrap();
+        assert!(
+            two.credential()
+                .unwrap_err()
+                .to_string()
+                .contains("more than one")
+        );
         let e = ClientConfig::default().authority().unwrap_err().to_string();
         assert!(e.contains("AZURE_TENANT_ID"), "{e}");
         let m = env(&[("AZURE_CLIENT_SECRET", "s")]).or_env(ClientConfig::default());
-        let bad = ClientConfig { client_secret_auth: Some("digest".into()), ..m };
-        assert!(bad.credential().unwrap_err().to_string().contains("'post' or 'basic'"));
+        let bad = ClientConfig {
+            client_secret_auth: Some("digest".into()),
+            ..m
+        };
+        assert!(
+            bad.credential()
+                .unwrap_err()
+                .to_string()
+                .contains("'post' or 'basic'")
+        );
     }
 }

@@ -11,7 +11,11 @@ pub(crate) struct Metadata {
     pub(crate) issuer: Option<String>,
 }
 
-pub(crate) async fn fetch(http: &Http, discovery_url: &str, client_request_id: &str) -> Result<Metadata> {
+pub(crate) async fn fetch(
+    http: &Http,
+    discovery_url: &str,
+    client_request_id: &str,
+) -> Result<Metadata> {
     let resp = http.get(discovery_url, client_request_id).await?;
     if !(200..300).contains(&resp.status) {
         return Err(resp.into_server_error());
@@ -31,8 +35,11 @@ pub(crate) fn parse(body: &[u8], url: &str, status: u16) -> Result<Metadata> {
         .get("token_endpoint")
         .and_then(|v| v.as_str())
         .ok_or_else(|| invalid("the OpenID discovery document has no token_endpoint".into()))?;
-    let parsed = url::Url::parse(token_endpoint)
-        .map_err(|e| invalid(format!("the discovery document's token_endpoint is not a URL ({e})")))?;
+    let parsed = url::Url::parse(token_endpoint).map_err(|e| {
+        invalid(format!(
+            "the discovery document's token_endpoint is not a URL ({e})"
+        ))
+    })?;
     let secure = parsed.scheme() == "https" || (parsed.scheme() == "http" && is_loopback(&parsed));
     if !secure {
         return Err(invalid(format!(
@@ -41,7 +48,10 @@ pub(crate) fn parse(body: &[u8], url: &str, status: u16) -> Result<Metadata> {
     }
     Ok(Metadata {
         token_endpoint: token_endpoint.to_string(),
-        issuer: doc.get("issuer").and_then(|v| v.as_str()).map(str::to_string),
+        issuer: doc
+            .get("issuer")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
     })
 }
 
@@ -51,12 +61,27 @@ mod tests {
 
     #[test]
     fn parses_and_checks_token_endpoint() {
-        let m = parse(br#"{"token_endpoint":"https://l/t/oauth2/v2.0/token","issuer":"https://l/t/v2.0"}"#, "u", 200).unwrap();
+        let m = parse(
+            br#"{"token_endpoint":"https://l/t/oauth2/v2.0/token","issuer":"https://l/t/v2.0"}"#,
+            "u",
+            200,
+        )
+        .unwrap();
         assert_eq!(m.token_endpoint, "https://l/t/oauth2/v2.0/token");
         assert!(parse(br#"{"token_endpoint":"http://evil/t"}"#, "u", 200).is_err());
         assert!(parse(br#"{"token_endpoint":"http://127.0.0.1:9/t"}"#, "u", 200).is_ok());
-        assert!(parse(br#"{"issuer":"x"}"#, "u", 200).unwrap_err().to_string().contains("no token_endpoint"));
-        assert!(parse(b"<html>", "u", 200).unwrap_err().to_string().contains("not JSON"));
+        assert!(
+            parse(br#"{"issuer":"x"}"#, "u", 200)
+                .unwrap_err()
+                .to_string()
+                .contains("no token_endpoint")
+        );
+        assert!(
+            parse(b"<html>", "u", 200)
+                .unwrap_err()
+                .to_string()
+                .contains("not JSON")
+        );
         assert!(parse(br#"{"token_endpoint":42}"#, "u", 200).is_err());
     }
 }

@@ -86,7 +86,9 @@ impl Error {
 
     /// The AADSTS codes of an identity provider error (empty otherwise).
     pub fn aadsts_codes(&self) -> &[i64] {
-        self.server_error().map(|e| e.error_codes.as_slice()).unwrap_or(&[])
+        self.server_error()
+            .map(|e| e.error_codes.as_slice())
+            .unwrap_or(&[])
     }
 
     /// The HTTP status of the answer that caused this error, if there was one.
@@ -161,7 +163,10 @@ pub struct ServerError {
 impl ServerError {
     /// The `AADSTSnnnnn` codes as strings, for messages and searches.
     pub fn aadsts(&self) -> Vec<String> {
-        self.error_codes.iter().map(|c| format!("AADSTS{c}")).collect()
+        self.error_codes
+            .iter()
+            .map(|c| format!("AADSTS{c}"))
+            .collect()
     }
 }
 
@@ -184,7 +189,11 @@ impl fmt::Debug for ServerError {
 
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the identity provider refused the request (HTTP {}", self.status)?;
+        write!(
+            f,
+            "the identity provider refused the request (HTTP {}",
+            self.status
+        )?;
         if !self.error.is_empty() {
             write!(f, ", {}", self.error)?;
         }

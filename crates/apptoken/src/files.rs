@@ -13,10 +13,17 @@ const MAX_SECRET_FILE: u64 = 1024 * 1024;
 /// password). Refuses files that other users can read, files over 1 MiB and
 /// empty files. The message never contains the file's content.
 pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::Credential(format!("cannot read the {what} file '{}': {e}", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::Credential(format!(
+            "cannot read the {what} file '{}': {e}",
+            path.display()
+        ))
+    })?;
     if !meta.is_file() {
-        return Err(Error::Credential(format!("the {what} file '{}' is not a regular file", path.display())));
+        return Err(Error::Credential(format!(
+            "the {what} file '{}' is not a regular file",
+            path.display()
+        )));
     }
     check_permissions(path, &meta, what)?;
     if meta.len() > MAX_SECRET_FILE {
@@ -26,10 +33,17 @@ pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<
             meta.len()
         )));
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::Credential(format!("cannot read the {what} file '{}': {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::Credential(format!(
+            "cannot read the {what} file '{}': {e}",
+            path.display()
+        ))
+    })?;
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(Error::Credential(format!("the {what} file '{}' is empty", path.display())));
+        return Err(Error::Credential(format!(
+            "the {what} file '{}' is empty",
+            path.display()
+        )));
     }
     Ok(Zeroizing::new(bytes))
 }
@@ -66,11 +80,16 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         write!(f, "s3cr3t-value").unwrap();
         std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = read_secret_file(f.path(), "client secret").unwrap_err().to_string();
+        let e = read_secret_file(f.path(), "client secret")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("0644") && e.contains("chmod 600"), "{e}");
         assert!(!e.contains("s3cr3t"), "{e}");
         std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(&read_secret_file(f.path(), "client secret").unwrap()[..], b"s3cr3t-value");
+        assert_eq!(
+            &read_secret_file(f.path(), "client secret").unwrap()[..],
+            b"s3cr3t-value"
+        );
     }
 
     #[test]

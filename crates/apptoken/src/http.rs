@@ -34,7 +34,10 @@ impl Http {
     }
 
     pub(crate) async fn get(&self, url: &str, client_request_id: &str) -> Result<Response> {
-        let req = self.client.get(url).headers(common_headers(client_request_id));
+        let req = self
+            .client
+            .get(url)
+            .headers(common_headers(client_request_id));
         self.send(url, req).await
     }
 
@@ -45,10 +48,18 @@ impl Http {
         authorization: Option<&SecretString>,
         client_request_id: &str,
     ) -> Result<Response> {
-        let mut req = self.client.post(url).headers(common_headers(client_request_id)).form(form);
+        let mut req = self
+            .client
+            .post(url)
+            .headers(common_headers(client_request_id))
+            .form(form);
         if let Some(auth) = authorization {
-            let mut value = reqwest::header::HeaderValue::from_str(auth.expose_secret())
-                .map_err(|_| Error::Credential("the client secret contains characters that cannot be sent".into()))?;
+            let mut value =
+                reqwest::header::HeaderValue::from_str(auth.expose_secret()).map_err(|_| {
+                    Error::Credential(
+                        "the client secret contains characters that cannot be sent".into(),
+                    )
+                })?;
             value.set_sensitive(true);
             req = req.header(reqwest::header::AUTHORIZATION, value);
         }
@@ -97,13 +108,22 @@ fn common_headers(client_request_id: &str) -> reqwest::header::HeaderMap {
     if let Ok(v) = HeaderValue::from_str(client_request_id) {
         h.insert(HeaderName::from_static("client-request-id"), v);
     }
-    h.insert(HeaderName::from_static("return-client-request-id"), HeaderValue::from_static("true"));
-    h.insert(HeaderName::from_static("x-client-sku"), HeaderValue::from_static("apptoken.rust"));
+    h.insert(
+        HeaderName::from_static("return-client-request-id"),
+        HeaderValue::from_static("true"),
+    );
+    h.insert(
+        HeaderName::from_static("x-client-sku"),
+        HeaderValue::from_static("apptoken.rust"),
+    );
     h.insert(
         HeaderName::from_static("x-client-ver"),
         HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
     );
-    h.insert(reqwest::header::ACCEPT, HeaderValue::from_static("application/json"));
+    h.insert(
+        reqwest::header::ACCEPT,
+        HeaderValue::from_static("application/json"),
+    );
     h
 }
 
@@ -140,7 +160,10 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 impl Response {
@@ -180,7 +203,10 @@ impl Response {
                 err.error_codes = b
                     .error_codes
                     .iter()
-                    .filter_map(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+                    .filter_map(|v| {
+                        v.as_i64()
+                            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    })
                     .collect();
                 err.suberror = b.suberror;
                 err.trace_id = b.trace_id;
@@ -215,8 +241,14 @@ mod tests {
         assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
         let future = std::time::SystemTime::now() + Duration::from_secs(120);
         let d = parse_retry_after(&httpdate::fmt_http_date(future)).unwrap();
-        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("-5"), None);
     }
@@ -237,7 +269,10 @@ mod tests {
         assert_eq!(s.correlation_id.as_deref(), Some("c"));
         assert_eq!(s.error_uri.as_deref(), Some("https://x/error?code=7000215"));
         let shown = e.to_string();
-        assert!(shown.contains("AADSTS7000215: Invalid client secret provided."), "{shown}");
+        assert!(
+            shown.contains("AADSTS7000215: Invalid client secret provided."),
+            "{shown}"
+        );
         assert!(shown.contains("HTTP 401, invalid_client"), "{shown}");
         assert!(!e.is_retryable());
     }

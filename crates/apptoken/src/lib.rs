@@ -20,8 +20,8 @@ pub use client::{ConfidentialClient, ConfidentialClientBuilder, TokenRequest};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::ClientConfig;
 pub use credential::{
-    AssertionContext, AssertionFuture, AssertionSigner, Certificate, ClientSecret, Credential, SecretAuthMethod,
-    SignFuture, SigningAlgorithm,
+    AssertionContext, AssertionFuture, AssertionSigner, Certificate, ClientSecret, Credential,
+    SecretAuthMethod, SignFuture, SigningAlgorithm,
 };
 pub use error::{Error, Result, ServerError};
 pub use scope::Scopes;

@@ -52,7 +52,9 @@ impl Scopes {
         if original.len() > 1 {
             return Err(Error::InvalidScope {
                 scope: original.join(" "),
-                reason: "a token is issued for one resource at a time; request one token per resource".into(),
+                reason:
+                    "a token is issued for one resource at a time; request one token per resource"
+                        .into(),
             });
         }
         let mut lower: Vec<String> = original.iter().map(|s| s.to_ascii_lowercase()).collect();
@@ -109,7 +111,10 @@ fn validate(scope: &str) -> Result<()> {
     if resource.is_empty() {
         return refuse("the resource before '/.default' is empty");
     }
-    if scope.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+    if scope
+        .chars()
+        .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
         return refuse("it contains characters that are not allowed in a scope");
     }
     Ok(())
@@ -132,7 +137,13 @@ mod tests {
 
     #[test]
     fn refuses_delegated_and_empty_scopes() {
-        for bad in ["User.Read", "https://graph.microsoft.com/User.Read", "/.default", "", "api://x\"/.default"] {
+        for bad in [
+            "User.Read",
+            "https://graph.microsoft.com/User.Read",
+            "/.default",
+            "",
+            "api://x\"/.default",
+        ] {
             let e = Scopes::new([bad]).unwrap_err();
             assert!(matches!(e, Error::InvalidScope { .. }), "{bad:?}: {e}");
             assert!(e.to_string().contains("/.default"), "{e}");

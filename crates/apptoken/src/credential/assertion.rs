@@ -31,14 +31,24 @@ pub(crate) async fn build_assertion(
     header.insert("typ".into(), json!("JWT"));
     match algorithm {
         SigningAlgorithm::Ps256 => {
-            header.insert("x5t#S256".into(), json!(URL_SAFE_NO_PAD.encode(certificate.sha256())));
+            header.insert(
+                "x5t#S256".into(),
+                json!(URL_SAFE_NO_PAD.encode(certificate.sha256())),
+            );
         }
         SigningAlgorithm::Rs256 => {
-            header.insert("x5t".into(), json!(URL_SAFE_NO_PAD.encode(certificate.sha1())));
+            header.insert(
+                "x5t".into(),
+                json!(URL_SAFE_NO_PAD.encode(certificate.sha1())),
+            );
         }
     }
     if send_x5c {
-        let chain: Vec<String> = certificate.chain_der().iter().map(|d| STANDARD.encode(d)).collect();
+        let chain: Vec<String> = certificate
+            .chain_der()
+            .iter()
+            .map(|d| STANDARD.encode(d))
+            .collect();
         header.insert("x5c".into(), json!(chain));
     }
     let iat = now.unix_timestamp();
@@ -56,8 +66,14 @@ pub(crate) async fn build_assertion(
         URL_SAFE_NO_PAD.encode(serde_json::Value::Object(header).to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    let signature = certificate.signer().sign(algorithm, signing_input.as_bytes()).await?;
-    Ok(SecretString::from(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))))
+    let signature = certificate
+        .signer()
+        .sign(algorithm, signing_input.as_bytes())
+        .await?;
+    Ok(SecretString::from(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature)
+    )))
 }
 
 #[cfg(test)]
@@ -89,7 +105,12 @@ mod tests {
     fn decoding_key() -> DecodingKey {
         let der = leaf_der();
         let cert = x509_cert::Certificate::from_der(&der).unwrap();
-        DecodingKey::from_rsa_der(cert.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes())
+        DecodingKey::from_rsa_der(
+            cert.tbs_certificate()
+                .subject_public_key_info()
+                .subject_public_key
+                .raw_bytes(),
+        )
     }
 
     #[derive(serde::Deserialize)]
@@ -130,9 +151,18 @@ mod tests {
         assert!(header.x5t.is_none() && header.x5c.is_none());
         let want = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(leaf_der()));
         assert_eq!(header.x5t_s256.as_deref(), Some(want.as_str()));
-        let data = jsonwebtoken::decode::<Claims>(&jwt, &decoding_key(), &validation(Algorithm::PS256)).unwrap();
+        let data =
+            jsonwebtoken::decode::<Claims>(&jwt, &decoding_key(), &validation(Algorithm::PS256))
+                .unwrap();
         let c = data.claims;
-        assert_eq!((c.aud.as_str(), c.iss.as_str(), c.sub.as_str()), (ctx().token_endpoint.as_str(), ctx().client_id.as_str(), ctx().client_id.as_str()));
+        assert_eq!(
+            (c.aud.as_str(), c.iss.as_str(), c.sub.as_str()),
+            (
+                ctx().token_endpoint.as_str(),
+                ctx().client_id.as_str(),
+                ctx().client_id.as_str()
+            )
+        );
         assert_eq!(c.exp - c.nbf, ASSERTION_LIFETIME_SECS);
         assert_eq!(c.iat, c.nbf);
         assert!(uuid::Uuid::parse_str(&c.jti).is_ok());
@@ -150,9 +180,13 @@ mod tests {
         assert_eq!(x5c.len(), 2, "leaf and CA");
         // standard base64 with padding, of DER (not of PEM text), leaf first
         assert_eq!(STANDARD.decode(&x5c[0]).unwrap(), leaf_der());
-        assert!(x5c.iter().all(|e| e.len() % 4 == 0 && !e.contains('-') && !e.contains('_')));
+        assert!(
+            x5c.iter()
+                .all(|e| e.len() % 4 == 0 && !e.contains('-') && !e.contains('_'))
+        );
         assert!(!String::from_utf8_lossy(&STANDARD.decode(&x5c[0]).unwrap()).contains("BEGIN"));
-        jsonwebtoken::decode::<Claims>(&jwt, &decoding_key(), &validation(Algorithm::RS256)).unwrap();
+        jsonwebtoken::decode::<Claims>(&jwt, &decoding_key(), &validation(Algorithm::RS256))
+            .unwrap();
     }
 
     #[tokio::test]
@@ -160,7 +194,12 @@ mod tests {
         let a = make(SigningAlgorithm::Ps256, false).await;
         let b = make(SigningAlgorithm::Ps256, false).await;
         let payload = |jwt: &str| -> serde_json::Value {
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap()).unwrap()
+            serde_json::from_slice(
+                &URL_SAFE_NO_PAD
+                    .decode(jwt.split('.').nth(1).unwrap())
+                    .unwrap(),
+            )
+            .unwrap()
         };
         let (pa, pb) = (payload(&a), payload(&b));
         for k in ["exp", "nbf", "iat"] {
@@ -175,10 +214,14 @@ mod tests {
     async fn a_tampered_assertion_does_not_verify() {
         let jwt = make(SigningAlgorithm::Ps256, false).await;
         let mut parts: Vec<String> = jwt.split('.').map(str::to_string).collect();
-        let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+        let mut claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
         claims["sub"] = serde_json::json!("someone-else");
         parts[1] = URL_SAFE_NO_PAD.encode(claims.to_string());
         let forged = parts.join(".");
-        assert!(jsonwebtoken::decode::<Claims>(&forged, &decoding_key(), &validation(Algorithm::PS256)).is_err());
+        assert!(
+            jsonwebtoken::decode::<Claims>(&forged, &decoding_key(), &validation(Algorithm::PS256))
+                .is_err()
+        );
     }
 }

@@ -70,7 +70,11 @@ struct RsaSigner {
 
 impl fmt::Debug for RsaSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RsaSigner(RSA-{}, [redacted])", self.key.public_modulus_len() * 8)
+        write!(
+            f,
+            "RsaSigner(RSA-{}, [redacted])",
+            self.key.public_modulus_len() * 8
+        )
     }
 }
 
@@ -84,7 +88,9 @@ impl AssertionSigner for RsaSigner {
             let mut out = vec![0u8; self.key.public_modulus_len()];
             self.key
                 .sign(padding, &self.rng, message, &mut out)
-                .map_err(|_| Error::Credential("the RSA key could not sign the client assertion".into()))?;
+                .map_err(|_| {
+                    Error::Credential("the RSA key could not sign the client assertion".into())
+                })?;
             Ok(out)
         })
     }
@@ -150,7 +156,9 @@ impl Certificate {
             match label {
                 "CERTIFICATE" => certs.push(der.to_vec()),
                 "PRIVATE KEY" | "RSA PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" if key.is_some() => {
-                    return Err(Error::Credential("the PEM holds more than one private key".into()));
+                    return Err(Error::Credential(
+                        "the PEM holds more than one private key".into(),
+                    ));
                 }
                 "PRIVATE KEY" => key = Some(der),
                 "RSA PRIVATE KEY" => {
@@ -163,8 +171,9 @@ impl Certificate {
                             "the private key is encrypted; give its password (AZURE_CLIENT_CERTIFICATE_PASSWORD)".into(),
                         ));
                     };
-                    let info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(&der)
-                        .map_err(|e| Error::Credential(format!("the encrypted private key does not parse: {e}")))?;
+                    let info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(&der).map_err(|e| {
+                        Error::Credential(format!("the encrypted private key does not parse: {e}"))
+                    })?;
                     let doc = info.decrypt(pw.as_bytes()).map_err(|_| {
                         Error::Credential(
                             "the encrypted private key could not be decrypted: wrong password or unsupported encryption".into(),
@@ -174,7 +183,8 @@ impl Certificate {
                 }
                 "EC PRIVATE KEY" => {
                     return Err(Error::Credential(
-                        "the key is an EC key; Entra ID takes RSA keys for client assertions".into(),
+                        "the key is an EC key; Entra ID takes RSA keys for client assertions"
+                            .into(),
                     ));
                 }
                 _ => {}
@@ -193,7 +203,11 @@ impl Certificate {
     }
 
     /// Parses separate certificate PEM and key PEM.
-    pub fn from_pem_parts(cert_pem: &[u8], key_pem: &[u8], password: Option<&str>) -> Result<Certificate> {
+    pub fn from_pem_parts(
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        password: Option<&str>,
+    ) -> Result<Certificate> {
         let mut joined = Zeroizing::new(cert_pem.to_vec());
         joined.push(b'\n');
         joined.extend_from_slice(key_pem);
@@ -202,34 +216,46 @@ impl Certificate {
 
     /// Parses a PKCS#12 (`.pfx`) archive.
     pub fn from_pkcs12(der: &[u8], password: &str) -> Result<Certificate> {
-        let store = p12_keystore::KeyStore::from_pkcs12(der, password, p12_keystore::Pkcs12ImportPolicy::Relaxed)
-            .map_err(|e| {
-                let msg = e.to_string();
-                if msg.to_ascii_lowercase().contains("mac") {
-                    Error::Credential("the PFX could not be opened: wrong password".into())
-                } else {
-                    Error::Credential(format!("the file is neither PEM nor a PFX that opens with this password ({msg})"))
-                }
-            })?;
-        let (_, chain) = store
-            .private_key_chain()
-            .ok_or_else(|| Error::Credential("the PFX holds no private key with a certificate".into()))?;
-        let key_pair = RsaKeyPair::from_pkcs8(chain.key().as_der())
-            .map_err(|e| Error::Credential(format!("the PFX's private key is not a usable RSA key ({e})")))?;
+        let store = p12_keystore::KeyStore::from_pkcs12(
+            der,
+            password,
+            p12_keystore::Pkcs12ImportPolicy::Relaxed,
+        )
+        .map_err(|e| {
+            let msg = e.to_string();
+            if msg.to_ascii_lowercase().contains("mac") {
+                Error::Credential("the PFX could not be opened: wrong password".into())
+            } else {
+                Error::Credential(format!(
+                    "the file is neither PEM nor a PFX that opens with this password ({msg})"
+                ))
+            }
+        })?;
+        let (_, chain) = store.private_key_chain().ok_or_else(|| {
+            Error::Credential("the PFX holds no private key with a certificate".into())
+        })?;
+        let key_pair = RsaKeyPair::from_pkcs8(chain.key().as_der()).map_err(|e| {
+            Error::Credential(format!(
+                "the PFX's private key is not a usable RSA key ({e})"
+            ))
+        })?;
         let mut certs: Vec<Vec<u8>> = chain.certs().iter().map(|c| c.as_der().to_vec()).collect();
         // Certificates stored beside the key chain (some tools put the CA chain there).
         for (_, entry) in store.entries() {
-            if let p12_keystore::KeyStoreEntry::Certificate(c) = entry {
-                if !certs.iter().any(|d| d.as_slice() == c.as_der()) {
-                    certs.push(c.as_der().to_vec());
-                }
+            if let p12_keystore::KeyStoreEntry::Certificate(c) = entry
+                && !certs.iter().any(|d| d.as_slice() == c.as_der())
+            {
+                certs.push(c.as_der().to_vec());
             }
         }
         Certificate::from_rsa_key(certs, key_pair)
     }
 
     /// A certificate whose key is held elsewhere. `chain` is DER, leaf first.
-    pub fn from_signer(chain: Vec<Vec<u8>>, signer: Arc<dyn AssertionSigner>) -> Result<Certificate> {
+    pub fn from_signer(
+        chain: Vec<Vec<u8>>,
+        signer: Arc<dyn AssertionSigner>,
+    ) -> Result<Certificate> {
         if chain.is_empty() {
             return Err(Error::Credential("no certificate given".into()));
         }
@@ -238,7 +264,9 @@ impl Certificate {
 
     fn from_rsa_key(certs: Vec<Vec<u8>>, key: RsaKeyPair) -> Result<Certificate> {
         if certs.is_empty() {
-            return Err(Error::Credential("no certificate found beside the private key".into()));
+            return Err(Error::Credential(
+                "no certificate found beside the private key".into(),
+            ));
         }
         let public = key.public_key().as_ref().to_vec();
         // The leaf is the certificate whose public key is the private key's.
@@ -276,8 +304,9 @@ impl Certificate {
         let _ = cert.to_der();
         let tbs = cert.tbs_certificate();
         let to_time = |t: x509_cert::time::Time| {
-            OffsetDateTime::from_unix_timestamp(t.to_unix_duration().as_secs() as i64)
-                .map_err(|_| Error::Credential("the certificate's validity dates are out of range".into()))
+            OffsetDateTime::from_unix_timestamp(t.to_unix_duration().as_secs() as i64).map_err(
+                |_| Error::Credential("the certificate's validity dates are out of range".into()),
+            )
         };
         let not_before = to_time(tbs.validity().not_before)?;
         let not_after = to_time(tbs.validity().not_after)?;
@@ -348,10 +377,12 @@ impl Certificate {
 
 fn hex_upper(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02X}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02X}");
+            s
+        })
 }
 
 /// Splits PEM text into its `-----BEGIN …-----` … `-----END …-----` blocks.
@@ -360,9 +391,13 @@ fn pem_blocks(text: &[u8]) -> Vec<&[u8]> {
     let mut rest = text;
     while let Some(start) = find(rest, b"-----BEGIN ") {
         let after = &rest[start..];
-        let Some(end_marker) = find(after, b"-----END ") else { break };
+        let Some(end_marker) = find(after, b"-----END ") else {
+            break;
+        };
         let tail = &after[end_marker + 9..];
-        let Some(close) = find(tail, b"-----") else { break };
+        let Some(close) = find(tail, b"-----") else {
+            break;
+        };
         let block_len = end_marker + 9 + close + 5;
         out.push(&after[..block_len]);
         rest = &after[block_len..];
@@ -390,7 +425,13 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(Certificate::from_pem(b"", None).is_err());
-        assert!(Certificate::from_pem(b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----", None).is_err());
+        assert!(
+            Certificate::from_pem(
+                b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----",
+                None
+            )
+            .is_err()
+        );
         assert!(Certificate::from_pkcs12(b"\x30\x03\x02\x01\x03", "x").is_err());
         assert!(Certificate::from_pkcs12(&[0xff; 64], "x").is_err());
         assert!(Certificate::from_signer(vec![], Arc::new(NoSigner)).is_err());
@@ -427,8 +468,14 @@ mod fixture_tests {
         let all = [
             Certificate::from_pem(&read("leaf.combined.pem"), None).unwrap(),
             Certificate::from_pem(&read("leaf.chain.pem"), None).unwrap(),
-            Certificate::from_pem_parts(&read("leaf.cert.pem"), &read("leaf.pkcs1.pem"), None).unwrap(),
-            Certificate::from_pem_parts(&read("leaf.cert.pem"), &read("leaf.encrypted.pem"), Some(PW)).unwrap(),
+            Certificate::from_pem_parts(&read("leaf.cert.pem"), &read("leaf.pkcs1.pem"), None)
+                .unwrap(),
+            Certificate::from_pem_parts(
+                &read("leaf.cert.pem"),
+                &read("leaf.encrypted.pem"),
+                Some(PW),
+            )
+            .unwrap(),
             Certificate::from_pkcs12(&read("leaf.pfx"), PW).unwrap(),
             Certificate::from_pkcs12(&read("leaf.legacy.pfx"), PW).unwrap(),
         ];
@@ -446,27 +493,42 @@ mod fixture_tests {
 
     #[test]
     fn wrong_passwords_and_wrong_keys_are_clear_errors() {
-        let e = Certificate::from_pkcs12(&read("leaf.pfx"), "nope").unwrap_err().to_string();
-        assert!(e.contains("password"), "{e}");
-        let e = Certificate::from_pem_parts(&read("leaf.cert.pem"), &read("leaf.encrypted.pem"), Some("nope"))
+        let e = Certificate::from_pkcs12(&read("leaf.pfx"), "nope")
             .unwrap_err()
             .to_string();
         assert!(e.contains("password"), "{e}");
-        let e = Certificate::from_pem_parts(&read("leaf.cert.pem"), &read("leaf.encrypted.pem"), None)
-            .unwrap_err()
-            .to_string();
+        let e = Certificate::from_pem_parts(
+            &read("leaf.cert.pem"),
+            &read("leaf.encrypted.pem"),
+            Some("nope"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("password"), "{e}");
+        let e =
+            Certificate::from_pem_parts(&read("leaf.cert.pem"), &read("leaf.encrypted.pem"), None)
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("encrypted"), "{e}");
         let e = Certificate::from_pem_parts(&read("ca.cert.pem"), &read("leaf.pkcs8.pem"), None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("does not match"), "{e}");
-        let e = Certificate::from_pem(&read("leaf.cert.pem"), None).unwrap_err().to_string();
+        let e = Certificate::from_pem(&read("leaf.cert.pem"), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no private key"), "{e}");
-        let e = Certificate::from_pem(&read("leaf.pkcs8.pem"), None).unwrap_err().to_string();
+        let e = Certificate::from_pem(&read("leaf.pkcs8.pem"), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no certificate"), "{e}");
-        let e = Certificate::from_pem(&read("ec.combined.pem"), None).unwrap_err().to_string();
+        let e = Certificate::from_pem(&read("ec.combined.pem"), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("EC key"), "{e}");
-        let e = Certificate::from_pkcs12(b"not a pfx", PW).unwrap_err().to_string();
+        let e = Certificate::from_pkcs12(b"not a pfx", PW)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("neither PEM nor a PFX"), "{e}");
     }
 
@@ -491,6 +553,9 @@ mod fixture_tests {
     #[test]
     fn debug_redacts_the_key() {
         let shown = format!("{:?}", leaf());
-        assert!(shown.contains("[redacted]") && !shown.contains("PRIVATE"), "{shown}");
+        assert!(
+            shown.contains("[redacted]") && !shown.contains("PRIVATE"),
+            "{shown}"
+        );
     }
 }

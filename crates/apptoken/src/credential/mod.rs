@@ -35,7 +35,10 @@ impl ClientSecret {
     pub fn from_file(path: impl AsRef<Path>) -> Result<ClientSecret> {
         let bytes = crate::files::read_secret_file(path.as_ref(), "client secret")?;
         let text = std::str::from_utf8(&bytes).map_err(|_| {
-            Error::Credential(format!("the client secret file '{}' is not UTF-8 text", path.as_ref().display()))
+            Error::Credential(format!(
+                "the client secret file '{}' is not UTF-8 text",
+                path.as_ref().display()
+            ))
         })?;
         Ok(ClientSecret::new(text.trim()))
     }
@@ -73,7 +76,8 @@ pub struct AssertionContext {
 }
 
 /// The future an assertion callback returns.
-pub type AssertionFuture = Pin<Box<dyn Future<Output = Result<String, Box<dyn std::error::Error + Send + Sync>>> + Send>>;
+pub type AssertionFuture =
+    Pin<Box<dyn Future<Output = Result<String, Box<dyn std::error::Error + Send + Sync>>> + Send>>;
 
 type Callback = Arc<dyn Fn(AssertionContext) -> AssertionFuture + Send + Sync>;
 
@@ -153,7 +157,11 @@ impl Credential {
     /// A certificate with options: `send_x5c` adds the certificate chain to
     /// each assertion (subject name + issuer authentication);
     /// `algorithm` overrides the authority's default.
-    pub fn certificate_with(certificate: Certificate, send_x5c: bool, algorithm: Option<SigningAlgorithm>) -> Credential {
+    pub fn certificate_with(
+        certificate: Certificate,
+        send_x5c: bool,
+        algorithm: Option<SigningAlgorithm>,
+    ) -> Credential {
         Credential {
             kind: Kind::Certificate {
                 certificate,
@@ -227,9 +235,9 @@ impl Credential {
                 Ok(ClientAuth::Assertion(jwt))
             }
             Kind::Callback(cb) => {
-                let jwt = cb(ctx)
-                    .await
-                    .map_err(|e| Error::Credential(format!("the assertion callback failed: {e}")))?;
+                let jwt = cb(ctx).await.map_err(|e| {
+                    Error::Credential(format!("the assertion callback failed: {e}"))
+                })?;
                 let jwt = jwt.trim().to_string();
                 check_assertion_shape(&jwt, "the assertion callback")?;
                 Ok(ClientAuth::Assertion(SecretString::from(jwt)))
@@ -244,13 +252,24 @@ impl Credential {
 
 async fn read_assertion_file(path: &Path) -> Result<SecretString> {
     let bytes = tokio::fs::read(path).await.map_err(|e| {
-        Error::Credential(format!("cannot read the federated token file '{}': {e}", path.display()))
+        Error::Credential(format!(
+            "cannot read the federated token file '{}': {e}",
+            path.display()
+        ))
     })?;
     let bytes = zeroize::Zeroizing::new(bytes);
     let text = std::str::from_utf8(&bytes)
-        .map_err(|_| Error::Credential(format!("the federated token file '{}' is not UTF-8 text", path.display())))?
+        .map_err(|_| {
+            Error::Credential(format!(
+                "the federated token file '{}' is not UTF-8 text",
+                path.display()
+            ))
+        })?
         .trim();
-    check_assertion_shape(text, &format!("the federated token file '{}'", path.display()))?;
+    check_assertion_shape(
+        text,
+        &format!("the federated token file '{}'", path.display()),
+    )?;
     Ok(SecretString::from(text.to_string()))
 }
 
@@ -258,10 +277,16 @@ async fn read_assertion_file(path: &Path) -> Result<SecretString> {
 /// truncated assertion is reported here, not as a server error.
 fn check_assertion_shape(jwt: &str, source: &str) -> Result<()> {
     if jwt.is_empty() {
-        return Err(Error::Credential(format!("{source} gave an empty assertion")));
+        return Err(Error::Credential(format!(
+            "{source} gave an empty assertion"
+        )));
     }
     let parts: Vec<&str> = jwt.split('.').collect();
-    let b64url = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=');
+    let b64url = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=')
+    };
     if parts.len() != 3 || !parts.iter().all(|p| b64url(p)) {
         return Err(Error::Credential(format!(
             "{source} did not give a JWT (expected three base64url segments separated by dots)"
@@ -279,7 +304,11 @@ pub(crate) enum ClientAuth {
 
 impl ClientAuth {
     /// Adds the form fields and returns the `Authorization` header value, if any.
-    pub(crate) fn apply(&self, client_id: &str, form: &mut Vec<(&'static str, String)>) -> Option<SecretString> {
+    pub(crate) fn apply(
+        &self,
+        client_id: &str,
+        form: &mut Vec<(&'static str, String)>,
+    ) -> Option<SecretString> {
         match self {
             ClientAuth::Secret(s) => {
                 form.push(("client_secret", s.expose().to_string()));
@@ -287,8 +316,11 @@ impl ClientAuth {
             }
             ClientAuth::Basic(s) => {
                 use base64::Engine;
-                let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-                let raw = zeroize::Zeroizing::new(format!("{}:{}", enc(client_id), enc(s.expose())));
+                let enc = |v: &str| {
+                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                };
+                let raw =
+                    zeroize::Zeroizing::new(format!("{}:{}", enc(client_id), enc(s.expose())));
                 let b64 = base64::engine::general_purpose::STANDARD.encode(raw.as_bytes());
                 Some(SecretString::from(format!("Basic {b64}")))
             }
@@ -332,9 +364,15 @@ mod tests {
             token_endpoint: "https://x/token".into(),
         };
         let now = time::OffsetDateTime::now_utc();
-        let first = cred.authenticate(ctx.clone(), SigningAlgorithm::Ps256, now).await.unwrap();
+        let first = cred
+            .authenticate(ctx.clone(), SigningAlgorithm::Ps256, now)
+            .await
+            .unwrap();
         std::fs::write(&path, "ddd.eee.fff").unwrap();
-        let second = cred.authenticate(ctx.clone(), SigningAlgorithm::Ps256, now).await.unwrap();
+        let second = cred
+            .authenticate(ctx.clone(), SigningAlgorithm::Ps256, now)
+            .await
+            .unwrap();
         let get = |a: ClientAuth| match a {
             ClientAuth::Assertion(s) => s.expose_secret().to_string(),
             _ => unreachable!("file credentials give assertions"),
@@ -342,10 +380,18 @@ mod tests {
         assert_eq!(get(first), "aaa.bbb.ccc");
         assert_eq!(get(second), "ddd.eee.fff");
         std::fs::write(&path, "").unwrap();
-        let e = cred.authenticate(ctx.clone(), SigningAlgorithm::Ps256, now).await.err().unwrap();
+        let e = cred
+            .authenticate(ctx.clone(), SigningAlgorithm::Ps256, now)
+            .await
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("empty"), "{e}");
         std::fs::remove_file(&path).unwrap();
-        let e = cred.authenticate(ctx, SigningAlgorithm::Ps256, now).await.err().unwrap();
+        let e = cred
+            .authenticate(ctx, SigningAlgorithm::Ps256, now)
+            .await
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("cannot read"), "{e}");
     }
 }

@@ -1,0 +1,143 @@
+//! The command line, defined once: `--help` is generated from these definitions.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Settings of `token` and `call` come from --config FILE (its [identity] table) and from the environment variables \
+Azure Identity uses: AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, \
+AZURE_CLIENT_CERTIFICATE_PATH, AZURE_CLIENT_CERTIFICATE_PASSWORD, \
+AZURE_CLIENT_SEND_CERTIFICATE_CHAIN, AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST. \
+The file wins; the environment fills what it leaves out.
+
+Exit codes: 0 success, 1 other failure, 2 usage error, 3 configuration error, \
+4 the identity provider refused the request, 5 a server could not be reached, \
+6 the web API answered with an error status.";
+
+/// App-only access tokens for daemons: get them, call web APIs with them, and
+/// run a local Entra ID-compatible emulator.
+#[derive(Debug, Parser)]
+#[command(name = "apptoken", version, about, after_help = AFTER_HELP)]
+pub(crate) struct Cli {
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive). Logs go to stderr
+    /// and never contain a secret or a token. Default: warn, or $APPTOKEN_LOG.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub(crate) log_level: Option<String>,
+
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Get an app-only access token and print it as JSON (or only the token with --raw).
+    Token(TokenArgs),
+    /// Call a web API with an app-only token and print the JSON answer.
+    Call(CallArgs),
+    /// Run the local Entra ID-compatible identity provider and sample API until Ctrl-C or SIGTERM.
+    Emulator(EmulatorArgs),
+    /// Run a demonstration on an embedded emulator: secret and certificate authentication, a paged API call.
+    Demo,
+    /// Work with JSON Web Tokens.
+    Jwt {
+        #[command(subcommand)]
+        command: JwtCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TokenArgs {
+    /// Configuration file (TOML) with an [identity] table.
+    #[arg(long, env = "APPTOKEN_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The scope: the resource's application ID URI followed by /.default.
+    #[arg(long, env = "APPTOKEN_SCOPE")]
+    pub(crate) scope: String,
+    /// Request the token from this tenant instead of the configured one.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// Skip the cache and ask the identity provider.
+    #[arg(long)]
+    pub(crate) force_refresh: bool,
+    /// Print only the token.
+    #[arg(long)]
+    pub(crate) raw: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CallArgs {
+    /// Configuration file (TOML) with an [identity] table.
+    #[arg(long, env = "APPTOKEN_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The scope of the token; default: $APPTOKEN_SCOPE, else the URL's origin followed by /.default.
+    #[arg(long, env = "APPTOKEN_SCOPE")]
+    pub(crate) scope: Option<String>,
+    /// Request the token from this tenant instead of the configured one.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// [METHOD] URL: the method (default GET) and the address.
+    #[arg(num_args = 1..=2, required = true, value_names = ["METHOD", "URL"])]
+    pub(crate) target: Vec<String>,
+    /// Request body: JSON text, or @FILE to read it from a file (@- for standard input).
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub(crate) data: Option<String>,
+    /// Follow @odata.nextLink (and Link: rel="next") and print all items as one {"value": [...]}.
+    #[arg(long)]
+    pub(crate) all_pages: bool,
+    /// Stop after this many pages with --all-pages.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) max_pages: usize,
+    /// Header to add, as "Name: value" (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct EmulatorArgs {
+    /// The emulator's configuration (TOML); default: the embedded one, one app in two tenants.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8400")]
+    pub(crate) listen: SocketAddr,
+    /// Where to write (and reuse) the generated credentials, `env` and `emulator.json`.
+    /// Default: $XDG_STATE_HOME/apptoken/emulator (~/.local/state/apptoken/emulator).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JwtCommand {
+    /// Print a JWT's header and claims. The signature is NOT verified.
+    Decode {
+        /// The token, or - (default) to read it from standard input.
+        #[arg(default_value = "-")]
+        token: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,392 @@
+//! End-to-end tests of the `apptoken` binary: the emulator as a child
+//! process, `token`, `call`, `demo`, `jwt decode`, and the error paths with
+//! their exit codes. Everything on 127.0.0.1, ephemeral ports.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_apptoken");
+
+/// A child process killed when dropped.
+struct ChildGuard(Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A command with a clean environment (no AZURE_* from the developer's shell).
+fn apptoken(vars: &HashMap<String, String>) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear();
+    for k in ["PATH", "HOME", "TMPDIR"] {
+        if let Ok(v) = std::env::var(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.envs(vars);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("apptoken runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Parses the emulator's shell-sourceable `env` file.
+fn parse_env_file(path: &Path) -> HashMap<String, String> {
+    let content = std::fs::read_to_string(path).unwrap();
+    let mut out = HashMap::new();
+    for line in content.lines() {
+        let line = line.trim();
+        let Some(rest) = line.strip_prefix("export ") else {
+            continue;
+        };
+        let (k, v) = rest.split_once('=').unwrap();
+        let v = v.trim();
+        let v = v
+            .strip_prefix('\'')
+            .and_then(|v| v.strip_suffix('\''))
+            .unwrap_or(v);
+        out.insert(k.to_string(), v.replace("'\\''", "'"));
+    }
+    out
+}
+
+struct RunningEmulator {
+    child: ChildGuard,
+    state: tempfile::TempDir,
+    env: HashMap<String, String>,
+}
+
+fn start_emulator() -> RunningEmulator {
+    let state = tempfile::tempdir().unwrap();
+    let child = apptoken(&HashMap::new())
+        .args(["emulator", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = ChildGuard(Some(child));
+    let env_file = state.path().join("env");
+    // Wait for the emulator to write its env file (a readiness signal, not a timing assertion).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(env_file.exists()
+        && std::fs::read_to_string(&env_file).is_ok_and(|s| s.contains("APPTOKEN_SAMPLE_SCOPE")))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the emulator did not write {}",
+            env_file.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let env = parse_env_file(&env_file);
+    RunningEmulator {
+        child: guard,
+        state,
+        env,
+    }
+}
+
+#[test]
+fn emulator_token_call_and_sigterm() {
+    let mut emu = start_emulator();
+    let env = emu.env.clone();
+    for k in [
+        "AZURE_AUTHORITY_HOST",
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+        "APPTOKEN_SAMPLE_API",
+        "APPTOKEN_SAMPLE_SCOPE",
+    ] {
+        assert!(
+            env.get(k).is_some_and(|v| !v.is_empty()),
+            "{k} missing from the env file"
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(emu.state.path().join("env"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the env file holds a secret");
+    }
+    let scope = env["APPTOKEN_SAMPLE_SCOPE"].clone();
+    let api = env["APPTOKEN_SAMPLE_API"].clone();
+
+    // token, as JSON
+    let out = run(apptoken(&env).args(["token", "--scope", &scope]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = json["access_token"].as_str().unwrap().to_string();
+    assert_eq!(json["token_type"], "Bearer");
+    let expires = json["expires_on"].as_str().unwrap();
+    assert!(
+        time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
+            .is_ok(),
+        "{expires}"
+    );
+
+    // token, raw
+    let out = run(apptoken(&env).args(["token", "--scope", &scope, "--raw", "--force-refresh"]));
+    assert!(out.status.success());
+    let raw = text(&out.stdout).trim().to_string();
+    assert_eq!(raw.split('.').count(), 3);
+
+    // jwt decode from stdin
+    let mut child = apptoken(&env)
+        .args(["jwt", "decode"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(raw.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(text(&out.stderr).contains("NOT verified"));
+    let decoded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(decoded["claims"]["azp"], env["AZURE_CLIENT_ID"].as_str());
+    assert_eq!(decoded["claims"]["roles"][0], "Users.Read.All");
+    assert_eq!(decoded["header"]["alg"], "RS256");
+
+    // call, one page and all pages
+    let out =
+        run(apptoken(&env).args(["call", "--scope", &scope, &format!("{api}/users?$top=999")]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let one: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let total = one["value"].as_array().unwrap().len();
+    assert!(total > 7, "the sample data has several pages of 7");
+    let out = run(apptoken(&env).args([
+        "call",
+        "--scope",
+        &scope,
+        "GET",
+        &format!("{api}/users?$top=7"),
+        "--all-pages",
+    ]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(all["value"].as_array().unwrap().len(), total);
+    assert_eq!(all["value"], one["value"]);
+
+    // a non-2xx answer: status and body, exit 6
+    let out = run(apptoken(&env).args([
+        "call",
+        "--scope",
+        &scope,
+        &format!("{api}/users/no-such-user"),
+    ]));
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("HTTP 404"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // no secret and no token on stderr, even at trace level
+    let out = run(apptoken(&env).args([
+        "--log-level",
+        "trace",
+        "token",
+        "--scope",
+        &scope,
+        "--force-refresh",
+    ]));
+    assert!(out.status.success());
+    let logs = text(&out.stderr);
+    assert!(
+        logs.contains("token_request"),
+        "trace logs are written: {logs}"
+    );
+    let issued = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for secret in [&env["AZURE_CLIENT_SECRET"], &token, &raw, &issued] {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret or token leaked into the logs"
+        );
+    }
+
+    // SIGTERM: a clean exit 0
+    let mut child = emu.child.0.take().unwrap();
+    #[cfg(unix)]
+    {
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "the emulator exits 0 on SIGTERM: {status:?}"
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the emulator did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = child.kill();
+}
+
+#[test]
+fn errors_have_exit_codes_and_say_what_to_fix() {
+    let emu = start_emulator();
+    let env = emu.env.clone();
+    let scope = env["APPTOKEN_SAMPLE_SCOPE"].clone();
+
+    // nothing configured
+    let out = run(apptoken(&HashMap::new()).args(["token", "--scope", &scope]));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("AZURE_"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // a delegated scope: refused before any request
+    let out = run(apptoken(&env).args(["token", "--scope", "User.Read"]));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("/.default"));
+
+    // the wrong secret: exit 4 with the AADSTS code, and the secret is not shown
+    let mut bad = env.clone();
+    bad.insert(
+        "AZURE_CLIENT_SECRET".into(),
+        "definitely-wrong-secret".into(),
+    );
+    let out = run(apptoken(&bad).args(["token", "--scope", &scope]));
+    assert_eq!(out.status.code(), Some(4));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("AADSTS7000215") && err.contains("trace id"),
+        "{err}"
+    );
+    assert!(!err.contains("definitely-wrong-secret"));
+
+    // common: refused locally
+    let mut common = env.clone();
+    common.insert("AZURE_TENANT_ID".into(), "common".into());
+    let out = run(apptoken(&common).args(["token", "--scope", &scope]));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("common"));
+
+    // an unreachable identity provider: exit 5
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut down = env.clone();
+    down.insert(
+        "AZURE_AUTHORITY_HOST".into(),
+        format!("http://127.0.0.1:{port}"),
+    );
+    let out = run(apptoken(&down).args(["token", "--scope", &scope]));
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+
+    // a config file naming a secret file that others can read: refused with the fix
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, &env["AZURE_CLIENT_SECRET"]).unwrap();
+    let config = dir.path().join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[identity]\nauthority_host = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\n",
+            env["AZURE_AUTHORITY_HOST"], env["AZURE_TENANT_ID"], env["AZURE_CLIENT_ID"]
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = run(apptoken(&HashMap::new())
+            .args(["token", "--scope", &scope, "--config"])
+            .arg(&config));
+        assert_eq!(out.status.code(), Some(3));
+        assert!(
+            text(&out.stderr).contains("chmod 600"),
+            "{}",
+            text(&out.stderr)
+        );
+        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let out = run(apptoken(&HashMap::new())
+        .args(["token", "--scope", &scope, "--config"])
+        .arg(&config));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // a config file with a typo: the line and the field are named
+    std::fs::write(
+        &config,
+        "[identity]\ntenant_id = \"x.example\"\nclient_secret = \"inline\"\n",
+    )
+    .unwrap();
+    let out = run(apptoken(&HashMap::new())
+        .args(["token", "--scope", &scope, "--config"])
+        .arg(&config));
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("line 3") && err.contains("client_secret"),
+        "{err}"
+    );
+
+    // bad usage: exit 2
+    let out = run(apptoken(&env).args(["token"]));
+    assert_eq!(out.status.code(), Some(2));
+    // a JWT that is not one
+    let out = run(apptoken(&env).args(["jwt", "decode", "not-a-jwt"]));
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn demo_runs_to_exit_zero() {
+    let out = run(apptoken(&HashMap::new()).arg("demo"));
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("client secret"), "{stdout}");
+    assert!(stdout.contains("certificate"), "{stdout}");
+    assert!(stdout.contains("Users.Read.All"), "{stdout}");
+    assert!(
+        stdout.contains("token requests the emulator received"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,39 @@
+//! A local identity provider that answers the OAuth 2.0 client credentials
+//! grant exactly as Microsoft Entra ID's v2.0 endpoint does, plus a sample
+//! protected web API shaped like Microsoft Graph's `/v1.0/users`.
+//!
+//! It is the test bed of the apptoken project: start it in-process on
+//! `127.0.0.1:0`, point a client's authority host at
+//! [`RunningEmulator::base_url`], and request tokens.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), apptoken_emulator::Error> {
+//! use apptoken_emulator::{Config, Emulator};
+//! let dir = std::env::temp_dir().join("apptoken-emulator-demo");
+//! let emulator = Emulator::start(Config::embedded(&dir)?, "127.0.0.1:0".parse().unwrap()).await?;
+//! let info = emulator.info();
+//! println!("{} {} {}", info.authority_host, info.tenant_id, info.client_id);
+//! emulator.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! See `docs/EMULATOR.md` for the configuration schema, the endpoints and
+//! the table of error answers.
+
+mod aad;
+mod clock;
+mod config;
+mod crypto;
+mod discovery;
+mod embedded;
+mod error;
+mod jwt;
+mod sample_api;
+mod server;
+mod stats;
+mod token;
+
+pub use config::Config;
+pub use error::Error;
+pub use server::{Emulator, EmulatorInfo, RunningEmulator, TenantInfo};
+pub use stats::{Stats, TokenRequestCount};

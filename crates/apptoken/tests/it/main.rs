@@ -1,0 +1,8 @@
+//! End-to-end tests of the library against the emulator, in process, on
+//! loopback ephemeral ports. Nothing here reaches the internet.
+
+mod support;
+
+mod cache;
+mod credentials;
+mod errors;
