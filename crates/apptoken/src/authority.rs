@@ -272,6 +272,16 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
 
 /// Checks a tenant for the client credentials grant and returns it as given.
 pub(crate) fn validate_tenant(tenant: &str) -> Result<String> {
+    check_tenant(tenant)?;
+    let t = tenant.trim();
+    if t.eq_ignore_ascii_case("organizations") {
+        return Ok(t.to_ascii_lowercase());
+    }
+    Ok(t.to_string())
+}
+
+/// Checks a tenant without allocating (the cache's hot path).
+pub(crate) fn check_tenant(tenant: &str) -> Result<()> {
     let t = tenant.trim();
     if t.is_empty() {
         return Err(Error::Authority(
@@ -290,10 +300,10 @@ pub(crate) fn validate_tenant(tenant: &str) -> Result<String> {
                 "the tenant id may not be the empty GUID".into(),
             ));
         }
-        return Ok(t.to_string());
+        return Ok(());
     }
     if t.eq_ignore_ascii_case("organizations") {
-        return Ok(t.to_ascii_lowercase());
+        return Ok(());
     }
     let valid_label = |l: &str| {
         !l.is_empty()
@@ -303,7 +313,7 @@ pub(crate) fn validate_tenant(tenant: &str) -> Result<String> {
             && !l.ends_with('-')
     };
     if t.len() <= 253 && t.contains('.') && t.split('.').all(valid_label) {
-        return Ok(t.to_string());
+        return Ok(());
     }
     Err(Error::Authority(format!(
         "'{t}' is neither a tenant id (GUID) nor a domain name (such as contoso.onmicrosoft.com)"

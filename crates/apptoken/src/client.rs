@@ -1,23 +1,32 @@
-//! The confidential client: acquires app-only tokens.
+//! The confidential client: acquires app-only tokens through the cache.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use secrecy::SecretString;
+use futures::FutureExt;
 use time::OffsetDateTime;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{debug, debug_span, warn};
 
-use crate::authority::{Authority, AuthorityKind};
-use crate::cache::{CacheKey, Lookup, TokenCache};
+use crate::authority::{Authority, check_tenant};
+use crate::cache::{Cache, CacheKey, KeyRef, Lookup, SharedFetch};
 use crate::clock::{Clock, SystemClock};
-use crate::credential::{AssertionContext, Credential, SigningAlgorithm};
-use crate::discovery::{self, Metadata};
+use crate::credential::Credential;
 use crate::error::{Error, Result};
 use crate::http::Http;
-use crate::scope::Scopes;
+use crate::retry::{self, RetryPolicy};
+use crate::scope::{self, Scopes};
+use crate::source::{ClientCredentialsSource, SourceRequest, TokenResponse, TokenSource};
 use crate::token::AccessToken;
+
+/// After a failed background refresh, wait this long before the next try
+/// (the cached token keeps being served meanwhile).
+const REFRESH_BACKOFF: time::Duration = time::Duration::seconds(30);
+
+/// How long a 429 without `Retry-After` keeps a key throttled.
+const DEFAULT_THROTTLE: Duration = Duration::from_secs(60);
 
 /// A daemon application's client: one app registration (client id and
 /// credential) at one authority. Cheap to clone; clones share the cache.
@@ -41,12 +50,23 @@ pub struct ConfidentialClient {
 
 struct Inner {
     client_id: Arc<str>,
+    host: Arc<str>,
     authority: Authority,
-    credential: Credential,
-    http: Http,
-    cache: Arc<TokenCache>,
-    discovery: Mutex<HashMap<String, Metadata>>,
+    credential: Option<Credential>,
+    source: Arc<dyn TokenSource>,
+    cache: Cache,
     clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+    serve_extended: bool,
+    refresher_started: AtomicBool,
+    refresher_wake: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Let the refresher task notice that the client is gone.
+        self.refresher_wake.notify_one();
+    }
 }
 
 impl fmt::Debug for ConfidentialClient {
@@ -55,6 +75,7 @@ impl fmt::Debug for ConfidentialClient {
             .field("client_id", &self.inner.client_id)
             .field("authority", &self.inner.authority)
             .field("credential", &self.inner.credential)
+            .field("cache", &self.inner.cache)
             .finish_non_exhaustive()
     }
 }
@@ -66,8 +87,12 @@ pub struct ConfidentialClientBuilder {
     client_id: Option<String>,
     authority: Option<Result<Authority>>,
     credential: Option<Credential>,
+    source: Option<Arc<dyn TokenSource>>,
     clock: Arc<dyn Clock>,
     timeout: Duration,
+    retry: RetryPolicy,
+    max_cached_tokens: Option<usize>,
+    serve_extended: bool,
 }
 
 impl fmt::Debug for ConfidentialClientBuilder {
@@ -105,7 +130,16 @@ impl ConfidentialClientBuilder {
         self
     }
 
-    /// The clock used for token freshness and assertion times (tests move it).
+    /// Another source of tokens in place of the client credentials grant over
+    /// HTTP (then no credential is needed). The cache, single flight,
+    /// retries and throttling still apply.
+    pub fn token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// The clock used for token freshness, assertion times and waits (tests
+    /// move it: see [`crate::ManualClock`]).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -117,46 +151,78 @@ impl ConfidentialClientBuilder {
         self
     }
 
+    /// How failed token requests are retried (default: [`RetryPolicy::default`]).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Bounds the number of cached tokens: beyond it the oldest are dropped
+    /// (for daemons that touch an unbounded set of tenants). Default: no
+    /// bound; expired tokens are dropped either way.
+    pub fn max_cached_tokens(mut self, max: usize) -> Self {
+        self.max_cached_tokens = Some(max);
+        self
+    }
+
+    /// During an outage of the identity provider (5xx, timeouts, connection
+    /// errors), keep serving an expired token until its `ext_expires_in`
+    /// (Entra's extended lifetime). Such tokens report
+    /// [`AccessToken::is_extended_lifetime`]. Off by default.
+    pub fn serve_extended_lifetime(mut self, enabled: bool) -> Self {
+        self.serve_extended = enabled;
+        self
+    }
+
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<ConfidentialClient> {
-        let client_id = self
-            .client_id
-            .ok_or_else(|| Error::Configuration("no client id: set the app registration's application (client) id (AZURE_CLIENT_ID)".into()))?;
+        let client_id = self.client_id.ok_or_else(|| {
+            Error::Configuration(
+                "no client id: set the app registration's application (client) id (AZURE_CLIENT_ID)".into(),
+            )
+        })?;
         let client_id = client_id.trim().to_string();
-        if client_id.is_empty()
-            || client_id
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
-        {
+        if client_id.is_empty() || client_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(Error::Configuration(format!(
                 "client id '{client_id}' is not valid: it is the app registration's application id, usually a GUID"
             )));
         }
         let authority = self.authority.ok_or_else(|| {
-            Error::Configuration(
-                "no authority: set the tenant (AZURE_TENANT_ID) or an authority URL".into(),
-            )
+            Error::Configuration("no authority: set the tenant (AZURE_TENANT_ID) or an authority URL".into())
         })??;
-        let credential = self.credential.ok_or_else(|| {
-            Error::Configuration(
-                "no credential: give a client secret, a certificate or a federated token file"
-                    .into(),
-            )
-        })?;
         if self.timeout.is_zero() {
-            return Err(Error::Configuration(
-                "the HTTP timeout must be above zero".into(),
-            ));
+            return Err(Error::Configuration("the HTTP timeout must be above zero".into()));
         }
+        if self.max_cached_tokens == Some(0) {
+            return Err(Error::Configuration("max_cached_tokens must be at least 1".into()));
+        }
+        let source: Arc<dyn TokenSource> = match (self.source, &self.credential) {
+            (Some(s), _) => s,
+            (None, Some(c)) => Arc::new(ClientCredentialsSource {
+                http: Http::new(self.timeout)?,
+                credential: c.clone(),
+                discovery: Mutex::new(HashMap::new()),
+                clock: Arc::clone(&self.clock),
+            }),
+            (None, None) => {
+                return Err(Error::Configuration(
+                    "no credential: give a client secret, a certificate or a federated token file".into(),
+                ));
+            }
+        };
         Ok(ConfidentialClient {
             inner: Arc::new(Inner {
+                host: authority.host().into(),
                 client_id: client_id.into(),
                 authority,
-                credential,
-                http: Http::new(self.timeout)?,
-                cache: Arc::new(TokenCache::new(Arc::clone(&self.clock))),
-                discovery: Mutex::new(HashMap::new()),
+                credential: self.credential,
+                source,
+                cache: Cache::new(self.max_cached_tokens),
                 clock: self.clock,
+                retry: self.retry,
+                serve_extended: self.serve_extended,
+                refresher_started: AtomicBool::new(false),
+                refresher_wake: Arc::new(tokio::sync::Notify::new()),
             }),
         })
     }
@@ -223,8 +289,12 @@ impl ConfidentialClient {
             client_id: None,
             authority: None,
             credential: None,
+            source: None,
             clock: Arc::new(SystemClock),
             timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            max_cached_tokens: None,
+            serve_extended: false,
         }
     }
 
@@ -238,9 +308,9 @@ impl ConfidentialClient {
         &self.inner.authority
     }
 
-    /// The credential.
-    pub fn credential(&self) -> &Credential {
-        &self.inner.credential
+    /// The credential (none when a custom token source is used).
+    pub fn credential(&self) -> Option<&Credential> {
+        self.inner.credential.as_ref()
     }
 
     /// How many tokens the cache holds.
@@ -249,245 +319,334 @@ impl ConfidentialClient {
     }
 
     /// An app-only token for `scopes`, from the cache when a fresh one is
-    /// there, otherwise from the identity provider.
+    /// there, otherwise from the identity provider. A cache hit takes no
+    /// lock and allocates nothing.
     pub async fn acquire_token<S: AsRef<str>>(&self, scopes: &[S]) -> Result<AccessToken> {
-        self.acquire_token_with(TokenRequest::new(scopes)).await
+        self.acquire(scopes, None, false, None).await
+    }
+
+    /// An app-only token from another tenant than the client's (a
+    /// multi-tenant app serving a customer's directory), without building a
+    /// [`TokenRequest`]: a cache hit allocates nothing.
+    pub async fn acquire_token_for_tenant<S: AsRef<str>>(&self, scopes: &[S], tenant: &str) -> Result<AccessToken> {
+        self.acquire(scopes, Some(tenant), false, None).await
     }
 
     /// An app-only token, with per-call options.
     pub async fn acquire_token_with(&self, request: TokenRequest) -> Result<AccessToken> {
-        let scopes = Scopes::new(&request.scopes)?;
-        let authority = match &request.tenant {
-            Some(t) => self.inner.authority.with_tenant(t)?,
-            None => self.inner.authority.clone(),
+        self.acquire(
+            &request.scopes,
+            request.tenant.as_deref(),
+            request.force_refresh,
+            request.correlation_id,
+        )
+        .await
+    }
+
+    async fn acquire<S: AsRef<str>>(
+        &self,
+        scopes: &[S],
+        tenant: Option<&str>,
+        force: bool,
+        correlation: Option<uuid::Uuid>,
+    ) -> Result<AccessToken> {
+        let inner = &self.inner;
+        let scope = scope::single_resource(scopes)?;
+        let tenant = match tenant {
+            Some(t) => {
+                check_tenant(t)?;
+                t.trim()
+            }
+            None => inner.authority.tenant(),
         };
-        let key = CacheKey {
-            host: authority.host().into(),
-            tenant: authority.tenant().to_ascii_lowercase(),
-            client_id: Arc::clone(&self.inner.client_id),
-            scopes: scopes.normalized().to_string(),
+        let key = KeyRef {
+            host: &inner.host,
+            tenant,
+            client_id: &inner.client_id,
+            scope,
         };
-        let now = self.inner.clock.now();
-        if !request.force_refresh {
-            match self.inner.cache.lookup(&key, now) {
-                Lookup::Hit(token) => {
-                    debug!(
-                        tenant = authority.tenant(),
-                        scopes = scopes.as_param(),
-                        "token served from cache"
-                    );
-                    return Ok(token);
-                }
-                Lookup::Refresh(token) => {
-                    debug!(
-                        tenant = authority.tenant(),
-                        "refresh time reached: refreshing in the background"
-                    );
-                    let me = self.clone();
-                    let fetch = async move { me.request_token(authority, scopes, None).await };
-                    if let Err(shared) = self.inner.cache.single_flight(&key, now, false, fetch) {
-                        tokio::spawn(async move {
-                            if let Err(e) = shared.await {
-                                warn!(error = %e, "background token refresh failed; the cached token is still valid and keeps being served");
-                            }
-                        });
+        let now = inner.clock.now();
+        let stale = if force {
+            None
+        } else {
+            match inner.cache.lookup(&key, now, REFRESH_BACKOFF) {
+                Lookup::Hit { token, refresh } => {
+                    metrics::counter!("apptoken_cache_hits_total").increment(1);
+                    if refresh {
+                        self.refresh_in_background(&key.to_owned_key(&inner.host, &inner.client_id));
                     }
                     return Ok(token);
                 }
-                Lookup::Miss => {}
+                Lookup::Stale(t) => Some(t),
+                Lookup::Miss => None,
             }
+        };
+        let span = debug_span!("acquire_token", tenant, scope, force);
+        let _enter = span.enter();
+        metrics::counter!("apptoken_cache_misses_total").increment(1);
+        let owned = key.to_owned_key(&inner.host, &inner.client_id);
+        // Throttled: answer at once, without asking the server.
+        if let Some(e) = inner.cache.throttled(&owned, now) {
+            metrics::counter!("apptoken_throttled_calls_total").increment(1);
+            if let Some(t) = stale.filter(|t| t.expires_on() > now) {
+                return Ok(t);
+            }
+            return Err(e);
         }
-        let me = self.clone();
-        let correlation = request.correlation_id;
-        let fetch = async move { me.request_token(authority, scopes, correlation).await };
-        match self
-            .inner
-            .cache
-            .single_flight(&key, now, !request.force_refresh, fetch)
-        {
-            Ok(token) => Ok(token),
-            Err(shared) => shared.await,
+        let fetch = match self.single_flight(owned, Some(tenant), Some(scope), correlation, true, !force)? {
+            Ok(token) => return Ok(token),
+            Err(shared) => shared,
+        };
+        drop(_enter);
+        match fetch.await {
+            Ok(t) => Ok(t),
+            Err(e) => Ok(self.fallback(stale, &e, now).ok_or(e)?),
         }
     }
 
-    async fn metadata(&self, authority: &Authority, client_request_id: &str) -> Result<Metadata> {
-        let url = authority.discovery_url();
-        if let Some(m) = self
-            .inner
-            .discovery
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&url)
-        {
-            return Ok(m.clone());
+    /// A cached token to serve when a request failed: one that has not
+    /// expired, or (opt-in) one within its extended lifetime during an outage.
+    fn fallback(&self, stale: Option<AccessToken>, e: &Error, now: OffsetDateTime) -> Option<AccessToken> {
+        let t = stale?;
+        if t.expires_on() > now {
+            warn!(error = %e, "the token request failed; serving the cached token, which is still valid");
+            metrics::counter!("apptoken_stale_tokens_served_total").increment(1);
+            return Some(t);
         }
-        let m = discovery::fetch(&self.inner.http, &url, client_request_id).await?;
-        self.inner
-            .discovery
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(url, m.clone());
-        Ok(m)
+        let outage = e.is_retryable() && !e.is_throttled() || matches!(e.status(), Some(500..=599));
+        if self.inner.serve_extended && outage && t.ext_expires_on().is_some_and(|x| x > now) {
+            warn!(error = %e, "the identity provider is unavailable; serving an expired token within its extended lifetime");
+            metrics::counter!("apptoken_stale_tokens_served_total").increment(1);
+            return Some(t.extended());
+        }
+        None
     }
 
-    /// One request to the token endpoint.
-    async fn request_token(
+    /// Joins the request in flight for `key`, or starts one. `Ok(Ok(token))`
+    /// when the cache got a fresh token meanwhile.
+    #[allow(clippy::type_complexity)]
+    fn single_flight(
         &self,
-        authority: Authority,
-        scopes: Scopes,
-        correlation_id: Option<uuid::Uuid>,
-    ) -> Result<AccessToken> {
-        let client_request_id = correlation_id
-            .unwrap_or_else(uuid::Uuid::new_v4)
-            .to_string();
-        let span = info_span!(
-            "token_request",
-            client_id = %self.inner.client_id,
-            tenant = authority.tenant(),
-            scope = scopes.as_param(),
-            client_request_id = %client_request_id,
-        );
-        async move {
-            let metadata = self.metadata(&authority, &client_request_id).await?;
-            let ctx = AssertionContext {
-                client_id: self.inner.client_id.to_string(),
-                token_endpoint: metadata.token_endpoint.clone(),
-            };
-            let default_alg = match authority.kind() {
-                AuthorityKind::Entra => SigningAlgorithm::Ps256,
-                _ => SigningAlgorithm::Rs256,
-            };
-            let now = self.inner.clock.now();
-            let auth = self
-                .inner
-                .credential
-                .authenticate(ctx, default_alg, now)
-                .await?;
-            let mut form: Vec<(&'static str, String)> = vec![
-                ("grant_type", "client_credentials".into()),
-                ("client_id", self.inner.client_id.to_string()),
-                ("scope", scopes.as_param()),
-            ];
-            let authorization = auth.apply(&self.inner.client_id, &mut form);
-            debug!(token_endpoint = %metadata.token_endpoint, "requesting a token");
-            let resp = self
-                .inner
-                .http
-                .post_form(
-                    &metadata.token_endpoint,
-                    &form,
-                    authorization.as_ref(),
-                    &client_request_id,
-                )
-                .await;
-            // The form holds the secret or assertion: wipe it.
-            for (_, v) in form.iter_mut() {
-                zeroize::Zeroize::zeroize(v);
-            }
-            let resp = resp?;
-            if !(200..300).contains(&resp.status) {
-                let e = resp.into_server_error();
-                debug!(error = %e, "token request refused");
-                return Err(e);
-            }
-            let token = parse_token_response(
-                &resp.body,
-                &resp.url,
-                resp.status,
-                now,
-                authority.tenant(),
-                &scopes,
-            )?;
-            debug!(expires_on = %token.expires_on(), "token acquired");
-            Ok(token)
+        key: CacheKey,
+        tenant: Option<&str>,
+        scope: Option<&str>,
+        correlation: Option<uuid::Uuid>,
+        used: bool,
+        recheck: bool,
+    ) -> Result<std::result::Result<AccessToken, SharedFetch>> {
+        let inner = &self.inner;
+        let mut inflight = inner.cache.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = inflight.get(&key) {
+            metrics::counter!("apptoken_cache_coalesced_total").increment(1);
+            return Ok(Err(f.clone()));
         }
-        .instrument(span)
-        .await
+        if recheck {
+            // A request may have completed between our lookup and now.
+            let kr = KeyRef {
+                host: &key.host,
+                tenant: &key.tenant,
+                client_id: &key.client_id,
+                scope: &key.scope,
+            };
+            if let Lookup::Hit { token, .. } = inner.cache.lookup(&kr, inner.clock.now(), REFRESH_BACKOFF) {
+                return Ok(Ok(token));
+            }
+        }
+        // What the request needs, as the caller wrote it (or from the entry, for refreshes).
+        let (authority, scopes) = match (tenant, scope) {
+            (Some(t), Some(s)) => {
+                let authority = if t == inner.authority.tenant() {
+                    inner.authority.clone()
+                } else {
+                    inner.authority.with_tenant(t)?
+                };
+                (authority, Scopes::new([s])?)
+            }
+            _ => match inner.cache.entry(&key) {
+                Some(e) => (e.authority.clone(), e.scopes.clone()),
+                None => return Err(Error::Configuration("nothing cached to refresh".into())),
+            },
+        };
+        let me = Arc::clone(&self.inner);
+        let task_key = key.clone();
+        let handle = tokio::spawn(async move { Inner::fetch(me, task_key, authority, scopes, correlation, used).await });
+        let fut: std::pin::Pin<Box<dyn std::future::Future<Output = Result<AccessToken>> + Send>> =
+            Box::pin(async move {
+                match handle.await {
+                    Ok(r) => r,
+                    Err(e) => Err(Error::Configuration(format!("the token request task failed: {e}"))),
+                }
+            });
+        let shared = fut.shared();
+        inflight.insert(key, shared.clone());
+        Ok(Err(shared))
+    }
+
+    /// Starts a refresh whose result nobody waits for.
+    fn refresh_in_background(&self, key: &CacheKey) {
+        metrics::counter!("apptoken_token_refreshes_total").increment(1);
+        debug!(tenant = &*key.tenant, "refreshing a token ahead of its expiry");
+        if let Ok(Err(shared)) = self.single_flight(key.clone(), None, None, None, false, false) {
+            tokio::spawn(async move {
+                if let Err(e) = shared.await {
+                    warn!(error = %e, "background token refresh failed; the cached token is still valid and keeps being served");
+                }
+            });
+        }
+    }
+
+    fn ensure_refresher(&self) {
+        if self.inner.refresher_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let wake = Arc::clone(&self.inner.refresher_wake);
+        tokio::spawn(refresher(weak, wake));
     }
 }
 
-/// Reads a successful token answer. Numbers may come as JSON numbers or
-/// strings of digits (AD FS and Entra's v1 endpoint send strings).
-pub(crate) fn parse_token_response(
-    body: &[u8],
-    url: &str,
-    status: u16,
-    now: OffsetDateTime,
-    tenant: &str,
-    scopes: &Scopes,
-) -> Result<AccessToken> {
-    let invalid = |message: &str| Error::InvalidResponse {
-        url: url.to_string(),
-        status,
-        message: message.to_string(),
-    };
-    // Never quote the body: it holds the token.
-    let doc: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| invalid("the token answer is not JSON"))?;
-    let obj = doc
-        .as_object()
-        .ok_or_else(|| invalid("the token answer is not a JSON object"))?;
-    let token = obj
-        .get("access_token")
-        .and_then(|v| v.as_str())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| invalid("the token answer has no access_token"))?;
-    let token_type = match obj.get("token_type") {
-        None => "Bearer".to_string(),
-        Some(v) => v
-            .as_str()
-            .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-            .ok_or_else(|| invalid("the token answer's token_type is not a word"))?
-            .to_string(),
-    };
-    // "Bearer" in any case is sent back as "Bearer" (RFC 6750 header scheme).
-    let token_type = if token_type.eq_ignore_ascii_case("bearer") {
-        "Bearer".to_string()
-    } else {
-        token_type
-    };
-    let seconds = |name: &str| -> Result<Option<i64>> {
-        match obj.get(name) {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(v) => {
-                let n = v
-                    .as_i64()
-                    .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-                    .or_else(|| v.as_str().and_then(|s| s.trim().parse::<i64>().ok()));
-                match n {
-                    Some(n) if (0..=10 * 365 * 24 * 3600).contains(&n) => Ok(Some(n)),
-                    _ => Err(invalid(&format!(
-                        "the token answer's {name} is not a number of seconds"
-                    ))),
+impl Inner {
+    /// The body of one shared request: the source, with retries; the result
+    /// stored (or the throttle remembered) before the in-flight slot is freed.
+    async fn fetch(
+        inner: Arc<Inner>,
+        key: CacheKey,
+        authority: Authority,
+        scopes: Scopes,
+        correlation: Option<uuid::Uuid>,
+        used: bool,
+    ) -> Result<AccessToken> {
+        let correlation = correlation.unwrap_or_else(uuid::Uuid::new_v4).to_string();
+        let result = retry::run(
+            &inner.retry,
+            &*inner.clock,
+            || {
+                inner.source.request_token(SourceRequest {
+                    authority: &authority,
+                    client_id: &inner.client_id,
+                    scopes: &scopes,
+                    correlation_id: &correlation,
+                })
+            },
+            || metrics::counter!("apptoken_token_retries_total").increment(1),
+        )
+        .await;
+        let now = inner.clock.now();
+        let out = match result {
+            Ok(resp) => {
+                metrics::counter!("apptoken_token_requests_total", "outcome" => "success").increment(1);
+                let token = make_token(resp, now, &authority, &scopes);
+                let refresh_at = refresh_at(&token, now);
+                let earlier = inner
+                    .cache
+                    .store(key.clone(), token.clone(), refresh_at, used, now, authority, scopes);
+                if refresh_at.is_some() {
+                    ConfidentialClient {
+                        inner: Arc::clone(&inner),
+                    }
+                    .ensure_refresher();
+                    if earlier {
+                        inner.refresher_wake.notify_one();
+                    }
+                }
+                Ok(token)
+            }
+            Err(e) => {
+                metrics::counter!("apptoken_token_requests_total", "outcome" => "error").increment(1);
+                if e.is_throttled() || e.retry_after().is_some() {
+                    let wait = e.retry_after().unwrap_or(DEFAULT_THROTTLE);
+                    inner.cache.throttle(key.clone(), now + wait, e.clone());
+                }
+                // A failed refresh of a cached token: try again later.
+                if let Some(entry) = inner.cache.entry(&key)
+                    && entry.token.expires_on() > now
+                {
+                    let retry_at = now + REFRESH_BACKOFF + jitter(time::Duration::seconds(10));
+                    inner.cache.schedule_at(&key, entry.generation, retry_at);
+                }
+                Err(e)
+            }
+        };
+        inner
+            .cache
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        out
+    }
+}
+
+/// Drains the refresh schedule: refreshes tokens that were used since they
+/// were stored, at their (jittered) refresh time. Ends when the client is
+/// dropped.
+async fn refresher(weak: Weak<Inner>, wake: Arc<tokio::sync::Notify>) {
+    loop {
+        let sleep = {
+            let Some(inner) = weak.upgrade() else { return };
+            let client = ConfidentialClient { inner };
+            let now = client.inner.clock.now();
+            for (key, generation) in client.inner.cache.take_due(now) {
+                let Some(entry) = client.inner.cache.entry_if(&key, generation) else { continue };
+                if entry.token.expires_on() <= now || !entry.used.load(Ordering::Relaxed) {
+                    continue;
+                }
+                if entry.claim_refresh(now, REFRESH_BACKOFF) {
+                    client.refresh_in_background(&key);
                 }
             }
+            let wait = match client.inner.cache.next_due() {
+                Some(at) => Duration::try_from((at - now).max(time::Duration::ZERO)).unwrap_or(Duration::ZERO),
+                None => Duration::from_secs(3600),
+            };
+            client.inner.clock.sleep(wait.max(Duration::from_millis(1)))
+        };
+        tokio::select! {
+            _ = sleep => {}
+            _ = wake.notified() => {}
         }
-    };
-    let expires_in =
-        seconds("expires_in")?.ok_or_else(|| invalid("the token answer has no expires_in"))?;
-    if expires_in == 0 {
-        return Err(invalid(
-            "the token answer's expires_in is 0: the token is already expired",
-        ));
     }
-    let ext = seconds("ext_expires_in")?;
-    let refresh_in = seconds("refresh_in")?;
-    let at = |s: i64| now + time::Duration::seconds(s);
-    // MSAL refreshes long-lived tokens (two hours or more) at half their life.
-    let refresh_on = match refresh_in {
-        Some(r) if r < expires_in => Some(at(r)),
-        _ if expires_in >= 2 * 3600 => Some(at(expires_in / 2)),
+}
+
+/// A random duration in `[0, max]`.
+fn jitter(max: time::Duration) -> time::Duration {
+    let n = max.whole_milliseconds().max(0) as u64;
+    time::Duration::milliseconds(if n == 0 { 0 } else { rand::random_range(0..=n) as i64 })
+}
+
+/// When to refresh a token ahead of expiry: at `refresh_on` (`refresh_in`, or
+/// half-life for tokens of two hours or more, as MSAL does), otherwise ten
+/// minutes before it expires (five before the cache stops serving it) —
+/// minus a random jitter of up to 5% of its lifetime (at most five minutes),
+/// so that many tenants' tokens do not refresh in the same second.
+fn refresh_at(token: &AccessToken, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let lifetime = token.expires_on() - now;
+    let base = match token.refresh_on() {
+        Some(r) => r,
+        None if lifetime > time::Duration::minutes(15) => token.expires_on() - time::Duration::minutes(10),
+        None => return None,
+    };
+    let spread: time::Duration = (lifetime / 20_i32).min(time::Duration::minutes(5));
+    Some((base - jitter(spread)).max(now))
+}
+
+fn make_token(resp: TokenResponse, now: OffsetDateTime, authority: &Authority, scopes: &Scopes) -> AccessToken {
+    let secs = |d: Duration| time::Duration::seconds(d.as_secs().min(i64::MAX as u64) as i64);
+    let expires_in = secs(resp.expires_in);
+    let refresh_on = match resp.refresh_in.map(secs) {
+        Some(r) if r < expires_in => Some(now + r),
+        _ if expires_in >= time::Duration::hours(2) => Some(now + expires_in / 2),
         _ => None,
     };
-    Ok(AccessToken::new(
-        SecretString::from(token.to_string()),
-        token_type,
-        at(expires_in),
+    AccessToken::new(
+        resp.access_token,
+        resp.token_type,
+        now + expires_in,
         refresh_on,
-        ext.filter(|e| *e >= expires_in).map(at),
-        tenant.to_string(),
+        resp.ext_expires_in.map(secs).filter(|e| *e >= expires_in).map(|e| now + e),
+        authority.tenant().to_string(),
         scopes.as_slice().to_vec(),
-    ))
+    )
 }
 
 #[cfg(test)]
@@ -498,70 +657,48 @@ mod tests {
         Scopes::new(["api://x/.default"]).unwrap()
     }
 
-    #[test]
-    fn token_answers() {
-        let now = OffsetDateTime::UNIX_EPOCH;
-        let t = parse_token_response(
-            br#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"abc"}"#,
-            "u",
-            200,
-            now,
-            "t",
-            &scopes(),
-        )
-        .unwrap();
-        assert_eq!(t.secret(), "abc");
-        assert_eq!(t.expires_on().unix_timestamp(), 3599);
-        assert_eq!(t.refresh_on(), None);
-        let t = parse_token_response(br#"{"expires_in":"7200","refresh_in":3600,"access_token":"abc","token_type":"bearer"}"#, "u", 200, now, "t", &scopes()).unwrap();
-        assert_eq!(t.refresh_on().unwrap().unix_timestamp(), 3600);
-        assert_eq!(t.token_type(), "Bearer");
-        let t = parse_token_response(
-            br#"{"expires_in":86400,"access_token":"abc"}"#,
-            "u",
-            200,
-            now,
-            "t",
-            &scopes(),
-        )
-        .unwrap();
-        assert_eq!(t.refresh_on().unwrap().unix_timestamp(), 43200);
+    fn authority() -> Authority {
+        Authority::parse("https://login.example/t.example").unwrap()
     }
 
     #[test]
-    fn bad_token_answers_never_quote_the_body() {
+    fn refresh_times() {
         let now = OffsetDateTime::UNIX_EPOCH;
-        for (body, want) in [
-            (&br#"not json secret-token"#[..], "not JSON"),
-            (br#"["secret-token"]"#, "not a JSON object"),
-            (br#"{"expires_in":3600}"#, "no access_token"),
-            (
-                br#"{"access_token":"","expires_in":3600}"#,
-                "no access_token",
-            ),
-            (br#"{"access_token":"secret-token"}"#, "no expires_in"),
-            (
-                br#"{"access_token":"secret-token","expires_in":"soon"}"#,
-                "expires_in is not",
-            ),
-            (
-                br#"{"access_token":"secret-token","expires_in":-5}"#,
-                "expires_in is not",
-            ),
-            (
-                br#"{"access_token":"secret-token","expires_in":0}"#,
-                "already expired",
-            ),
-            (
-                br#"{"access_token":"secret-token","expires_in":60,"token_type":"a b"}"#,
-                "token_type",
-            ),
-        ] {
-            let e = parse_token_response(body, "u", 200, now, "t", &scopes())
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains(want), "{e}");
-            assert!(!e.contains("secret-token"), "{e}");
-        }
+        let t = make_token(
+            TokenResponse::new("a", Duration::from_secs(3599)),
+            now,
+            &authority(),
+            &scopes(),
+        );
+        assert_eq!(t.refresh_on(), None);
+        let at = refresh_at(&t, now).unwrap();
+        let ten_before = t.expires_on() - time::Duration::minutes(10);
+        assert!(at <= ten_before && at >= ten_before - time::Duration::minutes(3), "{at}");
+
+        let t = make_token(
+            TokenResponse::new("a", Duration::from_secs(86400)),
+            now,
+            &authority(),
+            &scopes(),
+        );
+        assert_eq!(t.refresh_on().unwrap().unix_timestamp(), 43200);
+        let t = make_token(
+            TokenResponse::new("a", Duration::from_secs(3600)).with_refresh_in(Duration::from_secs(1800)),
+            now,
+            &authority(),
+            &scopes(),
+        );
+        let at = refresh_at(&t, now).unwrap();
+        assert!(at <= now + time::Duration::minutes(30) && at >= now + time::Duration::minutes(27), "{at}");
+        let short = make_token(TokenResponse::new("a", Duration::from_secs(600)), now, &authority(), &scopes());
+        assert_eq!(refresh_at(&short, now), None);
+    }
+
+    #[test]
+    fn jitter_spreads_refreshes() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let t = make_token(TokenResponse::new("a", Duration::from_secs(7200)), now, &authority(), &scopes());
+        let times: std::collections::HashSet<i64> = (0..200).map(|_| refresh_at(&t, now).unwrap().unix_timestamp()).collect();
+        assert!(times.len() > 50, "10,000 tenants must not refresh in the same second: {}", times.len());
     }
 }

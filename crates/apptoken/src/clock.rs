@@ -1,17 +1,31 @@
 //! Time, injectable so that tests can move it.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::time::Duration;
+
 use time::OffsetDateTime;
 
-/// A source of the current time. The client asks it whenever it decides
-/// whether a cached token is still fresh and when it stamps assertions.
+/// The future returned by [`Clock::sleep`].
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A source of the current time and of waits. The client asks it whether a
+/// cached token is still fresh, stamps assertions with it, and sleeps through
+/// it between retries and until proactive refreshes.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time (UTC).
     fn now(&self) -> OffsetDateTime;
+
+    /// Waits for `duration` of this clock's time. The default sleeps on the
+    /// tokio timer.
+    fn sleep(&self, duration: Duration) -> Sleep {
+        Box::pin(tokio::time::sleep(duration))
+    }
 }
 
-/// The system's wall clock.
+/// The system's wall clock and the tokio timer.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct SystemClock;
@@ -22,7 +36,8 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to; for tests.
+/// A clock that only moves when told to; for tests. Sleeps end when the
+/// clock is advanced past their deadline.
 ///
 /// ```
 /// use apptoken::{Clock, ManualClock};
@@ -33,14 +48,23 @@ impl Clock for SystemClock {
 /// ```
 #[derive(Debug)]
 pub struct ManualClock {
-    now: Mutex<OffsetDateTime>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    now: OffsetDateTime,
+    sleepers: Vec<(OffsetDateTime, tokio::sync::oneshot::Sender<()>)>,
 }
 
 impl ManualClock {
     /// A clock stopped at `start`.
     pub fn new(start: OffsetDateTime) -> Self {
         ManualClock {
-            now: Mutex::new(start),
+            state: Mutex::new(State {
+                now: start,
+                sleepers: Vec::new(),
+            }),
         }
     }
 
@@ -49,20 +73,96 @@ impl ManualClock {
         Self::new(OffsetDateTime::now_utc())
     }
 
-    /// Moves the clock forward.
-    pub fn advance(&self, by: std::time::Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
-        *now += by;
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sets the clock.
+    /// Moves the clock forward and wakes the sleeps that are due.
+    pub fn advance(&self, by: Duration) {
+        let mut s = self.lock();
+        s.now += by;
+        Self::wake_due(&mut s);
+    }
+
+    /// Sets the clock (forward or back) and wakes the sleeps that are due.
     pub fn set(&self, to: OffsetDateTime) {
-        *self.now.lock().unwrap_or_else(|p| p.into_inner()) = to;
+        let mut s = self.lock();
+        s.now = to;
+        Self::wake_due(&mut s);
+    }
+
+    /// How many sleeps are waiting (tests use it to know that the client is
+    /// waiting, for example between two retries).
+    pub fn sleepers(&self) -> usize {
+        let mut s = self.lock();
+        s.sleepers.retain(|(_, tx)| !tx.is_closed());
+        s.sleepers.len()
+    }
+
+    /// The earliest deadline among the waiting sleeps.
+    pub fn next_deadline(&self) -> Option<OffsetDateTime> {
+        let mut s = self.lock();
+        s.sleepers.retain(|(_, tx)| !tx.is_closed());
+        s.sleepers.iter().map(|(d, _)| *d).min()
+    }
+
+    fn wake_due(s: &mut State) {
+        let now = s.now;
+        let mut i = 0;
+        while i < s.sleepers.len() {
+            if s.sleepers[i].0 <= now {
+                let (_, tx) = s.sleepers.swap_remove(i);
+                let _ = tx.send(());
+            } else {
+                i += 1;
+            }
+        }
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
-        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+        self.lock().now
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        if duration.is_zero() {
+            return Box::pin(std::future::ready(()));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut s = self.lock();
+            let deadline = s.now + duration;
+            s.sleepers.push((deadline, tx));
+        }
+        Box::pin(async move {
+            // A dropped clock ends the sleep too.
+            let _ = rx.await;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    #[test]
+    fn manual_sleeps_end_when_advanced_past_their_deadline() {
+        let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH);
+        let mut a = clock.sleep(Duration::from_secs(60));
+        let mut b = clock.sleep(Duration::from_secs(10));
+        assert_eq!(clock.sleepers(), 2);
+        assert!((&mut a).now_or_never().is_none());
+        clock.advance(Duration::from_secs(9));
+        assert!((&mut b).now_or_never().is_none());
+        clock.advance(Duration::from_secs(1));
+        assert!((&mut b).now_or_never().is_some());
+        assert!((&mut a).now_or_never().is_none());
+        assert_eq!(clock.next_deadline().unwrap().unix_timestamp(), 60);
+        clock.set(OffsetDateTime::UNIX_EPOCH + Duration::from_secs(60));
+        assert!(a.now_or_never().is_some());
+        assert_eq!(clock.sleepers(), 0);
+        assert!(clock.sleep(Duration::ZERO).now_or_never().is_some());
     }
 }

@@ -12,17 +12,21 @@ mod discovery;
 mod error;
 mod files;
 mod http;
+mod retry;
 mod scope;
+mod source;
 mod token;
 
 pub use authority::{Authority, AuthorityKind, CloudInstance};
 pub use client::{ConfidentialClient, ConfidentialClientBuilder, TokenRequest};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::ClientConfig;
 pub use credential::{
     AssertionContext, AssertionFuture, AssertionSigner, Certificate, ClientSecret, Credential,
     SecretAuthMethod, SignFuture, SigningAlgorithm,
 };
 pub use error::{Error, Result, ServerError};
+pub use retry::RetryPolicy;
 pub use scope::Scopes;
+pub use source::{SourceFuture, SourceRequest, TokenResponse, TokenSource};
 pub use token::AccessToken;

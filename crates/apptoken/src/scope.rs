@@ -81,6 +81,31 @@ impl Scopes {
     }
 }
 
+/// Validates scopes without allocating and returns the one resource scope
+/// (the cache's hot path). Errors are those of [`Scopes::new`].
+pub(crate) fn single_resource<S: AsRef<str>>(scopes: &[S]) -> Result<&str> {
+    let mut found: Option<&str> = None;
+    for scope in scopes {
+        for s in scope.as_ref().split_whitespace() {
+            if OIDC_SCOPES.iter().any(|o| o.eq_ignore_ascii_case(s)) {
+                continue;
+            }
+            match found {
+                Some(f) if f.eq_ignore_ascii_case(s) => {}
+                Some(_) => return Scopes::new(scopes).map(|_| ""),
+                None => {
+                    validate(s)?;
+                    found = Some(s);
+                }
+            }
+        }
+    }
+    match found {
+        Some(f) => Ok(f),
+        None => Scopes::new(scopes).map(|_| ""),
+    }
+}
+
 impl PartialEq for Scopes {
     fn eq(&self, other: &Self) -> bool {
         self.normalized == other.normalized
@@ -147,6 +172,18 @@ mod tests {
             let e = Scopes::new([bad]).unwrap_err();
             assert!(matches!(e, Error::InvalidScope { .. }), "{bad:?}: {e}");
             assert!(e.to_string().contains("/.default"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_validation() {
+        assert_eq!(single_resource(&["openid", "api://x/.default"]).unwrap(), "api://x/.default");
+        assert_eq!(single_resource(&["api://x/.default API://X/.default"]).unwrap(), "api://x/.default");
+        for bad in [&["User.Read"][..], &[], &["api://a/.default", "api://b/.default"], &["openid"]] {
+            assert_eq!(
+                single_resource(bad).unwrap_err().to_string(),
+                Scopes::new(bad).unwrap_err().to_string()
+            );
         }
     }
 

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 #[derive(Clone)]
 pub struct AccessToken {
     inner: Arc<Inner>,
+    extended: bool,
 }
 
 struct Inner {
@@ -45,7 +46,25 @@ impl AccessToken {
                 tenant,
                 scopes,
             }),
+            extended: false,
         }
+    }
+
+    /// The same token, marked as served past its expiry within its extended
+    /// lifetime.
+    pub(crate) fn extended(&self) -> AccessToken {
+        AccessToken {
+            inner: Arc::clone(&self.inner),
+            extended: true,
+        }
+    }
+
+    /// Whether this token has expired and is served within Entra's extended
+    /// lifetime (`ext_expires_in`) because the identity provider is
+    /// unavailable (see `serve_extended_lifetime`). Resources that honour
+    /// the extended lifetime still accept it.
+    pub fn is_extended_lifetime(&self) -> bool {
+        self.extended
     }
 
     /// The token itself. Handle with care: never log it.
@@ -105,6 +124,7 @@ impl fmt::Debug for AccessToken {
             .field("refresh_on", &self.inner.refresh_on)
             .field("tenant", &self.inner.tenant)
             .field("scopes", &self.inner.scopes)
+            .field("extended", &self.extended)
             .finish()
     }
 }

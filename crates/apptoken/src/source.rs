@@ -1,0 +1,290 @@
+//! Where tokens come from: the client credentials grant over HTTP, or any
+//! other [`TokenSource`] (an in-process source for tests, a managed identity
+//! endpoint…). The cache, single flight, retries and throttling sit above it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tracing::{Instrument, debug, info_span};
+
+use crate::authority::{Authority, AuthorityKind};
+use crate::clock::Clock;
+use crate::credential::{AssertionContext, Credential, SigningAlgorithm};
+use crate::discovery::{self, Metadata};
+use crate::error::{Error, Result};
+use crate::http::Http;
+use crate::scope::Scopes;
+
+/// One request to a token source.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct SourceRequest<'a> {
+    /// The authority, with the tenant of this request.
+    pub authority: &'a Authority,
+    /// The application (client) id.
+    pub client_id: &'a str,
+    /// The validated scopes.
+    pub scopes: &'a Scopes,
+    /// The `client-request-id` of this request.
+    pub correlation_id: &'a str,
+}
+
+/// A token as a source returns it: lifetimes relative to its receipt.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: SecretString,
+    /// `Bearer`, usually.
+    pub token_type: String,
+    /// `expires_in`.
+    pub expires_in: Duration,
+    /// `ext_expires_in`: how long it may serve during an outage.
+    pub ext_expires_in: Option<Duration>,
+    /// `refresh_in`: when the provider wants it refreshed.
+    pub refresh_in: Option<Duration>,
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("ext_expires_in", &self.ext_expires_in)
+            .field("refresh_in", &self.refresh_in)
+            .finish()
+    }
+}
+
+impl TokenResponse {
+    /// A bearer token valid for `expires_in`.
+    pub fn new(access_token: impl Into<String>, expires_in: Duration) -> TokenResponse {
+        TokenResponse {
+            access_token: SecretString::from(access_token.into()),
+            token_type: "Bearer".into(),
+            expires_in,
+            ext_expires_in: None,
+            refresh_in: None,
+        }
+    }
+
+    /// Sets `refresh_in`.
+    pub fn with_refresh_in(mut self, refresh_in: Duration) -> TokenResponse {
+        self.refresh_in = Some(refresh_in);
+        self
+    }
+
+    /// Sets `ext_expires_in`.
+    pub fn with_ext_expires_in(mut self, ext: Duration) -> TokenResponse {
+        self.ext_expires_in = Some(ext);
+        self
+    }
+}
+
+/// The future of [`TokenSource::request_token`].
+pub type SourceFuture<'a> = Pin<Box<dyn Future<Output = Result<TokenResponse>> + Send + 'a>>;
+
+/// Something that issues tokens. [`crate::ConfidentialClient`] puts its cache,
+/// single flight, retries and throttling in front of one.
+pub trait TokenSource: Send + Sync + fmt::Debug {
+    /// Asks for one token. Errors that may pass (transport, 5xx, 429) should
+    /// be reported as such (see [`Error::is_retryable`]) so that the client
+    /// retries them.
+    fn request_token<'a>(&'a self, request: SourceRequest<'a>) -> SourceFuture<'a>;
+}
+
+/// The client credentials grant (RFC 6749 §4.4) over HTTP: discovery, client
+/// authentication, the token endpoint.
+pub(crate) struct ClientCredentialsSource {
+    pub(crate) http: Http,
+    pub(crate) credential: Credential,
+    pub(crate) discovery: Mutex<HashMap<String, Metadata>>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for ClientCredentialsSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentialsSource")
+            .field("credential", &self.credential)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenSource for ClientCredentialsSource {
+    fn request_token<'a>(&'a self, request: SourceRequest<'a>) -> SourceFuture<'a> {
+        let span = info_span!(
+            "token_request",
+            client_id = request.client_id,
+            tenant = request.authority.tenant(),
+            scope = %request.scopes.as_param(),
+            client_request_id = request.correlation_id,
+        );
+        Box::pin(self.request(request).instrument(span))
+    }
+}
+
+impl ClientCredentialsSource {
+    async fn metadata(&self, authority: &Authority, client_request_id: &str) -> Result<Metadata> {
+        let url = authority.discovery_url();
+        if let Some(m) = self.discovery.lock().unwrap_or_else(|p| p.into_inner()).get(&url) {
+            return Ok(m.clone());
+        }
+        let m = discovery::fetch(&self.http, &url, client_request_id).await?;
+        self.discovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(url, m.clone());
+        Ok(m)
+    }
+
+    async fn request(&self, request: SourceRequest<'_>) -> Result<TokenResponse> {
+        let metadata = self.metadata(request.authority, request.correlation_id).await?;
+        let ctx = AssertionContext {
+            client_id: request.client_id.to_string(),
+            token_endpoint: metadata.token_endpoint.clone(),
+        };
+        let default_alg = match request.authority.kind() {
+            AuthorityKind::Entra => SigningAlgorithm::Ps256,
+            _ => SigningAlgorithm::Rs256,
+        };
+        let auth = self.credential.authenticate(ctx, default_alg, self.clock.now()).await?;
+        let mut form: Vec<(&'static str, String)> = vec![
+            ("grant_type", "client_credentials".into()),
+            ("client_id", request.client_id.to_string()),
+            ("scope", request.scopes.as_param()),
+        ];
+        let authorization = auth.apply(request.client_id, &mut form);
+        debug!(token_endpoint = %metadata.token_endpoint, "requesting a token");
+        let resp = self
+            .http
+            .post_form(&metadata.token_endpoint, &form, authorization.as_ref(), request.correlation_id)
+            .await;
+        // The form holds the secret or assertion: wipe it.
+        for (_, v) in form.iter_mut() {
+            zeroize::Zeroize::zeroize(v);
+        }
+        let resp = resp?;
+        if !(200..300).contains(&resp.status) {
+            let e = resp.into_server_error();
+            debug!(error = %e, "token request refused");
+            return Err(e);
+        }
+        let token = parse_token_response(&resp.body, &resp.url, resp.status)?;
+        debug!(expires_in = token.expires_in.as_secs(), "token received");
+        Ok(token)
+    }
+}
+
+/// Reads a successful token answer. Numbers may come as JSON numbers or
+/// strings of digits (AD FS and Entra's v1 endpoint send strings).
+pub(crate) fn parse_token_response(body: &[u8], url: &str, status: u16) -> Result<TokenResponse> {
+    let invalid = |message: &str| Error::InvalidResponse {
+        url: url.to_string(),
+        status,
+        message: message.to_string(),
+    };
+    // Never quote the body: it holds the token.
+    let doc: serde_json::Value = serde_json::from_slice(body).map_err(|_| invalid("the token answer is not JSON"))?;
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| invalid("the token answer is not a JSON object"))?;
+    let token = obj
+        .get("access_token")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| invalid("the token answer has no access_token"))?;
+    let token_type = match obj.get("token_type") {
+        None => "Bearer".to_string(),
+        Some(v) => v
+            .as_str()
+            .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            .ok_or_else(|| invalid("the token answer's token_type is not a word"))?
+            .to_string(),
+    };
+    // "Bearer" in any case is sent back as "Bearer" (RFC 6750 header scheme).
+    let token_type = if token_type.eq_ignore_ascii_case("bearer") {
+        "Bearer".to_string()
+    } else {
+        token_type
+    };
+    let seconds = |name: &str| -> Result<Option<u64>> {
+        match obj.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => {
+                let n = v
+                    .as_i64()
+                    .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse::<i64>().ok()));
+                match n {
+                    Some(n) if (0..=10 * 365 * 24 * 3600).contains(&n) => Ok(Some(n as u64)),
+                    _ => Err(invalid(&format!("the token answer's {name} is not a number of seconds"))),
+                }
+            }
+        }
+    };
+    let expires_in = seconds("expires_in")?.ok_or_else(|| invalid("the token answer has no expires_in"))?;
+    if expires_in == 0 {
+        return Err(invalid("the token answer's expires_in is 0: the token is already expired"));
+    }
+    Ok(TokenResponse {
+        access_token: SecretString::from(token.to_string()),
+        token_type,
+        expires_in: Duration::from_secs(expires_in),
+        ext_expires_in: seconds("ext_expires_in")?.map(Duration::from_secs),
+        refresh_in: seconds("refresh_in")?.map(Duration::from_secs),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn token_answers() {
+        let t = parse_token_response(
+            br#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"abc"}"#,
+            "u",
+            200,
+        )
+        .unwrap();
+        assert_eq!(t.access_token.expose_secret(), "abc");
+        assert_eq!(t.expires_in, Duration::from_secs(3599));
+        assert_eq!(t.refresh_in, None);
+        let t = parse_token_response(
+            br#"{"expires_in":"7200","refresh_in":3600,"access_token":"abc","token_type":"bearer"}"#,
+            "u",
+            200,
+        )
+        .unwrap();
+        assert_eq!(t.refresh_in, Some(Duration::from_secs(3600)));
+        assert_eq!(t.token_type, "Bearer");
+        assert!(!format!("{t:?}").contains("abc"));
+    }
+
+    #[test]
+    fn bad_token_answers_never_quote_the_body() {
+        for (body, want) in [
+            (&br#"not json secret-token"#[..], "not JSON"),
+            (br#"["secret-token"]"#, "not a JSON object"),
+            (br#"{"expires_in":3600}"#, "no access_token"),
+            (br#"{"access_token":"","expires_in":3600}"#, "no access_token"),
+            (br#"{"access_token":"secret-token"}"#, "no expires_in"),
+            (br#"{"access_token":"secret-token","expires_in":"soon"}"#, "expires_in is not"),
+            (br#"{"access_token":"secret-token","expires_in":-5}"#, "expires_in is not"),
+            (br#"{"access_token":"secret-token","expires_in":0}"#, "already expired"),
+            (br#"{"access_token":"secret-token","expires_in":60,"token_type":"a b"}"#, "token_type"),
+            (br#"{"access_token":"secret-token","expires_in":60,"refresh_in":"x"}"#, "refresh_in"),
+        ] {
+            let e = parse_token_response(body, "u", 200).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+            assert!(!e.contains("secret-token"), "{e}");
+        }
+    }
+}
