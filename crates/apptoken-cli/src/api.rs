@@ -28,13 +28,20 @@ pub(crate) enum ApiOutcome {
     },
 }
 
-pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// The client for API calls; `ca_file` adds trusted roots (the emulator's CA).
+pub(crate) fn http_client(ca_file: Option<&std::path::Path>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("apptoken/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot build the HTTP client")
+        .user_agent(concat!("apptoken/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = ca_file {
+        let pem = std::fs::read(ca)
+            .with_context(|| format!("cannot read the CA file '{}'", ca.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("'{}' is not a PEM certificate bundle", ca.display()))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().context("cannot build the HTTP client")
 }
 
 /// The default scope for an API URL: its origin followed by `/.default`.

@@ -115,6 +115,11 @@ pub(crate) struct EmulatorArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8400")]
     pub(crate) listen: SocketAddr,
+    /// Serve HTTPS with a generated local CA (written to the state directory as ca.pem). The server
+    /// certificate is also valid for login.microsoftonline.com and the regional and national-cloud
+    /// hosts, so clients can be pointed at the emulator by address alone.
+    #[arg(long)]
+    pub(crate) tls: bool,
     /// Where to write (and reuse) the generated credentials, `env` and `emulator.json`.
     /// Default: $XDG_STATE_HOME/apptoken/emulator (~/.local/state/apptoken/emulator).
     #[arg(long, value_name = "DIR")]

@@ -30,13 +30,15 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn build_client(config: Option<&std::path::Path>) -> Result<ConfidentialClient, Failure> {
+fn build_client(
+    config: Option<&std::path::Path>,
+) -> Result<(ConfidentialClient, apptoken::ClientConfig), Failure> {
     let cfg = settings::client_config(config)?;
-    Ok(cfg.build_client()?)
+    Ok((cfg.build_client()?, cfg))
 }
 
 async fn token(args: TokenArgs) -> Result<(), Failure> {
-    let client = build_client(args.config.as_deref())?;
+    let (client, _) = build_client(args.config.as_deref())?;
     let mut req = TokenRequest::new([&args.scope]).force_refresh(args.force_refresh);
     if let Some(t) = &args.tenant {
         req = req.tenant(t);
@@ -94,7 +96,7 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
         .scope
         .clone()
         .unwrap_or_else(|| api::default_scope(&url));
-    let client = build_client(args.config.as_deref())?;
+    let (client, cfg) = build_client(args.config.as_deref())?;
     let mut token = TokenRequest::new([&scope]);
     if let Some(t) = &args.tenant {
         token = token.tenant(t);
@@ -106,7 +108,7 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
         headers,
         token,
     };
-    let http = api::http_client()?;
+    let http = api::http_client(cfg.ca_file.as_deref())?;
     match api::call(&http, &client, &req, args.all_pages, args.max_pages).await? {
         ApiOutcome::Ok { body, .. } => {
             println!(
@@ -163,6 +165,11 @@ async fn emulator(args: EmulatorArgs) -> Result<(), Failure> {
             error: e.into(),
         })?,
     };
+    let config = if args.tls {
+        config.with_tls(true)
+    } else {
+        config
+    };
     let running = Emulator::start(config, args.listen)
         .await
         .map_err(|e| Failure {
@@ -196,6 +203,24 @@ async fn emulator(args: EmulatorArgs) -> Result<(), Failure> {
         info.sample_api, info.sample_scope
     );
     println!("  state         {}", state_dir.display());
+    if let Some(ca) = &info.ca_certificate_path {
+        println!("  TLS CA        {}", ca.display());
+        println!(
+            "                trust it per program: SSL_CERT_FILE (OpenSSL, curl), REQUESTS_CA_BUNDLE (Python),"
+        );
+        println!(
+            "                NODE_EXTRA_CA_CERTS (Node.js); apptoken reads APPTOKEN_CA_FILE from the env file"
+        );
+    }
+    if let Some(ca) = &info.ca_certificate_path {
+        println!("  TLS CA        {}", ca.display());
+        println!(
+            "                trust it per program: SSL_CERT_FILE (OpenSSL, curl), REQUESTS_CA_BUNDLE (Python requests),"
+        );
+        println!(
+            "                NODE_EXTRA_CA_CERTS (Node.js); apptoken reads APPTOKEN_CA_FILE from the env file"
+        );
+    }
     println!();
     println!(
         "Try:  source {}/env && apptoken token --scope \"$APPTOKEN_SAMPLE_SCOPE\"",
@@ -351,7 +376,7 @@ async fn demo_in(state_dir: &std::path::Path) -> Result<(), Failure> {
         }
     );
 
-    let http = api::http_client()?;
+    let http = api::http_client(None)?;
     let mut tenants = vec![(info.tenant_domain.clone(), None::<String>)];
     tenants.extend(
         info.other_tenants

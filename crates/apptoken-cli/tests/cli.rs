@@ -70,9 +70,15 @@ struct RunningEmulator {
 }
 
 fn start_emulator() -> RunningEmulator {
+    start_emulator_with(&[])
+}
+
+fn start_emulator_with(extra: &[&str]) -> RunningEmulator {
     let state = tempfile::tempdir().unwrap();
     let child = apptoken(&HashMap::new())
-        .args(["emulator", "--listen", "127.0.0.1:0", "--state-dir"])
+        .args(["emulator", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--state-dir")
         .arg(state.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -371,6 +377,34 @@ fn errors_have_exit_codes_and_say_what_to_fix() {
     // a JWT that is not one
     let out = run(apptoken(&env).args(["jwt", "decode", "not-a-jwt"]));
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn emulator_over_tls_with_the_ca_from_the_env_file() {
+    let emu = start_emulator_with(&["--tls"]);
+    let env = emu.env.clone();
+    assert!(
+        env["AZURE_AUTHORITY_HOST"].starts_with("https://"),
+        "{env:?}"
+    );
+    assert!(env.contains_key("APPTOKEN_CA_FILE"), "{env:?}");
+    let scope = env["APPTOKEN_SAMPLE_SCOPE"].clone();
+    let out = run(apptoken(&env).args(["token", "--scope", &scope]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let api = env["APPTOKEN_SAMPLE_API"].clone();
+    let out = run(apptoken(&env).args([
+        "call",
+        "--scope",
+        &scope,
+        &format!("{api}/users?$top=10"),
+        "--all-pages",
+    ]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Without the CA the server is not trusted: a transport failure, exit 5.
+    let mut no_ca = env.clone();
+    no_ca.remove("APPTOKEN_CA_FILE");
+    let out = run(apptoken(&no_ca).args(["token", "--scope", &scope]));
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -23,6 +23,7 @@ pub(crate) struct RawConfig {
     pub(crate) token_lifetime_secs: Option<u64>,
     pub(crate) refresh_in_secs: Option<u64>,
     pub(crate) primary_app: Option<String>,
+    pub(crate) tls: Option<bool>,
     #[serde(default)]
     pub(crate) tenants: Vec<RawTenant>,
     #[serde(default)]
@@ -276,6 +277,7 @@ pub struct Config {
     pub(crate) sample_api: Option<SampleApi>,
     pub(crate) primary_app: Option<String>,
     pub(crate) state_dir: Option<PathBuf>,
+    pub(crate) tls: bool,
 }
 
 impl Config {
@@ -324,6 +326,16 @@ impl Config {
     /// [`Error::Crypto`] when key generation fails.
     pub fn embedded(state_dir: &Path) -> Result<Config, Error> {
         crate::embedded::config(state_dir)
+    }
+
+    /// Serves HTTPS (`true`) or plain HTTP (`false`, the default; TOML key
+    /// `tls`). With TLS, `start` creates a local CA (or reuses `ca.pem` and
+    /// `ca-key.pem` from the state directory) and a server certificate for
+    /// loopback and Entra's login host names; see docs/EMULATOR.md.
+    #[must_use]
+    pub fn with_tls(mut self, enabled: bool) -> Config {
+        self.tls = enabled;
+        self
     }
 
     /// Sets the directory where `start` writes the `env` and `emulator.json`
@@ -746,6 +758,7 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
         sample_api,
         primary_app,
         state_dir: None,
+        tls: raw.tls.unwrap_or(false),
     })
 }
 

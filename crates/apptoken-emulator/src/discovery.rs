@@ -31,8 +31,12 @@ pub(crate) async fn openid_configuration(
         ),
         Err(e) => return e.into_response(&ctx, &st.base_url),
     };
-    let base = &st.base_url;
-    let host = base.trim_start_matches("http://");
+    // Endpoints on the host the request arrived at (MSAL checks that they
+    // share the authority's host); the issuer stays on base_url, which is
+    // what tokens carry.
+    let base = &st.request_base(&headers);
+    let host = st.request_host(&headers);
+    let host_name = host_name(&host);
     let doc = json!({
         "token_endpoint": format!("{base}/{tid}/oauth2/v2.0/token"),
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
@@ -55,10 +59,10 @@ pub(crate) async fn openid_configuration(
             "nonce", "preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email"],
         "kerberos_endpoint": format!("{base}/{tid}/kerberos"),
         "tenant_region_scope": region,
-        "cloud_instance_name": "microsoftonline.com",
-        "cloud_graph_host_name": "graph.windows.net",
+        "cloud_instance_name": host_name,
+        "cloud_graph_host_name": host,
         "msgraph_host": host,
-        "rbac_url": "https://pas.windows.net",
+        "rbac_url": base,
     });
     json_response(StatusCode::OK, &doc, &ctx)
 }
@@ -90,6 +94,119 @@ pub(crate) async fn jwks(
             "x5c": [crate::crypto::b64std(&key.cert_der)],
             "issuer": issuer,
         }]
+    });
+    json_response(StatusCode::OK, &doc, &ctx)
+}
+
+/// `host` without its port (`[::1]:8443` → `[::1]`).
+fn host_name(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    }
+}
+
+/// The port suffix of `host` (`:8443`), or "".
+fn port_suffix(host: &str) -> &str {
+    &host[host_name(host).len()..]
+}
+
+/// Entra's cloud host groups: (preferred_network, preferred_cache, aliases).
+const CLOUDS: [(&str, &str, &[&str]); 3] = [
+    (
+        "login.microsoftonline.com",
+        "login.windows.net",
+        &[
+            "login.microsoftonline.com",
+            "login.windows.net",
+            "login.microsoft.com",
+        ],
+    ),
+    (
+        "login.microsoftonline.us",
+        "login.microsoftonline.us",
+        &["login.microsoftonline.us"],
+    ),
+    (
+        "login.chinacloudapi.cn",
+        "login.chinacloudapi.cn",
+        &["login.chinacloudapi.cn"],
+    ),
+];
+
+/// `GET /common/discovery/instance?api-version=1.1&authorization_endpoint=…`:
+/// Entra's instance discovery, with hosts of this emulator only.
+pub(crate) async fn instance_discovery(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    st.stats.discovery();
+    let ctx = RequestContext::new(&headers, uri.query(), st.clock.now());
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    // The tenant: first path segment of authorization_endpoint, else `common`.
+    let tenant = param("authorization_endpoint")
+        .and_then(|a| url::Url::parse(a).ok())
+        .and_then(|u| {
+            u.path_segments()
+                .and_then(|mut s| s.next().map(str::to_string))
+        })
+        .filter(|t| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-_".contains(&b))
+        })
+        .unwrap_or_else(|| "common".to_string());
+    let host = st.request_host(&headers);
+    let port = port_suffix(&host).to_string();
+    let base = st.request_base(&headers);
+    let mut metadata = Vec::new();
+    let mut covered = false;
+    let loopback: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
+        .iter()
+        .map(|h| format!("{h}{port}"))
+        .collect();
+    let mut loopback_aliases = loopback.clone();
+    if !loopback_aliases.contains(&st.base_host().to_string()) {
+        loopback_aliases.insert(0, st.base_host().to_string());
+    }
+    covered |= loopback_aliases.contains(&host);
+    metadata.push(json!({
+        "preferred_network": loopback_aliases[0],
+        "preferred_cache": loopback_aliases[0],
+        "aliases": loopback_aliases,
+    }));
+    if st.scheme() == "https" {
+        for (network, cache, aliases) in CLOUDS {
+            let aliases: Vec<String> = aliases.iter().map(|a| format!("{a}{port}")).collect();
+            covered |= aliases.contains(&host);
+            metadata.push(json!({
+                "preferred_network": format!("{network}{port}"),
+                "preferred_cache": format!("{cache}{port}"),
+                "aliases": aliases,
+            }));
+        }
+    }
+    if !covered {
+        metadata.push(json!({
+            "preferred_network": host,
+            "preferred_cache": host,
+            "aliases": [host],
+        }));
+    }
+    let doc = json!({
+        "tenant_discovery_endpoint": format!("{base}/{tenant}/v2.0/.well-known/openid-configuration"),
+        "api-version": "1.1",
+        "metadata": metadata,
     });
     json_response(StatusCode::OK, &doc, &ctx)
 }

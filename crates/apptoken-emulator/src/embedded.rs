@@ -268,6 +268,7 @@ pub(crate) fn config(state_dir: &Path) -> Result<Config, Error> {
         token_lifetime_secs: None,
         refresh_in_secs: None,
         primary_app: Some(DEFAULT_CLIENT_ID.into()),
+        tls: None,
         tenants: vec![
             RawTenant {
                 id: CONTOSO_TENANT_ID.into(),

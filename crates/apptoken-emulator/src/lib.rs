@@ -21,19 +21,25 @@
 //! the table of error answers.
 
 mod aad;
+mod admin;
 mod clock;
 mod config;
 mod crypto;
 mod discovery;
 mod embedded;
 mod error;
+mod fault;
 mod jwt;
 mod sample_api;
+mod serve;
 mod server;
 mod stats;
+mod tls;
 mod token;
 
+pub use admin::TokenLifetimes;
 pub use config::Config;
 pub use error::Error;
+pub use fault::{Fault, Target};
 pub use server::{Emulator, EmulatorInfo, RunningEmulator, TenantInfo};
 pub use stats::{Stats, TokenRequestCount};

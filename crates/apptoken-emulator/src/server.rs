@@ -8,16 +8,18 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 
 use crate::aad::{RequestContext, json_response};
-use crate::clock::{Clock, SystemClock};
+use crate::admin::TokenLifetimes;
+use crate::clock::{Clock, ControlledClock, SystemClock};
 use crate::config::Config;
 use crate::crypto::SigningKey;
 use crate::embedded::write_private;
+use crate::fault::{Fault, FaultSet};
 use crate::stats::{Stats, StatsRecorder};
-use crate::{Error, discovery, sample_api, token};
+use crate::{Error, admin, discovery, fault, sample_api, token};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -26,13 +28,48 @@ pub(crate) struct AppState {
     /// `http://127.0.0.1:PORT`: the authority host; issuers use it.
     pub(crate) base_url: String,
     pub(crate) signing: SigningKey,
-    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) clock: ControlledClock,
     pub(crate) stats: StatsRecorder,
+    pub(crate) faults: FaultSet,
+    /// Overrides set by `set_token_lifetimes` (std mutex, never held across an await).
+    pub(crate) lifetimes: std::sync::Mutex<TokenLifetimes>,
 }
 
 impl AppState {
     pub(crate) fn issuer(&self, tenant_id: &str) -> String {
         format!("{}/{tenant_id}/v2.0", self.base_url)
+    }
+
+    /// `http` or `https`.
+    pub(crate) fn scheme(&self) -> &str {
+        self.base_url.split("://").next().unwrap_or("http")
+    }
+
+    /// `host:port` of `base_url`.
+    pub(crate) fn base_host(&self) -> &str {
+        self.base_url.split("://").nth(1).unwrap_or_default()
+    }
+
+    /// The `Host` the request arrived at (`login.microsoftonline.com:PORT`),
+    /// when it is a plausible host name; else the base URL's `host:port`.
+    pub(crate) fn request_host(&self, headers: &HeaderMap) -> String {
+        headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 261
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .unwrap_or_else(|| self.base_host().to_string())
+    }
+
+    /// `scheme://` + [`request_host`](Self::request_host): the base of
+    /// endpoint URLs in discovery documents.
+    pub(crate) fn request_base(&self, headers: &HeaderMap) -> String {
+        format!("{}://{}", self.scheme(), self.request_host(headers))
     }
 }
 
@@ -80,6 +117,10 @@ pub struct EmulatorInfo {
     pub sample_api: String,
     /// The scope to request for the sample API (`api://…/.default`).
     pub sample_scope: String,
+    /// With TLS: the local CA certificate (`ca.pem` in the state directory)
+    /// that clients must trust.
+    #[serde(default)]
+    pub ca_certificate_path: Option<PathBuf>,
 }
 
 fn describe(config: &Config, base_url: &str, now: time::OffsetDateTime) -> EmulatorInfo {
@@ -123,6 +164,7 @@ fn describe(config: &Config, base_url: &str, now: time::OffsetDateTime) -> Emula
             .and_then(|s| config.resource_by_app_id(&s.resource_app_id))
             .map(|r| format!("{}/.default", r.scope_prefix()))
             .unwrap_or_default(),
+        ca_certificate_path: None,
     }
 }
 
@@ -155,6 +197,25 @@ fn env_file(info: &EmulatorInfo) -> String {
         "export APPTOKEN_SAMPLE_SCOPE={}",
         shell_quote(&info.sample_scope)
     ));
+    if let Some(ca) = &info.ca_certificate_path {
+        let ca = shell_quote(&ca.display().to_string());
+        lines.push(format!("export APPTOKEN_CA_FILE={ca}"));
+        lines.push(
+            "# The emulator serves HTTPS with a certificate from this local CA. To make other tools trust it\n\
+             # for one command only, prefix that command (do not export these: SSL_CERT_FILE replaces the\n\
+             # system roots for every program started from this shell):"
+                .to_string(),
+        );
+        lines.push(format!(
+            "#   SSL_CERT_FILE={ca} curl …        (OpenSSL-based tools)"
+        ));
+        lines.push(format!(
+            "#   REQUESTS_CA_BUNDLE={ca} python …  (Python requests)"
+        ));
+        lines.push(format!(
+            "#   NODE_EXTRA_CA_CERTS={ca} node …   (Node.js; adds to the system roots)"
+        ));
+    }
     lines.join("\n") + "\n"
 }
 
@@ -203,10 +264,17 @@ impl Emulator {
             IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        let base_url = format!("http://{}", SocketAddr::new(host_ip, local_addr.port()));
+        let scheme = if config.tls { "https" } else { "http" };
+        let base_url = format!("{scheme}://{}", SocketAddr::new(host_ip, local_addr.port()));
         let now = clock.now();
         let signing = SigningKey::generate(now)?;
-        let info = describe(&config, &base_url, now);
+        let tls = if config.tls {
+            Some(crate::tls::setup(config.state_dir.as_deref(), now)?)
+        } else {
+            None
+        };
+        let mut info = describe(&config, &base_url, now);
+        info.ca_certificate_path = tls.as_ref().and_then(|t| t.ca_path.clone());
         if let Some(dir) = &config.state_dir {
             write_state_files(dir, &info)?;
         }
@@ -214,27 +282,23 @@ impl Emulator {
             config,
             base_url: base_url.clone(),
             signing,
-            clock,
+            clock: ControlledClock::new(clock),
             stats: StatsRecorder::default(),
+            faults: FaultSet::default(),
+            lifetimes: std::sync::Mutex::new(TokenLifetimes::default()),
         });
         let app = router(state.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "emulator server stopped with an error");
-            }
-        });
+        let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+        let acceptor = tls.map(|t| t.acceptor);
+        let task = tokio::spawn(crate::serve::serve(listener, app, acceptor, stop_rx));
         tracing::info!(%base_url, "apptoken emulator listening");
         Ok(RunningEmulator {
             local_addr,
             base_url,
             info,
             state,
+            ca_pem,
             stop: Some(stop_tx),
             task: Some(task),
         })
@@ -249,6 +313,7 @@ pub struct RunningEmulator {
     base_url: String,
     info: EmulatorInfo,
     state: Arc<AppState>,
+    ca_pem: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -259,7 +324,12 @@ impl RunningEmulator {
         self.local_addr
     }
 
-    /// `http://127.0.0.1:PORT`: the authority host clients use.
+    /// With TLS: the local CA certificate (PEM) that clients must trust.
+    pub fn ca_certificate_pem(&self) -> Option<String> {
+        self.ca_pem.clone()
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://…` with TLS): the authority host clients use.
     pub fn base_url(&self) -> String {
         self.base_url.clone()
     }
@@ -272,6 +342,54 @@ impl RunningEmulator {
     /// A snapshot of the counters (same data as `GET /_emulator/stats`).
     pub fn stats(&self) -> Stats {
         self.state.stats.snapshot()
+    }
+
+    /// Registers a fault and returns its id (for [`remove_fault`](Self::remove_fault)).
+    /// Faults apply in the order added; the first that fires wins.
+    pub fn add_fault(&self, fault: Fault) -> u64 {
+        self.state.faults.add(fault)
+    }
+
+    /// Removes one fault (no-op for an unknown id).
+    pub fn remove_fault(&self, id: u64) {
+        self.state.faults.remove(id);
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.state.faults.clear();
+    }
+
+    /// Sets the lifetimes of tokens issued from now on
+    /// ([`TokenLifetimes::new`] restores the configuration's).
+    pub fn set_token_lifetimes(&self, lifetimes: TokenLifetimes) {
+        self.state.set_lifetimes(lifetimes);
+    }
+
+    /// Stops the emulator's clock at the current instant.
+    pub fn freeze_clock(&self) {
+        self.state.clock.freeze();
+    }
+
+    /// Moves the emulator's clock forward (it stays frozen if it was).
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        let by = time::Duration::try_from(by).unwrap_or(time::Duration::MAX);
+        self.state.clock.advance(by);
+    }
+
+    /// Sets the emulator's clock to `at` (it stays frozen if it was, else runs on from `at`).
+    pub fn set_clock(&self, at: time::OffsetDateTime) {
+        self.state.clock.set(at);
+    }
+
+    /// Lets a frozen clock run again from the instant it shows.
+    pub fn resume_clock(&self) {
+        self.state.clock.resume();
+    }
+
+    /// The emulator's current time.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.state.clock.now()
     }
 
     /// Stops accepting connections, lets requests in flight finish, and
@@ -302,6 +420,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route("/{tenant}/discovery/v2.0/keys", get(discovery::jwks))
         .route(
+            "/common/discovery/instance",
+            get(discovery::instance_discovery),
+        )
+        .route(
             "/{tenant}/oauth2/v2.0/token",
             post(token::token_endpoint).get(token::token_get),
         )
@@ -309,8 +431,25 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1.0/users/{id}", get(sample_api::get_user))
         .route("/_emulator/stats", get(stats))
         .route("/_emulator/stats/reset", post(reset_stats))
+        .route(
+            "/_emulator/faults",
+            post(fault::add).get(fault::list).delete(fault::clear),
+        )
+        .route("/_emulator/faults/{id}", delete(fault::remove))
+        .route(
+            "/_emulator/token-lifetimes",
+            post(admin::set_token_lifetimes),
+        )
+        .route(
+            "/_emulator/clock",
+            get(admin::get_clock).post(admin::post_clock),
+        )
         .route("/error", get(error_page))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            fault::layer,
+        ))
         .with_state(state)
 }
 

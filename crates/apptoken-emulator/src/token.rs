@@ -168,6 +168,16 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((form_decode(id), form_decode(secret)))
 }
 
+/// The client id a token request names (form field first, then the Basic
+/// user name), for fault matching and the stats.
+pub(crate) fn client_id_of(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    Form::parse(headers, body)
+        .get("client_id")
+        .map(str::to_string)
+        .or_else(|| basic_credentials(headers).map(|(id, _)| id))
+        .filter(|id| !id.is_empty())
+}
+
 /// Who is asking, for the stats and the log.
 #[derive(Debug, Default)]
 struct Labels {
@@ -367,14 +377,17 @@ fn grant(
 
     let roles = config.granted_roles(&app.client_id, &tenant.id, &resource.app_id);
     let now = ctx.now.unix_timestamp();
-    let lifetime = i64::try_from(config.token_lifetime_secs).unwrap_or(3600);
+    let lifetimes = st.lifetimes();
+    let lifetime = i64::try_from(lifetimes.expires_in)
+        .unwrap_or(i64::MAX)
+        .saturating_add(1);
     let oid = crypto::derived_guid(&["service-principal", &tenant.id, &app.client_id]).to_string();
     let mut claims = json!({
         "aud": resource.app_id,
         "iss": st.issuer(&tenant.id),
         "iat": now - ISSUED_BACKDATE_SECS,
         "nbf": now - ISSUED_BACKDATE_SECS,
-        "exp": now + lifetime,
+        "exp": now.saturating_add(lifetime),
         "azp": app.client_id,
         "azpacr": azpacr,
         "idtyp": "app",
@@ -398,14 +411,13 @@ fn grant(
             "A transient error has occurred. Please try again.",
         )
     })?;
-    let expires_in = config.token_lifetime_secs - 1;
     let mut body = json!({
         "token_type": "Bearer",
-        "expires_in": expires_in,
-        "ext_expires_in": expires_in,
+        "expires_in": lifetimes.expires_in,
+        "ext_expires_in": lifetimes.ext_expires_in,
         "access_token": access_token,
     });
-    if let Some(refresh_in) = config.refresh_in_secs {
+    if let Some(refresh_in) = lifetimes.refresh_in {
         body["refresh_in"] = json!(refresh_in);
     }
     Ok(Granted {

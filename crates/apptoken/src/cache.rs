@@ -26,15 +26,90 @@ use crate::token::AccessToken;
 /// A cached token is used until this long before it expires.
 pub(crate) const EXPIRY_MARGIN: Duration = Duration::minutes(5);
 
+/// Keys up to this many bytes of tenant + scope are stored inline: a hit
+/// then reads the key from the map's node, without another pointer.
+const INLINE: usize = 110;
+
+#[derive(Clone)]
+enum KeyText {
+    Inline(u8, [u8; INLINE]),
+    Heap(Box<str>),
+}
+
+impl KeyText {
+    fn new(s: &str) -> KeyText {
+        if s.len() <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            KeyText::Inline(s.len() as u8, buf)
+        } else {
+            KeyText::Heap(s.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // The buffer holds a copy of a `str` prefix: always UTF-8.
+            KeyText::Inline(len, buf) => std::str::from_utf8(&buf[..*len as usize]).unwrap_or(""),
+            KeyText::Heap(s) => s,
+        }
+    }
+}
+
 /// What identifies a token: authority host, tenant, client id and the
-/// normalised scope. Tenant and scope are compared without regard to ASCII
-/// case; two different tenants never share a key.
-#[derive(Debug, Clone)]
+/// normalised scope. Tenant and scope are stored lower-case and compared
+/// without regard to ASCII case; two different tenants never share a key.
+#[derive(Clone)]
 pub(crate) struct CacheKey {
     pub(crate) host: Arc<str>,
-    pub(crate) tenant: Box<str>,
     pub(crate) client_id: Arc<str>,
-    pub(crate) scope: Box<str>,
+    split: u16,
+    text: KeyText,
+}
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheKey")
+            .field("host", &self.host)
+            .field("client_id", &self.client_id)
+            .field("tenant", &self.tenant())
+            .field("scope", &self.scope())
+            .finish()
+    }
+}
+
+impl CacheKey {
+    pub(crate) fn new(host: Arc<str>, client_id: Arc<str>, tenant: &str, scope: &str) -> CacheKey {
+        let mut text = String::with_capacity(tenant.len() + scope.len());
+        text.push_str(tenant);
+        text.make_ascii_lowercase();
+        text.push_str(&scope.to_ascii_lowercase());
+        CacheKey {
+            host,
+            client_id,
+            split: tenant.len().min(u16::MAX as usize) as u16,
+            text: KeyText::new(&text),
+        }
+    }
+
+    /// The tenant, lower-case.
+    pub(crate) fn tenant(&self) -> &str {
+        self.text.as_str().get(..self.split as usize).unwrap_or("")
+    }
+
+    /// The scope, lower-case.
+    pub(crate) fn scope(&self) -> &str {
+        self.text.as_str().get(self.split as usize..).unwrap_or("")
+    }
+
+    pub(crate) fn as_ref(&self) -> KeyRef<'_> {
+        KeyRef {
+            host: &self.host,
+            tenant: self.tenant(),
+            client_id: &self.client_id,
+            scope: self.scope(),
+        }
+    }
 }
 
 /// The borrowed form of a key, for allocation-free lookups.
@@ -48,19 +123,19 @@ pub(crate) struct KeyRef<'a> {
 
 impl KeyRef<'_> {
     pub(crate) fn to_owned_key(self, host: &Arc<str>, client_id: &Arc<str>) -> CacheKey {
-        CacheKey {
-            host: Arc::clone(host),
-            tenant: self.tenant.to_ascii_lowercase().into(),
-            client_id: Arc::clone(client_id),
-            scope: self.scope.to_ascii_lowercase().into(),
-        }
+        CacheKey::new(
+            Arc::clone(host),
+            Arc::clone(client_id),
+            self.tenant,
+            self.scope,
+        )
     }
 
     fn parts_eq(&self, k: &CacheKey) -> bool {
         self.host == &*k.host
             && self.client_id == &*k.client_id
-            && self.tenant.eq_ignore_ascii_case(&k.tenant)
-            && self.scope.eq_ignore_ascii_case(&k.scope)
+            && self.tenant.eq_ignore_ascii_case(k.tenant())
+            && self.scope.eq_ignore_ascii_case(k.scope())
     }
 }
 
@@ -88,7 +163,7 @@ fn hash_parts<H: Hasher>(h: &mut H, host: &str, tenant: &str, client_id: &str, s
 
 impl Hash for CacheKey {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        hash_parts(h, &self.host, &self.tenant, &self.client_id, &self.scope);
+        hash_parts(h, &self.host, self.tenant(), &self.client_id, self.scope());
     }
 }
 
@@ -100,10 +175,7 @@ impl Hash for KeyRef<'_> {
 
 impl PartialEq for CacheKey {
     fn eq(&self, other: &Self) -> bool {
-        self.host == other.host
-            && self.client_id == other.client_id
-            && self.tenant.eq_ignore_ascii_case(&other.tenant)
-            && self.scope.eq_ignore_ascii_case(&other.scope)
+        other.as_ref().parts_eq(self)
     }
 }
 
@@ -115,33 +187,64 @@ impl papaya::Equivalent<CacheKey> for KeyRef<'_> {
     }
 }
 
-/// One cached token and what is needed to refresh it.
+/// One cached token and what is needed to refresh it. Stored inline in the
+/// map's node, next to its key.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) token: AccessToken,
-    /// When to refresh ahead of expiry (jittered), if at all.
-    pub(crate) refresh_at: Option<OffsetDateTime>,
+    /// Unix milliseconds until which the token is served (expiry − 5 min).
+    fresh_until_ms: i64,
+    /// Unix milliseconds from which a refresh is due (`i64::MAX`: never).
+    refresh_at_ms: i64,
     pub(crate) stored_at: OffsetDateTime,
     /// Used by a caller since it was stored; unused tokens are not refreshed.
-    pub(crate) used: AtomicBool,
-    /// Unix seconds before which no new refresh is started.
-    pub(crate) next_refresh_attempt: AtomicI64,
+    used: AtomicBool,
+    /// Unix milliseconds before which no new refresh is started.
+    next_refresh_attempt: AtomicI64,
     pub(crate) generation: u64,
     pub(crate) authority: Authority,
     pub(crate) scopes: Scopes,
 }
 
+/// A copy of what the refresher needs from an entry.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryView {
+    pub(crate) token: AccessToken,
+    pub(crate) generation: u64,
+    pub(crate) used: bool,
+    pub(crate) authority: Authority,
+    pub(crate) scopes: Scopes,
+}
+
 impl Entry {
+    fn view(&self) -> EntryView {
+        EntryView {
+            token: self.token.clone(),
+            generation: self.generation,
+            used: self.used.load(Ordering::Relaxed),
+            authority: self.authority.clone(),
+            scopes: self.scopes.clone(),
+        }
+    }
+
     /// Claims the right to start a refresh now (one caller wins).
-    pub(crate) fn claim_refresh(&self, now: OffsetDateTime, backoff: Duration) -> bool {
-        let now_s = now.unix_timestamp();
+    fn claim_refresh(&self, now_ms: i64, backoff: Duration) -> bool {
         let next = self.next_refresh_attempt.load(Ordering::Relaxed);
-        now_s >= next
+        now_ms >= next
             && self
                 .next_refresh_attempt
-                .compare_exchange(next, now_s + backoff.whole_seconds(), Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(
+                    next,
+                    now_ms.saturating_add(backoff.whole_milliseconds() as i64),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
     }
+}
+
+pub(crate) fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000).clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 /// What a lookup found.
@@ -174,27 +277,27 @@ pub(crate) struct Due {
 
 /// A key ordered by its parts (only to sit in the heap).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct KeyOrd(Arc<str>, Box<str>, Arc<str>, Box<str>);
+struct KeyOrd(Arc<str>, Arc<str>, Box<str>, Box<str>);
 
 impl From<&CacheKey> for KeyOrd {
     fn from(k: &CacheKey) -> Self {
-        KeyOrd(k.host.clone(), k.tenant.clone(), k.client_id.clone(), k.scope.clone())
+        KeyOrd(
+            k.host.clone(),
+            k.client_id.clone(),
+            k.tenant().into(),
+            k.scope().into(),
+        )
     }
 }
 
 impl From<KeyOrd> for CacheKey {
     fn from(k: KeyOrd) -> Self {
-        CacheKey {
-            host: k.0,
-            tenant: k.1,
-            client_id: k.2,
-            scope: k.3,
-        }
+        CacheKey::new(k.0, k.1, &k.2, &k.3)
     }
 }
 
 pub(crate) struct Cache {
-    map: papaya::HashMap<CacheKey, Arc<Entry>, foldhash::fast::RandomState>,
+    map: papaya::HashMap<CacheKey, Entry, foldhash::fast::RandomState>,
     pub(crate) inflight: Mutex<HashMap<CacheKey, SharedFetch>>,
     throttled: Mutex<HashMap<CacheKey, Throttle>>,
     schedule: Mutex<BinaryHeap<Reverse<Due>>>,
@@ -232,18 +335,23 @@ impl Cache {
     }
 
     /// The hot path: no lock, no allocation but the token's reference count.
-    pub(crate) fn lookup(&self, key: &KeyRef<'_>, now: OffsetDateTime, refresh_backoff: Duration) -> Lookup {
+    pub(crate) fn lookup(
+        &self,
+        key: &KeyRef<'_>,
+        now_ms: i64,
+        refresh_backoff: Duration,
+    ) -> Lookup {
         let map = self.map.pin();
         let Some(entry) = map.get(key) else {
             return Lookup::Miss;
         };
-        if now >= entry.token.expires_on() - EXPIRY_MARGIN {
+        if now_ms >= entry.fresh_until_ms {
             return Lookup::Stale(entry.token.clone());
         }
         if !entry.used.load(Ordering::Relaxed) {
             entry.used.store(true, Ordering::Relaxed);
         }
-        let refresh = matches!(entry.refresh_at, Some(r) if now >= r) && entry.claim_refresh(now, refresh_backoff);
+        let refresh = now_ms >= entry.refresh_at_ms && entry.claim_refresh(now_ms, refresh_backoff);
         Lookup::Hit {
             token: entry.token.clone(),
             refresh,
@@ -251,14 +359,30 @@ impl Cache {
     }
 
     /// The entry for `key`, if it is still the given generation.
-    pub(crate) fn entry_if(&self, key: &CacheKey, generation: u64) -> Option<Arc<Entry>> {
+    pub(crate) fn entry_if(&self, key: &CacheKey, generation: u64) -> Option<EntryView> {
         let map = self.map.pin();
-        map.get(key).filter(|e| e.generation == generation).cloned()
+        map.get(key)
+            .filter(|e| e.generation == generation)
+            .map(Entry::view)
     }
 
     /// The current entry for `key`.
-    pub(crate) fn entry(&self, key: &CacheKey) -> Option<Arc<Entry>> {
-        self.map.pin().get(key).cloned()
+    pub(crate) fn entry(&self, key: &CacheKey) -> Option<EntryView> {
+        self.map.pin().get(key).map(Entry::view)
+    }
+
+    /// Claims the refresh of `key` (generation `generation`) now.
+    pub(crate) fn claim_refresh(
+        &self,
+        key: &CacheKey,
+        generation: u64,
+        now: OffsetDateTime,
+        backoff: Duration,
+    ) -> bool {
+        let map = self.map.pin();
+        map.get(key)
+            .filter(|e| e.generation == generation)
+            .is_some_and(|e| e.claim_refresh(unix_ms(now), backoff))
     }
 
     /// Stores a new token; returns whether the refresh schedule got an
@@ -275,16 +399,17 @@ impl Cache {
         scopes: Scopes,
     ) -> bool {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let entry = Arc::new(Entry {
+        let entry = Entry {
+            fresh_until_ms: unix_ms(token.expires_on() - EXPIRY_MARGIN),
+            refresh_at_ms: refresh_at.map_or(i64::MAX, unix_ms),
             token,
-            refresh_at,
             stored_at: now,
             used: AtomicBool::new(used),
             next_refresh_attempt: AtomicI64::new(i64::MIN),
             generation,
             authority,
             scopes,
-        });
+        };
         self.throttled
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -359,15 +484,17 @@ impl Cache {
     fn maybe_sweep(&self, now: OffsetDateTime, stores: u64) {
         let len = self.map.len();
         let over = self.max_entries.is_some_and(|m| len > m);
-        if !over && stores % 4096 != 0 {
+        if !over && !stores.is_multiple_of(4096) {
             return;
         }
-        let Ok(_guard) = self.sweeping.try_lock() else { return };
+        let Ok(_guard) = self.sweeping.try_lock() else {
+            return;
+        };
         let map = self.map.pin();
         let mut evicted = 0u64;
         map.retain(|_, e| {
-            let keep = e.token.expires_on() > now
-                || e.token.ext_expires_on().is_some_and(|x| x > now);
+            let keep =
+                e.token.expires_on() > now || e.token.ext_expires_on().is_some_and(|x| x > now);
             if !keep {
                 evicted += 1;
             }
@@ -377,7 +504,10 @@ impl Cache {
             let len = map.len();
             if len > max {
                 let target = max - max / 10;
-                let mut ages: Vec<(OffsetDateTime, u64)> = map.iter().map(|(_, e)| (e.stored_at, e.generation)).collect();
+                let mut ages: Vec<(OffsetDateTime, u64)> = map
+                    .iter()
+                    .map(|(_, e)| (e.stored_at, e.generation))
+                    .collect();
                 ages.sort_unstable();
                 let remove = len.saturating_sub(target);
                 if let Some(&(cut_at, cut_gen)) = ages.get(remove.saturating_sub(1)) {
@@ -415,13 +545,7 @@ mod tests {
     use std::hash::BuildHasher;
 
     fn owned(tenant: &str, scope: &str) -> CacheKey {
-        KeyRef {
-            host: "https://h",
-            tenant,
-            client_id: "c",
-            scope,
-        }
-        .to_owned_key(&Arc::from("https://h"), &Arc::from("c"))
+        CacheKey::new(Arc::from("https://h"), Arc::from("c"), tenant, scope)
     }
 
     fn token(expires_on: OffsetDateTime) -> AccessToken {
@@ -436,7 +560,13 @@ mod tests {
         )
     }
 
-    fn store(cache: &Cache, tenant: &str, expires_on: OffsetDateTime, refresh_at: Option<OffsetDateTime>, now: OffsetDateTime) {
+    fn store(
+        cache: &Cache,
+        tenant: &str,
+        expires_on: OffsetDateTime,
+        refresh_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) {
         cache.store(
             owned(tenant, "api://x/.default"),
             token(expires_on),
@@ -480,18 +610,51 @@ mod tests {
     fn freshness_margin_and_refresh_claims() {
         let cache = Cache::new(None);
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
-        store(&cache, "a", now + Duration::hours(1), Some(now + Duration::minutes(30)), now);
+        store(
+            &cache,
+            "a",
+            now + Duration::hours(1),
+            Some(now + Duration::minutes(30)),
+            now,
+        );
         let k = r("A", "API://X/.default");
-        assert!(matches!(cache.lookup(&k, now, Duration::seconds(30)), Lookup::Hit { refresh: false, .. }));
-        assert!(matches!(cache.lookup(&r("b", "api://x/.default"), now, Duration::seconds(30)), Lookup::Miss));
-        let later = now + Duration::minutes(31);
-        assert!(matches!(cache.lookup(&k, later, Duration::seconds(30)), Lookup::Hit { refresh: true, .. }));
-        assert!(matches!(cache.lookup(&k, later, Duration::seconds(30)), Lookup::Hit { refresh: false, .. }));
         assert!(matches!(
-            cache.lookup(&k, later + Duration::seconds(31), Duration::seconds(30)),
+            cache.lookup(&k, unix_ms(now), Duration::seconds(30)),
+            Lookup::Hit { refresh: false, .. }
+        ));
+        assert!(matches!(
+            cache.lookup(
+                &r("b", "api://x/.default"),
+                unix_ms(now),
+                Duration::seconds(30)
+            ),
+            Lookup::Miss
+        ));
+        let later = now + Duration::minutes(31);
+        assert!(matches!(
+            cache.lookup(&k, unix_ms(later), Duration::seconds(30)),
             Lookup::Hit { refresh: true, .. }
         ));
-        assert!(matches!(cache.lookup(&k, now + Duration::minutes(55), Duration::seconds(30)), Lookup::Stale(_)));
+        assert!(matches!(
+            cache.lookup(&k, unix_ms(later), Duration::seconds(30)),
+            Lookup::Hit { refresh: false, .. }
+        ));
+        assert!(matches!(
+            cache.lookup(
+                &k,
+                unix_ms(later + Duration::seconds(31)),
+                Duration::seconds(30)
+            ),
+            Lookup::Hit { refresh: true, .. }
+        ));
+        assert!(matches!(
+            cache.lookup(
+                &k,
+                unix_ms(now + Duration::minutes(55)),
+                Duration::seconds(30)
+            ),
+            Lookup::Stale(_)
+        ));
     }
 
     #[test]
@@ -499,11 +662,31 @@ mod tests {
         let cache = Cache::new(Some(100));
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
         for i in 0..1000 {
-            store(&cache, &format!("t{i}"), now + Duration::hours(1), None, now + Duration::seconds(i));
+            store(
+                &cache,
+                &format!("t{i}"),
+                now + Duration::hours(1),
+                None,
+                now + Duration::seconds(i),
+            );
             assert!(cache.len() <= 100, "{}", cache.len());
         }
-        assert!(matches!(cache.lookup(&r("t999", "api://x/.default"), now, Duration::seconds(30)), Lookup::Hit { .. }));
-        assert!(matches!(cache.lookup(&r("t0", "api://x/.default"), now, Duration::seconds(30)), Lookup::Miss));
+        assert!(matches!(
+            cache.lookup(
+                &r("t999", "api://x/.default"),
+                unix_ms(now),
+                Duration::seconds(30)
+            ),
+            Lookup::Hit { .. }
+        ));
+        assert!(matches!(
+            cache.lookup(
+                &r("t0", "api://x/.default"),
+                unix_ms(now),
+                Duration::seconds(30)
+            ),
+            Lookup::Miss
+        ));
     }
 
     #[test]
@@ -511,10 +694,22 @@ mod tests {
         let cache = Cache::new(None);
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
         for i in 0..4095 {
-            store(&cache, &format!("t{i}"), now + Duration::hours(1), None, now);
+            store(
+                &cache,
+                &format!("t{i}"),
+                now + Duration::hours(1),
+                None,
+                now,
+            );
         }
         assert_eq!(cache.len(), 4095);
-        store(&cache, "late", now + Duration::hours(5), None, now + Duration::hours(2));
+        store(
+            &cache,
+            "late",
+            now + Duration::hours(5),
+            None,
+            now + Duration::hours(2),
+        );
         assert_eq!(cache.len(), 1);
     }
 
@@ -523,7 +718,11 @@ mod tests {
         let cache = Cache::new(None);
         let now = OffsetDateTime::UNIX_EPOCH;
         let key = owned("a", "api://x/.default");
-        cache.throttle(key.clone(), now + Duration::seconds(60), Error::Configuration("throttled".into()));
+        cache.throttle(
+            key.clone(),
+            now + Duration::seconds(60),
+            Error::Configuration("throttled".into()),
+        );
         assert!(cache.throttled(&key, now + Duration::seconds(59)).is_some());
         assert!(cache.throttled(&key, now + Duration::seconds(60)).is_none());
     }
@@ -532,13 +731,25 @@ mod tests {
     fn the_schedule_orders_refreshes() {
         let cache = Cache::new(None);
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
-        store(&cache, "late", now + Duration::hours(2), Some(now + Duration::hours(1)), now);
-        store(&cache, "early", now + Duration::hours(2), Some(now + Duration::minutes(10)), now);
+        store(
+            &cache,
+            "late",
+            now + Duration::hours(2),
+            Some(now + Duration::hours(1)),
+            now,
+        );
+        store(
+            &cache,
+            "early",
+            now + Duration::hours(2),
+            Some(now + Duration::minutes(10)),
+            now,
+        );
         assert_eq!(cache.next_due(), Some(now + Duration::minutes(10)));
         assert!(cache.take_due(now).is_empty());
         let due = cache.take_due(now + Duration::minutes(10));
         assert_eq!(due.len(), 1);
-        assert_eq!(&*due[0].0.tenant, "early");
+        assert_eq!(due[0].0.tenant(), "early");
         assert!(cache.entry_if(&due[0].0, due[0].1).is_some());
         assert!(cache.entry_if(&due[0].0, due[0].1 + 100).is_none());
     }

@@ -15,7 +15,7 @@ use crate::cache::{Cache, CacheKey, KeyRef, Lookup, SharedFetch};
 use crate::clock::{Clock, SystemClock};
 use crate::credential::Credential;
 use crate::error::{Error, Result};
-use crate::http::Http;
+use crate::http::{Http, HttpOptions};
 use crate::retry::{self, RetryPolicy};
 use crate::scope::{self, Scopes};
 use crate::source::{ClientCredentialsSource, SourceRequest, TokenResponse, TokenSource};
@@ -93,6 +93,7 @@ pub struct ConfidentialClientBuilder {
     retry: RetryPolicy,
     max_cached_tokens: Option<usize>,
     serve_extended: bool,
+    http: HttpOptions,
 }
 
 impl fmt::Debug for ConfidentialClientBuilder {
@@ -174,6 +175,21 @@ impl ConfidentialClientBuilder {
         self
     }
 
+    /// Trusts the certificates of this PEM (a private CA, the emulator's
+    /// `ca.pem`) beside the system's roots.
+    pub fn add_root_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.http.extra_roots_pem.push(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Sends requests for `host` to `addr` instead of resolving it (tests
+    /// point `login.microsoftonline.com` at an emulator this way, without
+    /// touching system files). The TLS name stays `host`.
+    pub fn resolve(mut self, host: &str, addr: std::net::SocketAddr) -> Self {
+        self.http.resolve.push((host.to_string(), addr));
+        self
+    }
+
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<ConfidentialClient> {
         let client_id = self.client_id.ok_or_else(|| {
@@ -182,31 +198,42 @@ impl ConfidentialClientBuilder {
             )
         })?;
         let client_id = client_id.trim().to_string();
-        if client_id.is_empty() || client_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if client_id.is_empty()
+            || client_id
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(Error::Configuration(format!(
                 "client id '{client_id}' is not valid: it is the app registration's application id, usually a GUID"
             )));
         }
         let authority = self.authority.ok_or_else(|| {
-            Error::Configuration("no authority: set the tenant (AZURE_TENANT_ID) or an authority URL".into())
+            Error::Configuration(
+                "no authority: set the tenant (AZURE_TENANT_ID) or an authority URL".into(),
+            )
         })??;
         if self.timeout.is_zero() {
-            return Err(Error::Configuration("the HTTP timeout must be above zero".into()));
+            return Err(Error::Configuration(
+                "the HTTP timeout must be above zero".into(),
+            ));
         }
         if self.max_cached_tokens == Some(0) {
-            return Err(Error::Configuration("max_cached_tokens must be at least 1".into()));
+            return Err(Error::Configuration(
+                "max_cached_tokens must be at least 1".into(),
+            ));
         }
         let source: Arc<dyn TokenSource> = match (self.source, &self.credential) {
             (Some(s), _) => s,
             (None, Some(c)) => Arc::new(ClientCredentialsSource {
-                http: Http::new(self.timeout)?,
+                http: Http::new(self.timeout, &self.http)?,
                 credential: c.clone(),
                 discovery: Mutex::new(HashMap::new()),
                 clock: Arc::clone(&self.clock),
             }),
             (None, None) => {
                 return Err(Error::Configuration(
-                    "no credential: give a client secret, a certificate or a federated token file".into(),
+                    "no credential: give a client secret, a certificate or a federated token file"
+                        .into(),
                 ));
             }
         };
@@ -295,6 +322,7 @@ impl ConfidentialClient {
             retry: RetryPolicy::default(),
             max_cached_tokens: None,
             serve_extended: false,
+            http: HttpOptions::default(),
         }
     }
 
@@ -328,7 +356,11 @@ impl ConfidentialClient {
     /// An app-only token from another tenant than the client's (a
     /// multi-tenant app serving a customer's directory), without building a
     /// [`TokenRequest`]: a cache hit allocates nothing.
-    pub async fn acquire_token_for_tenant<S: AsRef<str>>(&self, scopes: &[S], tenant: &str) -> Result<AccessToken> {
+    pub async fn acquire_token_for_tenant<S: AsRef<str>>(
+        &self,
+        scopes: &[S],
+        tenant: &str,
+    ) -> Result<AccessToken> {
         self.acquire(scopes, Some(tenant), false, None).await
     }
 
@@ -351,6 +383,31 @@ impl ConfidentialClient {
         correlation: Option<uuid::Uuid>,
     ) -> Result<AccessToken> {
         let inner = &self.inner;
+        // Hot path: look up first with the strings as given. Only validated
+        // keys are ever stored, so a hit needs no validation.
+        if !force
+            && let [one] = scopes
+            && let one = one.as_ref()
+            && !one.bytes().any(|b| b.is_ascii_whitespace())
+        {
+            let key = KeyRef {
+                host: &inner.host,
+                tenant: tenant.unwrap_or(inner.authority.tenant()),
+                client_id: &inner.client_id,
+                scope: one,
+            };
+            if let Lookup::Hit { token, refresh } =
+                inner
+                    .cache
+                    .lookup(&key, inner.clock.now_unix_ms(), REFRESH_BACKOFF)
+            {
+                metrics::counter!("apptoken_cache_hits_total").increment(1);
+                if refresh {
+                    self.refresh_in_background(&key.to_owned_key(&inner.host, &inner.client_id));
+                }
+                return Ok(token);
+            }
+        }
         let scope = scope::single_resource(scopes)?;
         let tenant = match tenant {
             Some(t) => {
@@ -365,15 +422,17 @@ impl ConfidentialClient {
             client_id: &inner.client_id,
             scope,
         };
-        let now = inner.clock.now();
+        let now_ms = inner.clock.now_unix_ms();
         let stale = if force {
             None
         } else {
-            match inner.cache.lookup(&key, now, REFRESH_BACKOFF) {
+            match inner.cache.lookup(&key, now_ms, REFRESH_BACKOFF) {
                 Lookup::Hit { token, refresh } => {
                     metrics::counter!("apptoken_cache_hits_total").increment(1);
                     if refresh {
-                        self.refresh_in_background(&key.to_owned_key(&inner.host, &inner.client_id));
+                        self.refresh_in_background(
+                            &key.to_owned_key(&inner.host, &inner.client_id),
+                        );
                     }
                     return Ok(token);
                 }
@@ -381,6 +440,7 @@ impl ConfidentialClient {
                 Lookup::Miss => None,
             }
         };
+        let now = inner.clock.now();
         let span = debug_span!("acquire_token", tenant, scope, force);
         let _enter = span.enter();
         metrics::counter!("apptoken_cache_misses_total").increment(1);
@@ -393,7 +453,14 @@ impl ConfidentialClient {
             }
             return Err(e);
         }
-        let fetch = match self.single_flight(owned, Some(tenant), Some(scope), correlation, true, !force)? {
+        let fetch = match self.single_flight(
+            owned,
+            Some(tenant),
+            Some(scope),
+            correlation,
+            true,
+            !force,
+        )? {
             Ok(token) => return Ok(token),
             Err(shared) => shared,
         };
@@ -406,7 +473,12 @@ impl ConfidentialClient {
 
     /// A cached token to serve when a request failed: one that has not
     /// expired, or (opt-in) one within its extended lifetime during an outage.
-    fn fallback(&self, stale: Option<AccessToken>, e: &Error, now: OffsetDateTime) -> Option<AccessToken> {
+    fn fallback(
+        &self,
+        stale: Option<AccessToken>,
+        e: &Error,
+        now: OffsetDateTime,
+    ) -> Option<AccessToken> {
         let t = stale?;
         if t.expires_on() > now {
             warn!(error = %e, "the token request failed; serving the cached token, which is still valid");
@@ -435,20 +507,22 @@ impl ConfidentialClient {
         recheck: bool,
     ) -> Result<std::result::Result<AccessToken, SharedFetch>> {
         let inner = &self.inner;
-        let mut inflight = inner.cache.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inflight = inner
+            .cache
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(f) = inflight.get(&key) {
             metrics::counter!("apptoken_cache_coalesced_total").increment(1);
             return Ok(Err(f.clone()));
         }
         if recheck {
             // A request may have completed between our lookup and now.
-            let kr = KeyRef {
-                host: &key.host,
-                tenant: &key.tenant,
-                client_id: &key.client_id,
-                scope: &key.scope,
-            };
-            if let Lookup::Hit { token, .. } = inner.cache.lookup(&kr, inner.clock.now(), REFRESH_BACKOFF) {
+            if let Lookup::Hit { token, .. } =
+                inner
+                    .cache
+                    .lookup(&key.as_ref(), inner.clock.now_unix_ms(), REFRESH_BACKOFF)
+            {
                 return Ok(Ok(token));
             }
         }
@@ -469,12 +543,16 @@ impl ConfidentialClient {
         };
         let me = Arc::clone(&self.inner);
         let task_key = key.clone();
-        let handle = tokio::spawn(async move { Inner::fetch(me, task_key, authority, scopes, correlation, used).await });
+        let handle = tokio::spawn(async move {
+            Inner::fetch(me, task_key, authority, scopes, correlation, used).await
+        });
         let fut: std::pin::Pin<Box<dyn std::future::Future<Output = Result<AccessToken>> + Send>> =
             Box::pin(async move {
                 match handle.await {
                     Ok(r) => r,
-                    Err(e) => Err(Error::Configuration(format!("the token request task failed: {e}"))),
+                    Err(e) => Err(Error::Configuration(format!(
+                        "the token request task failed: {e}"
+                    ))),
                 }
             });
         let shared = fut.shared();
@@ -485,7 +563,10 @@ impl ConfidentialClient {
     /// Starts a refresh whose result nobody waits for.
     fn refresh_in_background(&self, key: &CacheKey) {
         metrics::counter!("apptoken_token_refreshes_total").increment(1);
-        debug!(tenant = &*key.tenant, "refreshing a token ahead of its expiry");
+        debug!(
+            tenant = key.tenant(),
+            "refreshing a token ahead of its expiry"
+        );
         if let Ok(Err(shared)) = self.single_flight(key.clone(), None, None, None, false, false) {
             tokio::spawn(async move {
                 if let Err(e) = shared.await {
@@ -534,12 +615,19 @@ impl Inner {
         let now = inner.clock.now();
         let out = match result {
             Ok(resp) => {
-                metrics::counter!("apptoken_token_requests_total", "outcome" => "success").increment(1);
+                metrics::counter!("apptoken_token_requests_total", "outcome" => "success")
+                    .increment(1);
                 let token = make_token(resp, now, &authority, &scopes);
                 let refresh_at = refresh_at(&token, now);
-                let earlier = inner
-                    .cache
-                    .store(key.clone(), token.clone(), refresh_at, used, now, authority, scopes);
+                let earlier = inner.cache.store(
+                    key.clone(),
+                    token.clone(),
+                    refresh_at,
+                    used,
+                    now,
+                    authority,
+                    scopes,
+                );
                 if refresh_at.is_some() {
                     ConfidentialClient {
                         inner: Arc::clone(&inner),
@@ -552,7 +640,8 @@ impl Inner {
                 Ok(token)
             }
             Err(e) => {
-                metrics::counter!("apptoken_token_requests_total", "outcome" => "error").increment(1);
+                metrics::counter!("apptoken_token_requests_total", "outcome" => "error")
+                    .increment(1);
                 if e.is_throttled() || e.retry_after().is_some() {
                     let wait = e.retry_after().unwrap_or(DEFAULT_THROTTLE);
                     inner.cache.throttle(key.clone(), now + wait, e.clone());
@@ -562,7 +651,9 @@ impl Inner {
                     && entry.token.expires_on() > now
                 {
                     let retry_at = now + REFRESH_BACKOFF + jitter(time::Duration::seconds(10));
-                    inner.cache.schedule_at(&key, entry.generation, retry_at);
+                    if inner.cache.schedule_at(&key, entry.generation, retry_at) {
+                        inner.refresher_wake.notify_one();
+                    }
                 }
                 Err(e)
             }
@@ -587,16 +678,23 @@ async fn refresher(weak: Weak<Inner>, wake: Arc<tokio::sync::Notify>) {
             let client = ConfidentialClient { inner };
             let now = client.inner.clock.now();
             for (key, generation) in client.inner.cache.take_due(now) {
-                let Some(entry) = client.inner.cache.entry_if(&key, generation) else { continue };
-                if entry.token.expires_on() <= now || !entry.used.load(Ordering::Relaxed) {
+                let Some(entry) = client.inner.cache.entry_if(&key, generation) else {
+                    continue;
+                };
+                if entry.token.expires_on() <= now || !entry.used {
                     continue;
                 }
-                if entry.claim_refresh(now, REFRESH_BACKOFF) {
+                if client
+                    .inner
+                    .cache
+                    .claim_refresh(&key, generation, now, REFRESH_BACKOFF)
+                {
                     client.refresh_in_background(&key);
                 }
             }
             let wait = match client.inner.cache.next_due() {
-                Some(at) => Duration::try_from((at - now).max(time::Duration::ZERO)).unwrap_or(Duration::ZERO),
+                Some(at) => Duration::try_from((at - now).max(time::Duration::ZERO))
+                    .unwrap_or(Duration::ZERO),
                 None => Duration::from_secs(3600),
             };
             client.inner.clock.sleep(wait.max(Duration::from_millis(1)))
@@ -611,7 +709,11 @@ async fn refresher(weak: Weak<Inner>, wake: Arc<tokio::sync::Notify>) {
 /// A random duration in `[0, max]`.
 fn jitter(max: time::Duration) -> time::Duration {
     let n = max.whole_milliseconds().max(0) as u64;
-    time::Duration::milliseconds(if n == 0 { 0 } else { rand::random_range(0..=n) as i64 })
+    time::Duration::milliseconds(if n == 0 {
+        0
+    } else {
+        rand::random_range(0..=n) as i64
+    })
 }
 
 /// When to refresh a token ahead of expiry: at `refresh_on` (`refresh_in`, or
@@ -623,14 +725,21 @@ fn refresh_at(token: &AccessToken, now: OffsetDateTime) -> Option<OffsetDateTime
     let lifetime = token.expires_on() - now;
     let base = match token.refresh_on() {
         Some(r) => r,
-        None if lifetime > time::Duration::minutes(15) => token.expires_on() - time::Duration::minutes(10),
+        None if lifetime > time::Duration::minutes(15) => {
+            token.expires_on() - time::Duration::minutes(10)
+        }
         None => return None,
     };
     let spread: time::Duration = (lifetime / 20_i32).min(time::Duration::minutes(5));
     Some((base - jitter(spread)).max(now))
 }
 
-fn make_token(resp: TokenResponse, now: OffsetDateTime, authority: &Authority, scopes: &Scopes) -> AccessToken {
+fn make_token(
+    resp: TokenResponse,
+    now: OffsetDateTime,
+    authority: &Authority,
+    scopes: &Scopes,
+) -> AccessToken {
     let secs = |d: Duration| time::Duration::seconds(d.as_secs().min(i64::MAX as u64) as i64);
     let expires_in = secs(resp.expires_in);
     let refresh_on = match resp.refresh_in.map(secs) {
@@ -643,7 +752,10 @@ fn make_token(resp: TokenResponse, now: OffsetDateTime, authority: &Authority, s
         resp.token_type,
         now + expires_in,
         refresh_on,
-        resp.ext_expires_in.map(secs).filter(|e| *e >= expires_in).map(|e| now + e),
+        resp.ext_expires_in
+            .map(secs)
+            .filter(|e| *e >= expires_in)
+            .map(|e| now + e),
         authority.tenant().to_string(),
         scopes.as_slice().to_vec(),
     )
@@ -673,7 +785,10 @@ mod tests {
         assert_eq!(t.refresh_on(), None);
         let at = refresh_at(&t, now).unwrap();
         let ten_before = t.expires_on() - time::Duration::minutes(10);
-        assert!(at <= ten_before && at >= ten_before - time::Duration::minutes(3), "{at}");
+        assert!(
+            at <= ten_before && at >= ten_before - time::Duration::minutes(3),
+            "{at}"
+        );
 
         let t = make_token(
             TokenResponse::new("a", Duration::from_secs(86400)),
@@ -683,22 +798,42 @@ mod tests {
         );
         assert_eq!(t.refresh_on().unwrap().unix_timestamp(), 43200);
         let t = make_token(
-            TokenResponse::new("a", Duration::from_secs(3600)).with_refresh_in(Duration::from_secs(1800)),
+            TokenResponse::new("a", Duration::from_secs(3600))
+                .with_refresh_in(Duration::from_secs(1800)),
             now,
             &authority(),
             &scopes(),
         );
         let at = refresh_at(&t, now).unwrap();
-        assert!(at <= now + time::Duration::minutes(30) && at >= now + time::Duration::minutes(27), "{at}");
-        let short = make_token(TokenResponse::new("a", Duration::from_secs(600)), now, &authority(), &scopes());
+        assert!(
+            at <= now + time::Duration::minutes(30) && at >= now + time::Duration::minutes(27),
+            "{at}"
+        );
+        let short = make_token(
+            TokenResponse::new("a", Duration::from_secs(600)),
+            now,
+            &authority(),
+            &scopes(),
+        );
         assert_eq!(refresh_at(&short, now), None);
     }
 
     #[test]
     fn jitter_spreads_refreshes() {
         let now = OffsetDateTime::UNIX_EPOCH;
-        let t = make_token(TokenResponse::new("a", Duration::from_secs(7200)), now, &authority(), &scopes());
-        let times: std::collections::HashSet<i64> = (0..200).map(|_| refresh_at(&t, now).unwrap().unix_timestamp()).collect();
-        assert!(times.len() > 50, "10,000 tenants must not refresh in the same second: {}", times.len());
+        let t = make_token(
+            TokenResponse::new("a", Duration::from_secs(7200)),
+            now,
+            &authority(),
+            &scopes(),
+        );
+        let times: std::collections::HashSet<i64> = (0..200)
+            .map(|_| refresh_at(&t, now).unwrap().unix_timestamp())
+            .collect();
+        assert!(
+            times.len() > 50,
+            "10,000 tenants must not refresh in the same second: {}",
+            times.len()
+        );
     }
 }

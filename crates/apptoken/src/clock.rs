@@ -18,6 +18,12 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time (UTC).
     fn now(&self) -> OffsetDateTime;
 
+    /// The current time in Unix milliseconds (the cache's hot path asks
+    /// this; the default derives it from [`Clock::now`]).
+    fn now_unix_ms(&self) -> i64 {
+        (self.now().unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
     /// Waits for `duration` of this clock's time. The default sleeps on the
     /// tokio timer.
     fn sleep(&self, duration: Duration) -> Sleep {
@@ -33,6 +39,13 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
+    }
+
+    fn now_unix_ms(&self) -> i64 {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => d.as_millis() as i64,
+            Err(e) => -(e.duration().as_millis() as i64),
+        }
     }
 }
 

@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 /// | `AZURE_CLIENT_CERTIFICATE_PASSWORD` | the certificate's password |
 /// | `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN` | `send_certificate_chain` |
 /// | `AZURE_FEDERATED_TOKEN_FILE` | `federated_token_file` |
+/// | `APPTOKEN_CA_FILE` | `ca_file` (an extra trusted root, e.g. the emulator's CA) |
 ///
 /// ```
 /// let file = apptoken::ClientConfig::from_toml_str(r#"
@@ -71,6 +72,9 @@ pub struct ClientConfig {
     pub federated_token_file: Option<PathBuf>,
     /// HTTP timeout in seconds (default 30).
     pub timeout_secs: Option<u64>,
+    /// A PEM file of extra trusted root certificates (a private CA, the
+    /// emulator's `ca.pem`), trusted beside the system's roots.
+    pub ca_file: Option<PathBuf>,
     #[serde(skip)]
     client_secret: Option<ClientSecret>,
     #[serde(skip)]
@@ -112,6 +116,7 @@ impl ClientConfig {
             certificate_password: get("AZURE_CLIENT_CERTIFICATE_PASSWORD").map(SecretString::from),
             send_certificate_chain: send_chain,
             federated_token_file: get("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from),
+            ca_file: get("APPTOKEN_CA_FILE").map(PathBuf::from),
             ..ClientConfig::default()
         })
     }
@@ -138,6 +143,7 @@ impl ClientConfig {
             tenant_id: self.tenant_id.clone().or(env.tenant_id.clone()),
             client_id: self.client_id.clone().or(env.client_id.clone()),
             timeout_secs: self.timeout_secs.or(env.timeout_secs),
+            ca_file: self.ca_file.clone().or(env.ca_file.clone()),
             client_secret_auth: self
                 .client_secret_auth
                 .clone()
@@ -270,6 +276,12 @@ impl ClientConfig {
             .credential(self.credential()?);
         if let Some(t) = self.timeout_secs {
             b = b.timeout(Duration::from_secs(t));
+        }
+        if let Some(ca) = &self.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| {
+                Error::Configuration(format!("cannot read the CA file '{}': {e}", ca.display()))
+            })?;
+            b = b.add_root_certificate_pem(pem);
         }
         b.build()
     }

@@ -9,6 +9,15 @@ use crate::error::{Error, Result, ServerError};
 /// Answers larger than this are refused (a token answer is a few KiB).
 const MAX_BODY: usize = 1024 * 1024;
 
+/// Connection settings: extra trusted roots and host overrides.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HttpOptions {
+    /// PEM certificates trusted beside the system's roots.
+    pub(crate) extra_roots_pem: Vec<Vec<u8>>,
+    /// Host names answered from here instead of DNS.
+    pub(crate) resolve: Vec<(String, std::net::SocketAddr)>,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Http {
     client: reqwest::Client,
@@ -22,12 +31,33 @@ pub(crate) struct Response {
 }
 
 impl Http {
-    pub(crate) fn new(timeout: Duration) -> Result<Http> {
-        let client = reqwest::Client::builder()
+    pub(crate) fn new(timeout: Duration, options: &HttpOptions) -> Result<Http> {
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("apptoken/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("apptoken/", env!("CARGO_PKG_VERSION")));
+        let mut roots = Vec::new();
+        for pem in &options.extra_roots_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                Error::Configuration(format!(
+                    "an extra trusted root is not a PEM certificate: {e}"
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(Error::Configuration(
+                    "an extra trusted root holds no PEM certificate".into(),
+                ));
+            }
+            roots.extend(certs);
+        }
+        if !roots.is_empty() {
+            builder = builder.tls_certs_merge(roots);
+        }
+        for (host, addr) in &options.resolve {
+            builder = builder.resolve(host, *addr);
+        }
+        let client = builder
             .build()
             .map_err(|e| Error::Configuration(format!("cannot build the HTTP client: {e}")))?;
         Ok(Http { client })

@@ -59,7 +59,12 @@ impl RetryPolicy {
     }
 
     /// Sets the delays and the deadline.
-    pub fn delays(mut self, base_delay: Duration, max_delay: Duration, deadline: Duration) -> RetryPolicy {
+    pub fn delays(
+        mut self,
+        base_delay: Duration,
+        max_delay: Duration,
+        deadline: Duration,
+    ) -> RetryPolicy {
         self.base_delay = base_delay;
         self.max_delay = max_delay.max(base_delay);
         self.deadline = deadline;
@@ -126,13 +131,20 @@ where
             Verdict::Backoff => {
                 let ceiling = policy.ceiling(n);
                 let nanos = ceiling.as_nanos().min(u64::MAX as u128) as u64;
-                Duration::from_nanos(if nanos == 0 { 0 } else { rand::random_range(0..=nanos) })
+                Duration::from_nanos(if nanos == 0 {
+                    0
+                } else {
+                    rand::random_range(0..=nanos)
+                })
             }
         };
         let elapsed = (clock.now() - start).max(time::Duration::ZERO);
         let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::ZERO);
         if elapsed + wait > policy.deadline {
-            debug!(wait_ms = wait.as_millis() as u64, "the next retry would pass the deadline; giving up");
+            debug!(
+                wait_ms = wait.as_millis() as u64,
+                "the next retry would pass the deadline; giving up"
+            );
             return Err(err);
         }
         debug!(attempt = n + 1, wait_ms = wait.as_millis() as u64, error = %err, "retrying the token request");
@@ -166,8 +178,14 @@ mod tests {
 
     #[test]
     fn what_is_retried() {
-        assert_eq!(classify(&server(429, Some(60))), Verdict::After(Duration::from_secs(60)));
-        assert_eq!(classify(&server(503, Some(5))), Verdict::After(Duration::from_secs(5)));
+        assert_eq!(
+            classify(&server(429, Some(60))),
+            Verdict::After(Duration::from_secs(60))
+        );
+        assert_eq!(
+            classify(&server(503, Some(5))),
+            Verdict::After(Duration::from_secs(5))
+        );
         assert_eq!(classify(&server(500, Some(5))), Verdict::Backoff);
         for s in [408, 429, 500, 502, 503, 504] {
             assert_eq!(classify(&server(s, None)), Verdict::Backoff, "{s}");

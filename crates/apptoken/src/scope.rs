@@ -177,9 +177,20 @@ mod tests {
 
     #[test]
     fn the_fast_path_agrees_with_the_full_validation() {
-        assert_eq!(single_resource(&["openid", "api://x/.default"]).unwrap(), "api://x/.default");
-        assert_eq!(single_resource(&["api://x/.default API://X/.default"]).unwrap(), "api://x/.default");
-        for bad in [&["User.Read"][..], &[], &["api://a/.default", "api://b/.default"], &["openid"]] {
+        assert_eq!(
+            single_resource(&["openid", "api://x/.default"]).unwrap(),
+            "api://x/.default"
+        );
+        assert_eq!(
+            single_resource(&["api://x/.default API://X/.default"]).unwrap(),
+            "api://x/.default"
+        );
+        for bad in [
+            &["User.Read"][..],
+            &[],
+            &["api://a/.default", "api://b/.default"],
+            &["openid"],
+        ] {
             assert_eq!(
                 single_resource(bad).unwrap_err().to_string(),
                 Scopes::new(bad).unwrap_err().to_string()

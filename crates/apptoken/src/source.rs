@@ -132,7 +132,12 @@ impl TokenSource for ClientCredentialsSource {
 impl ClientCredentialsSource {
     async fn metadata(&self, authority: &Authority, client_request_id: &str) -> Result<Metadata> {
         let url = authority.discovery_url();
-        if let Some(m) = self.discovery.lock().unwrap_or_else(|p| p.into_inner()).get(&url) {
+        if let Some(m) = self
+            .discovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&url)
+        {
             return Ok(m.clone());
         }
         let m = discovery::fetch(&self.http, &url, client_request_id).await?;
@@ -144,7 +149,9 @@ impl ClientCredentialsSource {
     }
 
     async fn request(&self, request: SourceRequest<'_>) -> Result<TokenResponse> {
-        let metadata = self.metadata(request.authority, request.correlation_id).await?;
+        let metadata = self
+            .metadata(request.authority, request.correlation_id)
+            .await?;
         let ctx = AssertionContext {
             client_id: request.client_id.to_string(),
             token_endpoint: metadata.token_endpoint.clone(),
@@ -153,7 +160,10 @@ impl ClientCredentialsSource {
             AuthorityKind::Entra => SigningAlgorithm::Ps256,
             _ => SigningAlgorithm::Rs256,
         };
-        let auth = self.credential.authenticate(ctx, default_alg, self.clock.now()).await?;
+        let auth = self
+            .credential
+            .authenticate(ctx, default_alg, self.clock.now())
+            .await?;
         let mut form: Vec<(&'static str, String)> = vec![
             ("grant_type", "client_credentials".into()),
             ("client_id", request.client_id.to_string()),
@@ -163,7 +173,12 @@ impl ClientCredentialsSource {
         debug!(token_endpoint = %metadata.token_endpoint, "requesting a token");
         let resp = self
             .http
-            .post_form(&metadata.token_endpoint, &form, authorization.as_ref(), request.correlation_id)
+            .post_form(
+                &metadata.token_endpoint,
+                &form,
+                authorization.as_ref(),
+                request.correlation_id,
+            )
             .await;
         // The form holds the secret or assertion: wipe it.
         for (_, v) in form.iter_mut() {
@@ -190,7 +205,8 @@ pub(crate) fn parse_token_response(body: &[u8], url: &str, status: u16) -> Resul
         message: message.to_string(),
     };
     // Never quote the body: it holds the token.
-    let doc: serde_json::Value = serde_json::from_slice(body).map_err(|_| invalid("the token answer is not JSON"))?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| invalid("the token answer is not JSON"))?;
     let obj = doc
         .as_object()
         .ok_or_else(|| invalid("the token answer is not a JSON object"))?;
@@ -223,14 +239,19 @@ pub(crate) fn parse_token_response(body: &[u8], url: &str, status: u16) -> Resul
                     .or_else(|| v.as_str().and_then(|s| s.trim().parse::<i64>().ok()));
                 match n {
                     Some(n) if (0..=10 * 365 * 24 * 3600).contains(&n) => Ok(Some(n as u64)),
-                    _ => Err(invalid(&format!("the token answer's {name} is not a number of seconds"))),
+                    _ => Err(invalid(&format!(
+                        "the token answer's {name} is not a number of seconds"
+                    ))),
                 }
             }
         }
     };
-    let expires_in = seconds("expires_in")?.ok_or_else(|| invalid("the token answer has no expires_in"))?;
+    let expires_in =
+        seconds("expires_in")?.ok_or_else(|| invalid("the token answer has no expires_in"))?;
     if expires_in == 0 {
-        return Err(invalid("the token answer's expires_in is 0: the token is already expired"));
+        return Err(invalid(
+            "the token answer's expires_in is 0: the token is already expired",
+        ));
     }
     Ok(TokenResponse {
         access_token: SecretString::from(token.to_string()),
@@ -274,15 +295,35 @@ mod tests {
             (&br#"not json secret-token"#[..], "not JSON"),
             (br#"["secret-token"]"#, "not a JSON object"),
             (br#"{"expires_in":3600}"#, "no access_token"),
-            (br#"{"access_token":"","expires_in":3600}"#, "no access_token"),
+            (
+                br#"{"access_token":"","expires_in":3600}"#,
+                "no access_token",
+            ),
             (br#"{"access_token":"secret-token"}"#, "no expires_in"),
-            (br#"{"access_token":"secret-token","expires_in":"soon"}"#, "expires_in is not"),
-            (br#"{"access_token":"secret-token","expires_in":-5}"#, "expires_in is not"),
-            (br#"{"access_token":"secret-token","expires_in":0}"#, "already expired"),
-            (br#"{"access_token":"secret-token","expires_in":60,"token_type":"a b"}"#, "token_type"),
-            (br#"{"access_token":"secret-token","expires_in":60,"refresh_in":"x"}"#, "refresh_in"),
+            (
+                br#"{"access_token":"secret-token","expires_in":"soon"}"#,
+                "expires_in is not",
+            ),
+            (
+                br#"{"access_token":"secret-token","expires_in":-5}"#,
+                "expires_in is not",
+            ),
+            (
+                br#"{"access_token":"secret-token","expires_in":0}"#,
+                "already expired",
+            ),
+            (
+                br#"{"access_token":"secret-token","expires_in":60,"token_type":"a b"}"#,
+                "token_type",
+            ),
+            (
+                br#"{"access_token":"secret-token","expires_in":60,"refresh_in":"x"}"#,
+                "refresh_in",
+            ),
         ] {
-            let e = parse_token_response(body, "u", 200).unwrap_err().to_string();
+            let e = parse_token_response(body, "u", 200)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{e}");
             assert!(!e.contains("secret-token"), "{e}");
         }

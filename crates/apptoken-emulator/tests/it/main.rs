@@ -3,8 +3,11 @@
 mod support;
 
 mod assertion;
+mod clock;
 mod discovery;
 mod embedded;
 mod errors;
+mod faults;
 mod sample_api;
 mod secret;
+mod tls;

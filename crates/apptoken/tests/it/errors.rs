@@ -217,6 +217,7 @@ async fn unreachable_identity_provider_is_a_transport_error() {
         .authority(Authority::from_host(&format!("http://127.0.0.1:{port}"), HOME_TENANT).unwrap())
         .client_id(CLIENT_ID)
         .credential(Credential::secret(ClientSecret::new(SECRET)))
+        .retry_policy(apptoken::RetryPolicy::none())
         .build()
         .unwrap();
     let e = client.acquire_token(&[SCOPE]).await.unwrap_err();

@@ -6,3 +6,5 @@ mod support;
 mod cache;
 mod credentials;
 mod errors;
+mod resilience;
+mod storm;
