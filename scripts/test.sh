@@ -34,6 +34,21 @@ fi
 need_cmd cc || apt_install gcc libc6-dev
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# Peer clients (MSAL Python) in a git-ignored virtualenv; tests that drive
+# them fail, never skip, when it is missing.
+venv_ok() { [ -x .venv/bin/python ] && .venv/bin/python -c "import msal" >/dev/null 2>&1 \
+  && cmp -s tests/peers/requirements.txt .venv/requirements.installed; }
+if ! venv_ok; then
+  need_cmd python3 || apt_install python3
+  python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+  say "creating .venv with $(grep -v '^#' tests/peers/requirements.txt | xargs)"
+  rm -rf .venv
+  python3 -m venv .venv || { apt_install python3-venv; python3 -m venv .venv; }
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
+  cp tests/peers/requirements.txt .venv/requirements.installed
+fi
+export APPTOKEN_PYTHON="$PWD/.venv/bin/python"
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 

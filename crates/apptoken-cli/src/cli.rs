@@ -51,6 +51,8 @@ pub(crate) enum Command {
     Call(CallArgs),
     /// Run the local Entra ID-compatible identity provider and sample API until Ctrl-C or SIGTERM.
     Emulator(EmulatorArgs),
+    /// Print the admin consent URL an ISV sends to a customer's administrator.
+    ConsentUrl(ConsentArgs),
     /// Run a demonstration on an embedded emulator: secret and certificate authentication, a paged API call.
     Demo,
     /// Work with JSON Web Tokens.
@@ -105,6 +107,19 @@ pub(crate) struct CallArgs {
     /// Header to add, as "Name: value" (repeatable).
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub(crate) headers: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConsentArgs {
+    /// Configuration file (TOML) with an [identity] table (for the client id and authority host).
+    #[arg(long, env = "APPTOKEN_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The customer's tenant (id or domain name); `organizations` lets any tenant's admin consent.
+    #[arg(long)]
+    pub(crate) tenant: String,
+    /// Where the administrator is sent back to (must be a redirect URI of the app registration).
+    #[arg(long)]
+    pub(crate) redirect_uri: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::Failure;
 use crate::api::{self, ApiOutcome, ApiRequest};
-use crate::cli::{CallArgs, Cli, Command, EmulatorArgs, JwtCommand, TokenArgs};
+use crate::cli::{CallArgs, Cli, Command, ConsentArgs, EmulatorArgs, JwtCommand, TokenArgs};
 use crate::exit;
 use crate::settings;
 
@@ -23,6 +23,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Token(args) => token(args).await,
         Command::Call(args) => call(args).await,
         Command::Emulator(args) => emulator(args).await,
+        Command::ConsentUrl(args) => consent_url(args),
         Command::Demo => demo().await,
         Command::Jwt {
             command: JwtCommand::Decode { token },
@@ -59,6 +60,30 @@ async fn token(args: TokenArgs) -> Result<(), Failure> {
             serde_json::to_string_pretty(&out).context("printing the token")?
         );
     }
+    Ok(())
+}
+
+fn consent_url(args: ConsentArgs) -> Result<(), Failure> {
+    let cfg = settings::client_config(args.config.as_deref())?;
+    let client_id = cfg.client_id.as_deref().ok_or_else(|| {
+        apptoken::Error::Configuration(
+            "no client id: set client_id in the configuration or AZURE_CLIENT_ID".into(),
+        )
+    })?;
+    let cloud = match cfg.authority_host.as_deref() {
+        Some(h) => apptoken::CloudInstance::parse(h)?,
+        None => apptoken::CloudInstance::AzurePublic,
+    };
+    if let Some(r) = &args.redirect_uri {
+        url::Url::parse(r).map_err(|e| {
+            apptoken::Error::Configuration(format!("--redirect-uri '{r}' is not a URL: {e}"))
+        })?;
+    }
+    let authority = Authority::entra(cloud, &args.tenant)?;
+    println!(
+        "{}",
+        authority.admin_consent_url(client_id, args.redirect_uri.as_deref())
+    );
     Ok(())
 }
 

@@ -371,6 +371,30 @@ fn errors_have_exit_codes_and_say_what_to_fix() {
         "{err}"
     );
 
+    // consent URL for a customer tenant
+    let out = run(apptoken(&env).args([
+        "consent-url",
+        "--tenant",
+        "fabrikam.onmicrosoft.com",
+        "--redirect-uri",
+        "https://isv.example/onboarded",
+    ]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let url = text(&out.stdout);
+    assert!(
+        url.starts_with(&format!(
+            "{}/fabrikam.onmicrosoft.com/adminconsent?client_id={}",
+            env["AZURE_AUTHORITY_HOST"], env["AZURE_CLIENT_ID"]
+        )),
+        "{url}"
+    );
+    assert!(
+        url.contains("redirect_uri=https%3A%2F%2Fisv.example%2Fonboarded"),
+        "{url}"
+    );
+    let out = run(apptoken(&env).args(["consent-url", "--tenant", "common"]));
+    assert_eq!(out.status.code(), Some(3));
+
     // bad usage: exit 2
     let out = run(apptoken(&env).args(["token"]));
     assert_eq!(out.status.code(), Some(2));
