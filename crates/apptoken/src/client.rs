@@ -58,6 +58,9 @@ struct Inner {
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     serve_extended: bool,
+    /// `claims` sent with every request when client capabilities are declared.
+    capability_claims: Option<String>,
+    capabilities: Vec<String>,
     refresher_started: AtomicBool,
     refresher_wake: Arc<tokio::sync::Notify>,
 }
@@ -94,6 +97,8 @@ pub struct ConfidentialClientBuilder {
     max_cached_tokens: Option<usize>,
     serve_extended: bool,
     http: HttpOptions,
+    capabilities: Vec<String>,
+    region: Option<String>,
 }
 
 impl fmt::Debug for ConfidentialClientBuilder {
@@ -175,6 +180,28 @@ impl ConfidentialClientBuilder {
         self
     }
 
+    /// Declares client capabilities (`cp1`: the client handles claims
+    /// challenges, so Entra may issue long-lived tokens that resources revoke
+    /// through continuous access evaluation). Sent as `xms_cc` in the
+    /// `claims` parameter of every token request.
+    pub fn client_capabilities<I, S>(mut self, capabilities: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.capabilities = capabilities.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sends token requests to this Azure region's endpoint
+    /// (`{region}.login.microsoft.com`, as `AZURE_REGIONAL_AUTHORITY_NAME`
+    /// does for Azure Identity), falling back to the global host when the
+    /// regional one is unreachable or answers 5xx.
+    pub fn azure_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
     /// Trusts the certificates of this PEM (a private CA, the emulator's
     /// `ca.pem`) beside the system's roots.
     pub fn add_root_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
@@ -217,6 +244,13 @@ impl ConfidentialClientBuilder {
                 "the HTTP timeout must be above zero".into(),
             ));
         }
+        if let Some(r) = &self.region
+            && (r.is_empty() || !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        {
+            return Err(Error::Configuration(format!(
+                "'{r}' is not an Azure region name (such as westus2)"
+            )));
+        }
         if self.max_cached_tokens == Some(0) {
             return Err(Error::Configuration(
                 "max_cached_tokens must be at least 1".into(),
@@ -226,6 +260,7 @@ impl ConfidentialClientBuilder {
             (Some(s), _) => s,
             (None, Some(c)) => Arc::new(ClientCredentialsSource {
                 http: Http::new(self.timeout, &self.http)?,
+                region: self.region.clone(),
                 credential: c.clone(),
                 discovery: Mutex::new(HashMap::new()),
                 clock: Arc::clone(&self.clock),
@@ -248,6 +283,8 @@ impl ConfidentialClientBuilder {
                 clock: self.clock,
                 retry: self.retry,
                 serve_extended: self.serve_extended,
+                capability_claims: merge_claims(&self.capabilities, None)?,
+                capabilities: self.capabilities,
                 refresher_started: AtomicBool::new(false),
                 refresher_wake: Arc::new(tokio::sync::Notify::new()),
             }),
@@ -271,6 +308,7 @@ pub struct TokenRequest {
     tenant: Option<String>,
     force_refresh: bool,
     correlation_id: Option<uuid::Uuid>,
+    claims: Option<String>,
 }
 
 impl TokenRequest {
@@ -285,7 +323,16 @@ impl TokenRequest {
             tenant: None,
             force_refresh: false,
             correlation_id: None,
+            claims: None,
         }
+    }
+
+    /// Answers a claims challenge: asks for a fresh token carrying these
+    /// claims (the JSON a resource sent in `WWW-Authenticate: … claims="…"`,
+    /// decoded — see [`crate::claims_challenge`]). Implies `force_refresh`.
+    pub fn claims(mut self, claims: impl Into<String>) -> Self {
+        self.claims = Some(claims.into());
+        self
     }
 
     /// Requests the token from another tenant than the client's (a
@@ -323,6 +370,8 @@ impl ConfidentialClient {
             max_cached_tokens: None,
             serve_extended: false,
             http: HttpOptions::default(),
+            capabilities: Vec::new(),
+            region: None,
         }
     }
 
@@ -350,7 +399,7 @@ impl ConfidentialClient {
     /// there, otherwise from the identity provider. A cache hit takes no
     /// lock and allocates nothing.
     pub async fn acquire_token<S: AsRef<str>>(&self, scopes: &[S]) -> Result<AccessToken> {
-        self.acquire(scopes, None, false, None).await
+        self.acquire(scopes, None, false, None, None).await
     }
 
     /// An app-only token from another tenant than the client's (a
@@ -361,7 +410,7 @@ impl ConfidentialClient {
         scopes: &[S],
         tenant: &str,
     ) -> Result<AccessToken> {
-        self.acquire(scopes, Some(tenant), false, None).await
+        self.acquire(scopes, Some(tenant), false, None, None).await
     }
 
     /// An app-only token, with per-call options.
@@ -369,8 +418,9 @@ impl ConfidentialClient {
         self.acquire(
             &request.scopes,
             request.tenant.as_deref(),
-            request.force_refresh,
+            request.force_refresh || request.claims.is_some(),
             request.correlation_id,
+            request.claims.as_deref(),
         )
         .await
     }
@@ -381,6 +431,7 @@ impl ConfidentialClient {
         tenant: Option<&str>,
         force: bool,
         correlation: Option<uuid::Uuid>,
+        claims: Option<&str>,
     ) -> Result<AccessToken> {
         let inner = &self.inner;
         // Hot path: look up first with the strings as given. Only validated
@@ -453,11 +504,16 @@ impl ConfidentialClient {
             }
             return Err(e);
         }
+        let claims = match claims {
+            Some(c) => merge_claims(&inner.capabilities, Some(c))?,
+            None => inner.capability_claims.clone(),
+        };
         let fetch = match self.single_flight(
             owned,
             Some(tenant),
             Some(scope),
             correlation,
+            claims,
             true,
             !force,
         )? {
@@ -503,6 +559,7 @@ impl ConfidentialClient {
         tenant: Option<&str>,
         scope: Option<&str>,
         correlation: Option<uuid::Uuid>,
+        claims: Option<String>,
         used: bool,
         recheck: bool,
     ) -> Result<std::result::Result<AccessToken, SharedFetch>> {
@@ -544,7 +601,7 @@ impl ConfidentialClient {
         let me = Arc::clone(&self.inner);
         let task_key = key.clone();
         let handle = tokio::spawn(async move {
-            Inner::fetch(me, task_key, authority, scopes, correlation, used).await
+            Inner::fetch(me, task_key, authority, scopes, correlation, claims, used).await
         });
         let fut: std::pin::Pin<Box<dyn std::future::Future<Output = Result<AccessToken>> + Send>> =
             Box::pin(async move {
@@ -567,7 +624,10 @@ impl ConfidentialClient {
             tenant = key.tenant(),
             "refreshing a token ahead of its expiry"
         );
-        if let Ok(Err(shared)) = self.single_flight(key.clone(), None, None, None, false, false) {
+        let claims = self.inner.capability_claims.clone();
+        if let Ok(Err(shared)) =
+            self.single_flight(key.clone(), None, None, None, claims, false, false)
+        {
             tokio::spawn(async move {
                 if let Err(e) = shared.await {
                     warn!(error = %e, "background token refresh failed; the cached token is still valid and keeps being served");
@@ -595,6 +655,7 @@ impl Inner {
         authority: Authority,
         scopes: Scopes,
         correlation: Option<uuid::Uuid>,
+        claims: Option<String>,
         used: bool,
     ) -> Result<AccessToken> {
         let correlation = correlation.unwrap_or_else(uuid::Uuid::new_v4).to_string();
@@ -607,6 +668,7 @@ impl Inner {
                     client_id: &inner.client_id,
                     scopes: &scopes,
                     correlation_id: &correlation,
+                    claims: claims.as_deref(),
                 })
             },
             || metrics::counter!("apptoken_token_retries_total").increment(1),
@@ -704,6 +766,36 @@ async fn refresher(weak: Weak<Inner>, wake: Arc<tokio::sync::Notify>) {
             _ = wake.notified() => {}
         }
     }
+}
+
+/// The `claims` parameter: the request's claims (a JSON object) with the
+/// client capabilities added as `access_token.xms_cc`.
+fn merge_claims(capabilities: &[String], request: Option<&str>) -> Result<Option<String>> {
+    if capabilities.is_empty() && request.is_none() {
+        return Ok(None);
+    }
+    let mut doc: serde_json::Value = match request {
+        Some(c) => serde_json::from_str(c)
+            .map_err(|e| Error::Configuration(format!("the claims are not JSON: {e}")))?,
+        None => serde_json::json!({}),
+    };
+    let Some(obj) = doc.as_object_mut() else {
+        return Err(Error::Configuration(
+            "the claims are not a JSON object".into(),
+        ));
+    };
+    if !capabilities.is_empty() {
+        let at = obj
+            .entry("access_token")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(at) = at.as_object_mut() {
+            at.insert(
+                "xms_cc".into(),
+                serde_json::json!({ "values": capabilities }),
+            );
+        }
+    }
+    Ok(Some(doc.to_string()))
 }
 
 /// A random duration in `[0, max]`.
@@ -816,6 +908,25 @@ mod tests {
             &scopes(),
         );
         assert_eq!(refresh_at(&short, now), None);
+    }
+
+    #[test]
+    fn claims_are_merged_with_capabilities() {
+        assert_eq!(merge_claims(&[], None).unwrap(), None);
+        let caps = vec!["cp1".to_string()];
+        let c: serde_json::Value =
+            serde_json::from_str(&merge_claims(&caps, None).unwrap().unwrap()).unwrap();
+        assert_eq!(
+            c,
+            serde_json::json!({"access_token":{"xms_cc":{"values":["cp1"]}}})
+        );
+        let challenge = r#"{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}"#;
+        let c: serde_json::Value =
+            serde_json::from_str(&merge_claims(&caps, Some(challenge)).unwrap().unwrap()).unwrap();
+        assert_eq!(c["access_token"]["nbf"]["value"], "1700000000");
+        assert_eq!(c["access_token"]["xms_cc"]["values"][0], "cp1");
+        assert!(merge_claims(&[], Some("not json")).is_err());
+        assert!(merge_claims(&[], Some("[1]")).is_err());
     }
 
     #[test]

@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 /// | `AZURE_CLIENT_CERTIFICATE_PASSWORD` | the certificate's password |
 /// | `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN` | `send_certificate_chain` |
 /// | `AZURE_FEDERATED_TOKEN_FILE` | `federated_token_file` |
+/// | `AZURE_REGIONAL_AUTHORITY_NAME` | `region` (send token requests to a regional endpoint) |
 /// | `APPTOKEN_CA_FILE` | `ca_file` (an extra trusted root, e.g. the emulator's CA) |
 ///
 /// ```
@@ -75,6 +76,12 @@ pub struct ClientConfig {
     /// A PEM file of extra trusted root certificates (a private CA, the
     /// emulator's `ca.pem`), trusted beside the system's roots.
     pub ca_file: Option<PathBuf>,
+    /// An Azure region (`westus2`): token requests go to
+    /// `{region}.login.microsoft.com`, falling back to the global host.
+    pub region: Option<String>,
+    /// Client capabilities to declare (`["cp1"]`: this client handles claims
+    /// challenges).
+    pub client_capabilities: Option<Vec<String>>,
     #[serde(skip)]
     client_secret: Option<ClientSecret>,
     #[serde(skip)]
@@ -117,6 +124,19 @@ impl ClientConfig {
             send_certificate_chain: send_chain,
             federated_token_file: get("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from),
             ca_file: get("APPTOKEN_CA_FILE").map(PathBuf::from),
+            region: match get("AZURE_REGIONAL_AUTHORITY_NAME") {
+                // Azure Identity's auto-detection reads the region the platform
+                // publishes; without one there is nothing to detect.
+                Some(r) if r.eq_ignore_ascii_case("TryAutoDetect") => match get("REGION_NAME") {
+                    Some(region) => Some(region.to_ascii_lowercase().replace(' ', "")),
+                    None => {
+                        return Err(Error::Configuration(
+                            "AZURE_REGIONAL_AUTHORITY_NAME=TryAutoDetect, but the platform publishes no REGION_NAME: name the region (for example westus2)".into(),
+                        ));
+                    }
+                },
+                other => other,
+            },
             ..ClientConfig::default()
         })
     }
@@ -144,6 +164,11 @@ impl ClientConfig {
             client_id: self.client_id.clone().or(env.client_id.clone()),
             timeout_secs: self.timeout_secs.or(env.timeout_secs),
             ca_file: self.ca_file.clone().or(env.ca_file.clone()),
+            region: self.region.clone().or(env.region.clone()),
+            client_capabilities: self
+                .client_capabilities
+                .clone()
+                .or(env.client_capabilities.clone()),
             client_secret_auth: self
                 .client_secret_auth
                 .clone()
@@ -276,6 +301,12 @@ impl ClientConfig {
             .credential(self.credential()?);
         if let Some(t) = self.timeout_secs {
             b = b.timeout(Duration::from_secs(t));
+        }
+        if let Some(r) = &self.region {
+            b = b.azure_region(r);
+        }
+        if let Some(c) = &self.client_capabilities {
+            b = b.client_capabilities(c.iter().cloned());
         }
         if let Some(ca) = &self.ca_file {
             let pem = std::fs::read(ca).map_err(|e| {

@@ -4,6 +4,7 @@
 
 mod authority;
 mod cache;
+mod challenge;
 mod client;
 mod clock;
 mod config;
@@ -18,6 +19,7 @@ mod source;
 mod token;
 
 pub use authority::{Authority, AuthorityKind, CloudInstance};
+pub use challenge::claims_challenge;
 pub use client::{ConfidentialClient, ConfidentialClientBuilder, TokenRequest};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::ClientConfig;

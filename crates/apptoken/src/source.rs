@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, info_span, warn};
 
 use crate::authority::{Authority, AuthorityKind};
 use crate::clock::Clock;
@@ -32,6 +32,9 @@ pub struct SourceRequest<'a> {
     pub scopes: &'a Scopes,
     /// The `client-request-id` of this request.
     pub correlation_id: &'a str,
+    /// The `claims` request parameter (JSON): a claims challenge and/or the
+    /// client capabilities (`xms_cc`).
+    pub claims: Option<&'a str>,
 }
 
 /// A token as a source returns it: lifetimes relative to its receipt.
@@ -103,6 +106,9 @@ pub trait TokenSource: Send + Sync + fmt::Debug {
 /// authentication, the token endpoint.
 pub(crate) struct ClientCredentialsSource {
     pub(crate) http: Http,
+    /// An Azure region (`westus2`): token requests go to the regional host
+    /// first, and to the global one when it fails.
+    pub(crate) region: Option<String>,
     pub(crate) credential: Credential,
     pub(crate) discovery: Mutex<HashMap<String, Metadata>>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -169,17 +175,51 @@ impl ClientCredentialsSource {
             ("client_id", request.client_id.to_string()),
             ("scope", request.scopes.as_param()),
         ];
+        if let Some(claims) = request.claims {
+            form.push(("claims", claims.to_string()));
+        }
         let authorization = auth.apply(request.client_id, &mut form);
-        debug!(token_endpoint = %metadata.token_endpoint, "requesting a token");
-        let resp = self
-            .http
-            .post_form(
-                &metadata.token_endpoint,
-                &form,
-                authorization.as_ref(),
-                request.correlation_id,
-            )
-            .await;
+        let regional = self
+            .region
+            .as_deref()
+            .and_then(|r| regional_endpoint(&metadata.token_endpoint, r));
+        let mut resp = None;
+        if let Some(endpoint) = &regional {
+            debug!(token_endpoint = %endpoint, "requesting a token from the regional endpoint");
+            let r = self
+                .http
+                .post_form(
+                    endpoint,
+                    &form,
+                    authorization.as_ref(),
+                    request.correlation_id,
+                )
+                .await;
+            match r {
+                Ok(r) if r.status < 500 => resp = Some(Ok(r)),
+                Ok(r) => warn!(
+                    status = r.status,
+                    "the regional endpoint failed; falling back to the global one"
+                ),
+                Err(e) => {
+                    warn!(error = %e, "the regional endpoint is unreachable; falling back to the global one")
+                }
+            }
+        }
+        let resp = match resp {
+            Some(r) => r,
+            None => {
+                debug!(token_endpoint = %metadata.token_endpoint, "requesting a token");
+                self.http
+                    .post_form(
+                        &metadata.token_endpoint,
+                        &form,
+                        authorization.as_ref(),
+                        request.correlation_id,
+                    )
+                    .await
+            }
+        };
         // The form holds the secret or assertion: wipe it.
         for (_, v) in form.iter_mut() {
             zeroize::Zeroize::zeroize(v);
@@ -194,6 +234,28 @@ impl ClientCredentialsSource {
         debug!(expires_in = token.expires_in.as_secs(), "token received");
         Ok(token)
     }
+}
+
+/// The regional form of a token endpoint: `login.microsoftonline.com`
+/// becomes `{region}.login.microsoft.com` (as MSAL and Azure Identity build
+/// it); any other host gets the region as a first label. Scheme, port and
+/// path are kept.
+pub(crate) fn regional_endpoint(token_endpoint: &str, region: &str) -> Option<String> {
+    let mut url = url::Url::parse(token_endpoint).ok()?;
+    let host = url.host_str()?.to_ascii_lowercase();
+    if url
+        .host()
+        .is_some_and(|h| !matches!(h, url::Host::Domain(_)))
+    {
+        return None; // an IP address has no regional form
+    }
+    let regional = if host == "login.microsoftonline.com" || host == "login.windows.net" {
+        format!("{region}.login.microsoft.com")
+    } else {
+        format!("{region}.{host}")
+    };
+    url.set_host(Some(&regional)).ok()?;
+    Some(url.to_string())
 }
 
 /// Reads a successful token answer. Numbers may come as JSON numbers or
@@ -266,6 +328,38 @@ pub(crate) fn parse_token_response(body: &[u8], url: &str, status: u16) -> Resul
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+
+    #[test]
+    fn regional_endpoints() {
+        assert_eq!(
+            regional_endpoint(
+                "https://login.microsoftonline.com/t/oauth2/v2.0/token",
+                "westus2"
+            )
+            .as_deref(),
+            Some("https://westus2.login.microsoft.com/t/oauth2/v2.0/token")
+        );
+        assert_eq!(
+            regional_endpoint(
+                "https://login.microsoftonline.com:8443/t/oauth2/v2.0/token",
+                "eastus"
+            )
+            .as_deref(),
+            Some("https://eastus.login.microsoft.com:8443/t/oauth2/v2.0/token")
+        );
+        assert_eq!(
+            regional_endpoint(
+                "https://login.microsoftonline.us/t/oauth2/v2.0/token",
+                "usgovvirginia"
+            )
+            .as_deref(),
+            Some("https://usgovvirginia.login.microsoftonline.us/t/oauth2/v2.0/token")
+        );
+        assert_eq!(
+            regional_endpoint("http://127.0.0.1:9/t/token", "westus2"),
+            None
+        );
+    }
 
     #[test]
     fn token_answers() {

@@ -6,5 +6,6 @@ mod support;
 mod cache;
 mod credentials;
 mod errors;
+mod regional;
 mod resilience;
 mod storm;

@@ -158,6 +158,18 @@ pub(crate) struct TestEnv {
     pub(crate) dir: tempfile::TempDir,
 }
 
+pub(crate) async fn start_tls() -> TestEnv {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::from_toml_str(&config_toml(), dir.path())
+        .expect("test emulator config")
+        .with_tls(true)
+        .with_state_dir(dir.path());
+    let emulator = Emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("emulator starts");
+    TestEnv { emulator, dir }
+}
+
 pub(crate) async fn start() -> TestEnv {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::from_toml_str(&config_toml(), dir.path()).expect("test emulator config");
