@@ -508,15 +508,14 @@ impl ConfidentialClient {
             Some(c) => merge_claims(&inner.capabilities, Some(c))?,
             None => inner.capability_claims.clone(),
         };
-        let fetch = match self.single_flight(
-            owned,
-            Some(tenant),
-            Some(scope),
+        let spec = FetchSpec {
+            tenant: Some(tenant),
+            scope: Some(scope),
             correlation,
             claims,
-            true,
-            !force,
-        )? {
+            used: true,
+        };
+        let fetch = match self.single_flight(owned, spec, !force)? {
             Ok(token) => return Ok(token),
             Err(shared) => shared,
         };
@@ -556,13 +555,16 @@ impl ConfidentialClient {
     fn single_flight(
         &self,
         key: CacheKey,
-        tenant: Option<&str>,
-        scope: Option<&str>,
-        correlation: Option<uuid::Uuid>,
-        claims: Option<String>,
-        used: bool,
+        spec: FetchSpec<'_>,
         recheck: bool,
     ) -> Result<std::result::Result<AccessToken, SharedFetch>> {
+        let FetchSpec {
+            tenant,
+            scope,
+            correlation,
+            claims,
+            used,
+        } = spec;
         let inner = &self.inner;
         let mut inflight = inner
             .cache
@@ -625,9 +627,17 @@ impl ConfidentialClient {
             "refreshing a token ahead of its expiry"
         );
         let claims = self.inner.capability_claims.clone();
-        if let Ok(Err(shared)) =
-            self.single_flight(key.clone(), None, None, None, claims, false, false)
-        {
+        if let Ok(Err(shared)) = self.single_flight(
+            key.clone(),
+            FetchSpec {
+                tenant: None,
+                scope: None,
+                correlation: None,
+                claims,
+                used: false,
+            },
+            false,
+        ) {
             tokio::spawn(async move {
                 if let Err(e) = shared.await {
                     warn!(error = %e, "background token refresh failed; the cached token is still valid and keeps being served");
@@ -766,6 +776,17 @@ async fn refresher(weak: Weak<Inner>, wake: Arc<tokio::sync::Notify>) {
             _ = wake.notified() => {}
         }
     }
+}
+
+/// What a new shared request asks for. Without tenant and scope, the cached
+/// entry's are used (a refresh).
+struct FetchSpec<'a> {
+    tenant: Option<&'a str>,
+    scope: Option<&'a str>,
+    correlation: Option<uuid::Uuid>,
+    claims: Option<String>,
+    /// Whether a caller asked for it (unused tokens are not refreshed).
+    used: bool,
 }
 
 /// The `claims` parameter: the request's claims (a JSON object) with the
