@@ -28,6 +28,16 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Jwt {
             command: JwtCommand::Decode { token },
         } => jwt_decode(&token),
+        Command::Run(args) => crate::run::run(args, cli.log_level, cli.log_format).await,
+        Command::Config {
+            command: crate::cli::ConfigCommand::Check { file },
+        } => crate::run::config_check(&file),
+        Command::Cert {
+            command: crate::cli::CertCommand::New(args),
+        } => crate::cert::new(args),
+        Command::Cert {
+            command: crate::cli::CertCommand::Show(args),
+        } => crate::cert::show(args),
     }
 }
 
@@ -442,7 +452,7 @@ async fn demo_in(state_dir: &std::path::Path) -> Result<(), Failure> {
 
     // Once more: served from the cache, no request.
     let again = cert_client.acquire_token(&[&info.sample_scope]).await?;
-    if !again.ptr_eq(&t2) {
+    if !again.is_same_token(&t2) {
         return bail_failure(
             exit::FAILURE,
             "the second acquisition did not come from the cache",

@@ -10,7 +10,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -122,6 +122,15 @@ pub(crate) struct KeyRef<'a> {
 }
 
 impl KeyRef<'_> {
+    /// An owned key that copies host and client id too.
+    fn to_owned_key_plain(self) -> CacheKey {
+        CacheKey::new(
+            Arc::from(self.host),
+            Arc::from(self.client_id),
+            self.tenant,
+            self.scope,
+        )
+    }
     pub(crate) fn to_owned_key(self, host: &Arc<str>, client_id: &Arc<str>) -> CacheKey {
         CacheKey::new(
             Arc::clone(host),
@@ -304,6 +313,43 @@ pub(crate) struct Cache {
     sweeping: Mutex<()>,
     max_entries: Option<usize>,
     generation: AtomicU64,
+    /// Bumped by every store: per-thread copies made before it are
+    /// re-checked against the map.
+    epoch: AtomicU64,
+    replica_hasher: foldhash::fast::RandomState,
+    /// Unique per cache (per-thread copies name their cache by it).
+    id: u64,
+}
+
+/// Per-thread slots for hot tokens.
+const REPLICA_SLOTS: usize = 1024;
+
+enum Slot {
+    Empty,
+    /// Seen once: no copy yet.
+    Candidate {
+        cache: u64,
+        hash: u64,
+    },
+    Replica(Box<Replica>),
+}
+
+/// One thread's copy of a hot token (its own reference count).
+struct Replica {
+    /// The cache it belongs to, so two clients never mix.
+    cache: u64,
+    hash: u64,
+    generation: u64,
+    epoch: u64,
+    key: CacheKey,
+    token: AccessToken,
+    fresh_until_ms: i64,
+    refresh_at_ms: i64,
+}
+
+thread_local! {
+    static REPLICAS: std::cell::RefCell<Vec<Slot>> =
+        std::cell::RefCell::new((0..REPLICA_SLOTS).map(|_| Slot::Empty).collect());
 }
 
 impl std::fmt::Debug for Cache {
@@ -327,6 +373,12 @@ impl Cache {
             sweeping: Mutex::new(()),
             max_entries,
             generation: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
+            replica_hasher: foldhash::fast::RandomState::default(),
+            id: {
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
         }
     }
 
@@ -341,6 +393,33 @@ impl Cache {
         now_ms: i64,
         refresh_backoff: Duration,
     ) -> Lookup {
+        let hash = self.replica_hasher.hash_one(key);
+        let me = self.id;
+        let epoch = self.epoch.load(Ordering::Acquire);
+        // 1. This thread's copy of a hot token: nothing shared is written.
+        let fast = REPLICAS.with(|r| {
+            let r = r.borrow();
+            match &r[hash as usize % REPLICA_SLOTS] {
+                Slot::Replica(rep)
+                    if rep.cache == me
+                        && rep.hash == hash
+                        && rep.epoch == epoch
+                        && now_ms < rep.fresh_until_ms
+                        && now_ms < rep.refresh_at_ms
+                        && key.parts_eq(&rep.key) =>
+                {
+                    Some(rep.token.clone())
+                }
+                _ => None,
+            }
+        });
+        if let Some(token) = fast {
+            return Lookup::Hit {
+                token,
+                refresh: false,
+            };
+        }
+        // 2. The shared map.
         let map = self.map.pin();
         let Some(entry) = map.get(key) else {
             return Lookup::Miss;
@@ -352,10 +431,46 @@ impl Cache {
             entry.used.store(true, Ordering::Relaxed);
         }
         let refresh = now_ms >= entry.refresh_at_ms && entry.claim_refresh(now_ms, refresh_backoff);
+        if !refresh {
+            self.remember(key, hash, me, epoch, entry);
+        }
         Lookup::Hit {
             token: entry.token.clone(),
             refresh,
         }
+    }
+
+    /// Notes a shared hit in this thread's slot: the second hit in a row on
+    /// the same key makes a per-thread copy (one allocation per thread and
+    /// hot key); an epoch change on the same token only refreshes the stamp.
+    fn remember(&self, key: &KeyRef<'_>, hash: u64, me: u64, epoch: u64, entry: &Entry) {
+        REPLICAS.with(|r| {
+            let mut r = r.borrow_mut();
+            let slot = &mut r[hash as usize % REPLICA_SLOTS];
+            match slot {
+                Slot::Replica(rep)
+                    if rep.cache == me
+                        && rep.hash == hash
+                        && rep.generation == entry.generation
+                        && key.parts_eq(&rep.key) =>
+                {
+                    rep.epoch = epoch;
+                }
+                Slot::Candidate { cache, hash: h } if *cache == me && *h == hash => {
+                    *slot = Slot::Replica(Box::new(Replica {
+                        cache: me,
+                        hash,
+                        generation: entry.generation,
+                        epoch,
+                        key: key.to_owned_key_plain(),
+                        token: entry.token.replicate(),
+                        fresh_until_ms: entry.fresh_until_ms,
+                        refresh_at_ms: entry.refresh_at_ms,
+                    }));
+                }
+                _ => *slot = Slot::Candidate { cache: me, hash },
+            }
+        });
     }
 
     /// The entry for `key`, if it is still the given generation.
@@ -419,6 +534,7 @@ impl Cache {
             earlier = self.schedule_at(&key, generation, at);
         }
         self.map.pin().insert(key, entry);
+        self.epoch.fetch_add(1, Ordering::Release);
         self.maybe_sweep(now, generation);
         metrics::gauge!("apptoken_cache_entries").set(self.map.len() as f64);
         earlier
@@ -653,6 +769,46 @@ mod tests {
                 unix_ms(now + Duration::minutes(55)),
                 Duration::seconds(30)
             ),
+            Lookup::Stale(_)
+        ));
+    }
+
+    fn hit(l: Lookup) -> AccessToken {
+        match l {
+            Lookup::Hit { token, .. } => token,
+            _ => panic!("not a hit"),
+        }
+    }
+
+    #[test]
+    fn per_thread_copies_follow_new_tokens_and_never_mix_caches() {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        let (a, b) = (Cache::new(None), Cache::new(None));
+        store(&a, "t", now + Duration::hours(1), None, now);
+        store(&b, "t", now + Duration::hours(1), None, now);
+        let k = r("t", "api://x/.default");
+        let ms = unix_ms(now);
+        let first = hit(a.lookup(&k, ms, Duration::seconds(30)));
+        // the second hit makes this thread's copy; the third is served from it
+        let copy = hit(a.lookup(&k, ms, Duration::seconds(30)));
+        let again = hit(a.lookup(&k, ms, Duration::seconds(30)));
+        assert!(first.is_same_token(&copy) && copy.is_same_token(&again));
+        // the other cache has its own token, never this thread's copy of a's
+        let other = hit(b.lookup(&k, ms, Duration::seconds(30)));
+        let other = hit(b.lookup(&k, ms, Duration::seconds(30)))
+            .is_same_token(&other)
+            .then_some(other)
+            .unwrap();
+        assert!(!other.is_same_token(&first));
+        // a new token for the key replaces the copy at once
+        store(&a, "t", now + Duration::hours(2), None, now);
+        let new = hit(a.lookup(&k, ms, Duration::seconds(30)));
+        assert!(!new.is_same_token(&first));
+        assert!(hit(a.lookup(&k, ms, Duration::seconds(30))).is_same_token(&new));
+        // and a copy stops being served when its token is no longer fresh
+        let late = unix_ms(now + Duration::hours(2) - Duration::minutes(4));
+        assert!(matches!(
+            a.lookup(&k, late, Duration::seconds(30)),
             Lookup::Stale(_)
         ));
     }

@@ -17,6 +17,8 @@ pub struct AccessToken {
 }
 
 struct Inner {
+    /// Unique per issued token; shared by its per-thread copies.
+    id: u64,
     token: SecretString,
     token_type: String,
     expires_on: OffsetDateTime,
@@ -36,8 +38,10 @@ impl AccessToken {
         tenant: String,
         scopes: Vec<String>,
     ) -> AccessToken {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         AccessToken {
             inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 token,
                 token_type,
                 expires_on,
@@ -47,6 +51,25 @@ impl AccessToken {
                 scopes,
             }),
             extended: false,
+        }
+    }
+
+    /// A copy with its own reference count, for one thread's replica of a
+    /// hot token (so that threads do not contend on one count).
+    pub(crate) fn replicate(&self) -> AccessToken {
+        let i = &self.inner;
+        AccessToken {
+            inner: Arc::new(Inner {
+                id: i.id,
+                token: i.token.clone(),
+                token_type: i.token_type.clone(),
+                expires_on: i.expires_on,
+                refresh_on: i.refresh_on,
+                ext_expires_on: i.ext_expires_on,
+                tenant: i.tenant.clone(),
+                scopes: i.scopes.clone(),
+            }),
+            extended: self.extended,
         }
     }
 
@@ -109,9 +132,10 @@ impl AccessToken {
         &self.inner.scopes
     }
 
-    /// Whether two handles are the same cached token.
-    pub fn ptr_eq(&self, other: &AccessToken) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+    /// Whether two handles are the same issued token (the cache may hand
+    /// out per-thread copies of a hot token; they count as the same).
+    pub fn is_same_token(&self, other: &AccessToken) -> bool {
+        self.inner.id == other.inner.id
     }
 }
 

@@ -10,13 +10,13 @@ async fn two_calls_one_request() {
     let client = env.secret_client();
     let a = client.acquire_token(&[SCOPE]).await.unwrap();
     let b = client.acquire_token(&[SCOPE]).await.unwrap();
-    assert!(a.ptr_eq(&b));
+    assert!(a.is_same_token(&b));
     // order, case and the OIDC scopes do not make a new key
     let c = client
         .acquire_token(&["openid", "API://APPTOKEN-SAMPLE-API/.default"])
         .await
         .unwrap();
-    assert!(a.ptr_eq(&c));
+    assert!(a.is_same_token(&c));
     assert_eq!(env.requests(), 1);
     assert_eq!(client.cached_tokens(), 1);
 }
@@ -31,7 +31,7 @@ async fn tenant_override_and_force_refresh_make_new_requests() {
         .await
         .unwrap();
     assert_eq!(other.tenant(), OTHER_TENANT);
-    assert!(!home.ptr_eq(&other));
+    assert!(!home.is_same_token(&other));
     assert_eq!(env.requests(), 2);
     // the other tenant's token carries that tenant's tid
     let tid = claims(other.secret())["tid"].as_str().unwrap().to_string();
@@ -46,11 +46,11 @@ async fn tenant_override_and_force_refresh_make_new_requests() {
         .acquire_token_with(TokenRequest::new([SCOPE]).force_refresh(true))
         .await
         .unwrap();
-    assert!(!forced.ptr_eq(&home));
+    assert!(!forced.is_same_token(&home));
     assert_eq!(env.requests(), 3);
     // and the forced token replaced the cached one
     let after = client.acquire_token(&[SCOPE]).await.unwrap();
-    assert!(after.ptr_eq(&forced));
+    assert!(after.is_same_token(&forced));
     assert_eq!(env.requests(), 3);
 }
 
@@ -67,7 +67,7 @@ async fn concurrent_callers_share_one_request() {
     for t in tasks {
         tokens.push(t.await.unwrap().unwrap());
     }
-    assert!(tokens.windows(2).all(|w| w[0].ptr_eq(&w[1])));
+    assert!(tokens.windows(2).all(|w| w[0].is_same_token(&w[1])));
     assert_eq!(env.requests(), 1);
 }
 

@@ -67,7 +67,7 @@ async fn tokens_are_refreshed_ahead_of_expiry_and_no_caller_waits() {
         client
             .acquire_token(&[SCOPE])
             .now_or_never()
-            .is_some_and(|t| t.is_ok_and(|t| !t.ptr_eq(&first)))
+            .is_some_and(|t| t.is_ok_and(|t| !t.is_same_token(&first)))
     })
     .await;
     // Far past the first token's expiry, callers are still served at once.
@@ -77,7 +77,7 @@ async fn tokens_are_refreshed_ahead_of_expiry_and_no_caller_waits() {
         .now_or_never()
         .expect("served without waiting")
         .unwrap();
-    assert!(!t.ptr_eq(&first));
+    assert!(!t.is_same_token(&first));
     assert!(t.expires_on() > clock_now(&clock));
 }
 
@@ -105,7 +105,7 @@ async fn a_five_minute_outage_is_ridden_out_with_the_cached_token() {
             .expect("never waits")
             .unwrap();
         assert!(
-            t.ptr_eq(&token),
+            t.is_same_token(&token),
             "the cached token is served during the outage"
         );
     }
@@ -126,7 +126,7 @@ async fn a_five_minute_outage_is_ridden_out_with_the_cached_token() {
         client
             .acquire_token(&[SCOPE])
             .now_or_never()
-            .is_some_and(|t| t.is_ok_and(|t| !t.ptr_eq(&token)))
+            .is_some_and(|t| t.is_ok_and(|t| !t.is_same_token(&token)))
     })
     .await;
 }
@@ -173,7 +173,7 @@ async fn extended_lifetime_is_opt_in_and_marked() {
         env.emulator.remove_fault(outage);
         if extended {
             let t = r.expect("served within ext_expires_in");
-            assert!(t.is_extended_lifetime() && t.ptr_eq(&token));
+            assert!(t.is_extended_lifetime() && t.is_same_token(&token));
         } else {
             let e = r.unwrap_err();
             assert_eq!(e.status(), Some(503), "{e}");

@@ -29,7 +29,7 @@ async fn ten_thousand_callers_on_a_cold_key_make_one_request() {
         let token = t.await.unwrap().unwrap();
         match &first {
             None => first = Some(token),
-            Some(f) => assert!(f.ptr_eq(&token), "every caller gets the same token"),
+            Some(f) => assert!(f.is_same_token(&token), "every caller gets the same token"),
         }
     }
     assert_eq!(
