@@ -95,6 +95,7 @@ pub(crate) struct AadError {
     pub(crate) message: String,
 }
 
+const FIC_DOCS: &str = "https://learn.microsoft.com/entra/workload-id/workload-identity-federation";
 const CERT_DOCS: &str = "Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .";
 
 impl AadError {
@@ -184,6 +185,15 @@ impl AadError {
     /// Emulator choice (no capture): conflicting or invalid parameters.
     pub(crate) fn invalid_request(message: impl Into<String>) -> Self {
         Self::bad_request("invalid_request", 90023, message)
+    }
+
+    /// Emulator choice (no capture): a `claims` parameter that is not a JSON object.
+    pub(crate) fn malformed_claims() -> Self {
+        Self::bad_request(
+            "invalid_request",
+            90014,
+            "The 'claims' parameter is not a valid JSON object. See https://openid.net/specs/openid-connect-core-1_0.html#ClaimsParameter.",
+        )
     }
 
     pub(crate) fn body_too_large(limit: usize) -> Self {
@@ -373,6 +383,71 @@ impl AadError {
                 format_iso7(now),
                 format_iso7(exp)
             ),
+        )
+    }
+
+    // --- workload identity federation ---------------------------------
+
+    pub(crate) fn fic_issuer(iss: &str) -> Self {
+        Self::invalid_client(
+            700211,
+            format!(
+                "No matching federated identity record found for presented assertion issuer '{iss}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. {FIC_DOCS}"
+            ),
+        )
+    }
+
+    pub(crate) fn fic_subject(sub: &str) -> Self {
+        Self::invalid_client(
+            700213,
+            format!(
+                "No matching federated identity record found for presented assertion subject '{sub}'. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. {FIC_DOCS}"
+            ),
+        )
+    }
+
+    /// tsv 9c-case (status unknown: 401 like 700213, **choice**).
+    pub(crate) fn fic_subject_case(sub: &str) -> Self {
+        Self::invalid_client(
+            7002138,
+            format!(
+                "No matching federated identity record found for presented assertion subject '{sub}'. The subject matches with case-insensitive comparison, but not with case-sensitive comparison. {FIC_DOCS}"
+            ),
+        )
+    }
+
+    /// tsv 9d: code only; status and wording are a **choice**.
+    pub(crate) fn fic_audience(aud: &str) -> Self {
+        Self::invalid_client(
+            700212,
+            format!(
+                "No matching federated identity record found for presented assertion audience '{aud}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. {FIC_DOCS}"
+            ),
+        )
+    }
+
+    pub(crate) fn external_oidc_failed() -> Self {
+        Self::bad_request(
+            "invalid_request",
+            90061,
+            "Request to External OIDC endpoint failed.",
+        )
+    }
+
+    /// tsv 9g.
+    pub(crate) fn fic_key_not_found(client_id: &str) -> Self {
+        Self::invalid_client(
+            700027,
+            format!(
+                "Client assertion contains an invalid signature. [Reason - The key was not found., Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.]"
+            ),
+        )
+    }
+
+    pub(crate) fn invalid_signature_external() -> Self {
+        Self::invalid_client(
+            700027,
+            "Client assertion contains an invalid signature. [Reason - The provided signature value did not match the expected signature value.]",
         )
     }
 

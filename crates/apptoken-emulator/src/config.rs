@@ -12,6 +12,8 @@ use crate::crypto::ParsedCert;
 
 /// Default token lifetime: one hour, answered as `expires_in: 3599`.
 const DEFAULT_LIFETIME_SECS: u64 = 3600;
+/// Default overlap of a rotated-out signing key in the JWKS: 24 hours.
+const DEFAULT_KEY_OVERLAP_SECS: u64 = 86_400;
 
 // ---------------------------------------------------------------------------
 // The TOML schema (private; see docs/EMULATOR.md for the commented example).
@@ -24,6 +26,7 @@ pub(crate) struct RawConfig {
     pub(crate) refresh_in_secs: Option<u64>,
     pub(crate) primary_app: Option<String>,
     pub(crate) tls: Option<bool>,
+    pub(crate) key_overlap_secs: Option<u64>,
     #[serde(default)]
     pub(crate) tenants: Vec<RawTenant>,
     #[serde(default)]
@@ -79,6 +82,29 @@ pub(crate) struct RawApp {
     pub(crate) secrets: Vec<RawSecret>,
     #[serde(default)]
     pub(crate) certificates: Vec<RawCertificate>,
+    #[serde(default)]
+    pub(crate) required_roles: Vec<RawRequiredRoles>,
+    #[serde(default)]
+    pub(crate) redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub(crate) federated_credentials: Vec<RawFederatedCredential>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRequiredRoles {
+    pub(crate) resource: String,
+    #[serde(default)]
+    pub(crate) roles: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFederatedCredential {
+    pub(crate) issuer: String,
+    pub(crate) subject: String,
+    #[serde(default)]
+    pub(crate) audiences: Vec<String>,
 }
 
 impl fmt::Debug for RawApp {
@@ -232,6 +258,20 @@ pub(crate) struct App {
     pub(crate) disabled: bool,
     pub(crate) secrets: Vec<Secret>,
     pub(crate) certificates: Vec<RegisteredCert>,
+    /// What the app registration asks for: (resource app id, role values).
+    pub(crate) required_roles: Vec<(String, Vec<String>)>,
+    /// Reply URLs registered on the app (admin consent redirects).
+    pub(crate) redirect_uris: Vec<String>,
+    pub(crate) federated_credentials: Vec<FederatedCredential>,
+}
+
+/// A federated identity credential: tokens of an external issuer accepted
+/// as client assertions.
+#[derive(Debug, Clone)]
+pub(crate) struct FederatedCredential {
+    pub(crate) issuer: String,
+    pub(crate) subject: String,
+    pub(crate) audiences: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +318,8 @@ pub struct Config {
     pub(crate) primary_app: Option<String>,
     pub(crate) state_dir: Option<PathBuf>,
     pub(crate) tls: bool,
+    /// How long a rotated-out signing key stays in the JWKS.
+    pub(crate) key_overlap_secs: u64,
 }
 
 impl Config {
@@ -612,7 +654,59 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
                 pfx_password: c.pfx_password,
             });
         }
+        let mut required_roles: Vec<(String, Vec<String>)> = Vec::new();
+        for (j, r) in a.required_roles.iter().enumerate() {
+            let resource = resources
+                .iter()
+                .find(|x| x.matches(&r.resource))
+                .ok_or_else(|| {
+                    cfg_err(format!(
+                        "apps[{i}].required_roles[{j}]: resource '{}' is not a configured resource",
+                        r.resource
+                    ))
+                })?;
+            for role in &r.roles {
+                if !resource.roles.iter().any(|x| x.value == *role) {
+                    return Err(cfg_err(format!(
+                        "apps[{i}].required_roles[{j}]: role '{role}' is not defined by resource '{}'",
+                        r.resource
+                    )));
+                }
+            }
+            required_roles.push((resource.app_id.clone(), r.roles.clone()));
+        }
+        for (j, uri) in a.redirect_uris.iter().enumerate() {
+            if url::Url::parse(uri).is_err() {
+                return Err(cfg_err(format!(
+                    "apps[{i}].redirect_uris[{j}]: '{uri}' is not an absolute URL"
+                )));
+            }
+        }
+        let mut federated_credentials = Vec::new();
+        for (j, f) in a.federated_credentials.into_iter().enumerate() {
+            let probe = f
+                .issuer
+                .replace(crate::federation::BASE_PLACEHOLDER, "http://127.0.0.1");
+            if url::Url::parse(&probe).is_err() || f.subject.is_empty() {
+                return Err(cfg_err(format!(
+                    "apps[{i}].federated_credentials[{j}]: issuer must be a URL and subject non-empty"
+                )));
+            }
+            let audiences = if f.audiences.is_empty() {
+                vec![crate::federation::DEFAULT_AUDIENCE.to_string()]
+            } else {
+                f.audiences
+            };
+            federated_credentials.push(FederatedCredential {
+                issuer: f.issuer,
+                subject: f.subject,
+                audiences,
+            });
+        }
         apps.push(App {
+            required_roles,
+            redirect_uris: a.redirect_uris,
+            federated_credentials,
             display_name: a.display_name.unwrap_or_else(|| format!("app {client_id}")),
             client_id,
             home_tenant,
@@ -759,6 +853,7 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
         primary_app,
         state_dir: None,
         tls: raw.tls.unwrap_or(false),
+        key_overlap_secs: raw.key_overlap_secs.unwrap_or(DEFAULT_KEY_OVERLAP_SECS),
     })
 }
 

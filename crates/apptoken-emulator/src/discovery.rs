@@ -82,19 +82,24 @@ pub(crate) async fn jwks(
         Ok(TenantRef::Multi) => st.issuer("{tenantid}"),
         Err(e) => return e.into_response(&ctx, &st.base_url),
     };
-    let key = &st.signing;
-    let doc = json!({
-        "keys": [{
-            "kty": "RSA",
-            "use": "sig",
-            "kid": key.kid,
-            "x5t": key.kid,
-            "n": key.n,
-            "e": key.e,
-            "x5c": [crate::crypto::b64std(&key.cert_der)],
-            "issuer": issuer,
-        }]
-    });
+    let keys: Vec<serde_json::Value> = st
+        .directory
+        .published_keys(ctx.now)
+        .iter()
+        .map(|key| {
+            json!({
+                "kty": "RSA",
+                "use": "sig",
+                "kid": key.kid,
+                "x5t": key.kid,
+                "n": key.n,
+                "e": key.e,
+                "x5c": [crate::crypto::b64std(&key.cert_der)],
+                "issuer": issuer,
+            })
+        })
+        .collect();
+    let doc = json!({ "keys": keys });
     json_response(StatusCode::OK, &doc, &ctx)
 }
 

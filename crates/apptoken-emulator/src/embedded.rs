@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use crate::Error;
 use crate::config::{
-    Config, RawApp, RawCertificate, RawConfig, RawGrant, RawResource, RawRole, RawSampleApi,
-    RawSecret, RawTenant, RawUser,
+    Config, RawApp, RawCertificate, RawConfig, RawFederatedCredential, RawGrant, RawRequiredRoles,
+    RawResource, RawRole, RawSampleApi, RawSecret, RawTenant, RawUser,
 };
 use crate::crypto::{self, CertKey, GeneratedCert, ParsedCert};
 
@@ -25,6 +25,10 @@ pub(crate) const SAMPLE_API_APP_ID: &str = "e3f9a7c1-2b4d-4f6e-8a9b-0c1d2e3f4a5b
 pub(crate) const SAMPLE_API_URI: &str = "api://apptoken-sample-api";
 const SAMPLE_ROLE: &str = "Users.Read.All";
 const SAMPLE_ROLE_ID: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+/// The default app's registered reply URL (admin consent redirects).
+const DEFAULT_REDIRECT_URI: &str = "http://localhost/consent-done";
+/// The service account the default app trusts on the built-in issuer `default`.
+const DEFAULT_FEDERATED_SUBJECT: &str = "system:serviceaccount:default:apptoken";
 
 /// Sample users per tenant: enough for several pages with a small `$top`.
 const CONTOSO_USERS: usize = 42;
@@ -269,6 +273,7 @@ pub(crate) fn config(state_dir: &Path) -> Result<Config, Error> {
         refresh_in_secs: None,
         primary_app: Some(DEFAULT_CLIENT_ID.into()),
         tls: None,
+        key_overlap_secs: None,
         tenants: vec![
             RawTenant {
                 id: CONTOSO_TENANT_ID.into(),
@@ -307,6 +312,19 @@ pub(crate) fn config(state_dir: &Path) -> Result<Config, Error> {
                 private_key_path: Some(state_dir.join(KEY_FILE)),
                 pfx_path: Some(state_dir.join(PFX_FILE)),
                 pfx_password: Some(pfx_password),
+            }],
+            required_roles: vec![RawRequiredRoles {
+                resource: SAMPLE_API_URI.into(),
+                roles: vec![SAMPLE_ROLE.into()],
+            }],
+            redirect_uris: vec![DEFAULT_REDIRECT_URI.into()],
+            federated_credentials: vec![RawFederatedCredential {
+                issuer: format!(
+                    "{}/_emulator/federation/default",
+                    crate::federation::BASE_PLACEHOLDER
+                ),
+                subject: DEFAULT_FEDERATED_SUBJECT.into(),
+                audiences: Vec::new(),
             }],
         }],
         grants: [CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID]

@@ -24,11 +24,16 @@ mod aad;
 mod admin;
 mod clock;
 mod config;
+mod consent;
 mod crypto;
+mod directory;
 mod discovery;
 mod embedded;
 mod error;
 mod fault;
+mod federation;
+#[doc(hidden)]
+pub mod fuzzing;
 mod jwt;
 mod sample_api;
 mod serve;

@@ -103,17 +103,15 @@ fn authorize(
     };
     let invalid = |m: &str| GraphError::invalid_token(base, m);
     let jwt = Jwt::parse(token).ok_or_else(|| invalid("IDX14100: JWT is not well formed."))?;
-    if jwt.header_str("alg") != Some("RS256")
-        || jwt.header_str("kid") != Some(st.signing.kid.as_str())
-    {
+    let key = jwt
+        .header_str("kid")
+        .and_then(|kid| st.directory.key_for(kid, now));
+    let Some(key) = key.filter(|_| jwt.header_str("alg") == Some("RS256")) else {
         return Err(invalid(
             "Access token validation failure. Invalid signing key.",
         ));
-    }
-    if !st
-        .signing
-        .verify(jwt.signing_input.as_bytes(), &jwt.signature)
-    {
+    };
+    if !key.verify(jwt.signing_input.as_bytes(), &jwt.signature) {
         return Err(invalid(
             "Access token validation failure. Invalid signature.",
         ));
@@ -139,6 +137,37 @@ fn authorize(
     let nbf = jwt.claim_date("nbf").ok().flatten().unwrap_or(i64::MIN);
     if exp.is_none_or(|e| e <= now) || nbf > now + crate::token::CLOCK_SKEW_SECS {
         return Err(invalid("Lifetime validation failed, the token is expired."));
+    }
+    // Continuous access evaluation: tokens issued before a revocation.
+    let azp = jwt.claim_str("azp").unwrap_or_default();
+    if let Some(revoked) = st.directory.revoked_at(azp, &tid) {
+        let iat = jwt.claim_date("iat").ok().flatten().unwrap_or(i64::MIN);
+        if iat < revoked {
+            let cp1 = jwt
+                .claims
+                .get("xms_cc")
+                .and_then(Value::as_array)
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|v| v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("cp1")))
+                });
+            if !cp1 {
+                return Err(invalid("Access token has been revoked."));
+            }
+            let claims =
+                json!({"access_token": {"nbf": {"essential": true, "value": revoked.to_string()}}});
+            return Err(GraphError {
+                challenge: Some(format!(
+                    "Bearer realm=\"\", authorization_uri=\"{base}/{tid}/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\", error=\"insufficient_claims\", claims=\"{}\"",
+                    crate::crypto::b64std(claims.to_string().as_bytes())
+                )),
+                ..GraphError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "InvalidAuthenticationToken",
+                    "Continuous access evaluation resulted in challenge with result: InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp",
+                )
+            });
+        }
     }
     if let Some(required) = &sample.required_role {
         let has = jwt

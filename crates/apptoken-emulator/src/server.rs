@@ -19,7 +19,7 @@ use crate::crypto::SigningKey;
 use crate::embedded::write_private;
 use crate::fault::{Fault, FaultSet};
 use crate::stats::{Stats, StatsRecorder};
-use crate::{Error, admin, discovery, fault, sample_api, token};
+use crate::{Error, admin, consent, directory, discovery, fault, federation, sample_api, token};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -27,7 +27,12 @@ pub(crate) struct AppState {
     pub(crate) config: Config,
     /// `http://127.0.0.1:PORT`: the authority host; issuers use it.
     pub(crate) base_url: String,
-    pub(crate) signing: SigningKey,
+    /// Runtime consents, the signing key ring, revocations.
+    pub(crate) directory: crate::directory::Directory,
+    /// The built-in external issuers (workload identity federation).
+    pub(crate) federation: crate::federation::Issuers,
+    /// HTTP client for external issuers' metadata (trusts the local CA too).
+    pub(crate) fetch: reqwest::Client,
     pub(crate) clock: ControlledClock,
     pub(crate) stats: StatsRecorder,
     pub(crate) faults: FaultSet,
@@ -36,6 +41,26 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
+    pub(crate) fn new(
+        config: Config,
+        base_url: String,
+        signing: SigningKey,
+        clock: Arc<dyn Clock>,
+        fetch: reqwest::Client,
+    ) -> AppState {
+        AppState {
+            config,
+            base_url,
+            directory: crate::directory::Directory::new(signing),
+            federation: crate::federation::Issuers::default(),
+            fetch,
+            clock: ControlledClock::new(clock),
+            stats: StatsRecorder::default(),
+            faults: FaultSet::default(),
+            lifetimes: std::sync::Mutex::new(TokenLifetimes::default()),
+        }
+    }
+
     pub(crate) fn issuer(&self, tenant_id: &str) -> String {
         format!("{}/{tenant_id}/v2.0", self.base_url)
     }
@@ -278,15 +303,14 @@ impl Emulator {
         if let Some(dir) = &config.state_dir {
             write_state_files(dir, &info)?;
         }
-        let state = Arc::new(AppState {
+        let fetch = crate::federation::http_client(tls.as_ref().map(|t| t.ca_pem.as_str()))?;
+        let state = Arc::new(AppState::new(
             config,
-            base_url: base_url.clone(),
+            base_url.clone(),
             signing,
-            clock: ControlledClock::new(clock),
-            stats: StatsRecorder::default(),
-            faults: FaultSet::default(),
-            lifetimes: std::sync::Mutex::new(TokenLifetimes::default()),
-        });
+            clock,
+            fetch,
+        ));
         let app = router(state.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
@@ -392,6 +416,64 @@ impl RunningEmulator {
         self.state.clock.now()
     }
 
+    /// Admin consent in `tenant` (id or domain) for the app `client_id`:
+    /// creates its service principal there and grants every application
+    /// role the app registration requires (`required_roles`), as approving
+    /// `/{tenant}/adminconsent` does.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming an unknown tenant or app, or a single-tenant
+    /// app outside its home tenant.
+    pub fn grant_consent(&self, tenant: &str, client_id: &str) -> Result<(), Error> {
+        self.state
+            .directory
+            .consent(&self.state.config, tenant, client_id)
+            .map(|_| ())
+            .map_err(Error::Config)
+    }
+
+    /// Rotates the token signing key: a new key signs from now on; the old
+    /// one stays in the JWKS (and valid at the sample API) for
+    /// `key_overlap_secs`. Returns the new `kid`.
+    ///
+    /// # Errors
+    /// [`Error::Crypto`] if the new key cannot be generated.
+    pub fn rotate_signing_key(&self) -> Result<String, Error> {
+        self.state.rotate_signing_key().map(|(kid, _, _)| kid)
+    }
+
+    /// The `kid` of the key signing tokens now.
+    pub fn signing_key_id(&self) -> String {
+        self.state.directory.current_key().kid.clone()
+    }
+
+    /// Continuous access evaluation: the sample API refuses tokens of
+    /// `client_id` (every tenant) issued before now — with an
+    /// `insufficient_claims` challenge when the token carries `xms_cc: ["cp1"]`.
+    pub fn revoke_tokens(&self, client_id: &str) {
+        let at = self.state.clock.now().unix_timestamp();
+        self.state.directory.revoke(client_id, None, at);
+    }
+
+    /// Mints a token of the built-in external issuer `name` (workload
+    /// identity federation), as `POST /_emulator/federation/{name}/token`:
+    /// `iss = {base}/_emulator/federation/{name}`, `sub = subject`, `aud`
+    /// (default `api://AzureADTokenExchange`), valid for `lifetime_secs`
+    /// (default 3600) from the emulator's clock.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid issuer name; [`Error::Crypto`] if
+    /// the issuer's key cannot be generated or used.
+    pub fn federated_token(
+        &self,
+        name: &str,
+        subject: &str,
+        audience: Option<&str>,
+        lifetime_secs: Option<u64>,
+    ) -> Result<String, Error> {
+        crate::federation::mint(&self.state, name, subject, audience, lifetime_secs)
+    }
+
     /// Stops accepting connections, lets requests in flight finish, and
     /// waits for the server task to end.
     pub async fn shutdown(mut self) {
@@ -443,6 +525,22 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route(
             "/_emulator/clock",
             get(admin::get_clock).post(admin::post_clock),
+        )
+        .route(
+            "/{tenant}/adminconsent",
+            get(consent::page).post(consent::decide),
+        )
+        .route("/_emulator/consent", post(directory::post_consent))
+        .route("/_emulator/keys/rotate", post(directory::post_rotate))
+        .route("/_emulator/revoke", post(directory::post_revoke))
+        .route(
+            "/_emulator/federation/{name}/.well-known/openid-configuration",
+            get(federation::openid_configuration),
+        )
+        .route("/_emulator/federation/{name}/jwks", get(federation::jwks))
+        .route(
+            "/_emulator/federation/{name}/token",
+            post(federation::post_token),
         )
         .route("/error", get(error_page))
         .fallback(not_found)

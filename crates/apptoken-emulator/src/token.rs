@@ -180,7 +180,7 @@ pub(crate) fn client_id_of(headers: &HeaderMap, body: &[u8]) -> Option<String> {
 
 /// Who is asking, for the stats and the log.
 #[derive(Debug, Default)]
-struct Labels {
+pub(crate) struct Labels {
     client_id: String,
     tenant: String,
 }
@@ -191,7 +191,7 @@ enum Credential<'a> {
     Assertion(&'a str),
 }
 
-struct Granted {
+pub(crate) struct Granted {
     tenant_id: String,
     client_id: String,
     body: Value,
@@ -212,7 +212,19 @@ pub(crate) async fn token_endpoint(
         tenant: segment.to_ascii_lowercase(),
     };
     let result = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(bytes) => grant(&st, &ctx, &segment, &headers, &bytes, &mut labels),
+        Ok(bytes) => {
+            // An external issuer's keys are fetched before the (synchronous) checks.
+            let federated = crate::federation::prefetch(&st, &headers, &bytes).await;
+            grant(
+                &st,
+                &ctx,
+                &segment,
+                &headers,
+                &bytes,
+                federated.as_ref(),
+                &mut labels,
+            )
+        }
         Err(_) => Err(AadError::body_too_large(MAX_BODY)),
     };
     match result {
@@ -243,12 +255,16 @@ pub(crate) async fn token_get(
     AadError::get_on_token_endpoint().into_response(&ctx, &st.base_url)
 }
 
-fn grant(
+/// Checks a token request and issues the token: the whole client
+/// credentials grant, without I/O. `federated` holds an external issuer's
+/// keys when the assertion names one (see `federation::prefetch`).
+pub(crate) fn grant(
     st: &AppState,
     ctx: &RequestContext,
     segment: &str,
     headers: &HeaderMap,
     body: &[u8],
+    federated: Option<&crate::federation::Fetched>,
     labels: &mut Labels,
 ) -> Result<Granted, AadError> {
     let config = &st.config;
@@ -320,6 +336,10 @@ fn grant(
         .get("scope")
         .ok_or_else(|| AadError::missing_parameter("scope"))?;
     let resource_name = parse_scope(scope)?;
+    let capabilities = match form.get("claims") {
+        Some(text) => client_capabilities(text)?,
+        None => Vec::new(),
+    };
 
     // app and tenant
     let app = match config.app(client_id.trim()) {
@@ -344,7 +364,7 @@ fn grant(
         if !app.multi_tenant {
             return Err(AadError::unknown_client(&client_id, &tenant.display_name));
         }
-        if !config.has_service_principal(app, &tenant.id) {
+        if !st.directory.has_service_principal(config, app, &tenant.id) {
             return Err(AadError::missing_service_principal(
                 &app.client_id,
                 &tenant.id,
@@ -363,7 +383,9 @@ fn grant(
         }
         Credential::Assertion(assertion) => {
             let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-            check_assertion(st, ctx.now, app, tenant, segment, host, assertion)?;
+            check_assertion(
+                st, ctx.now, app, tenant, segment, host, assertion, federated,
+            )?;
             "2"
         }
     };
@@ -375,8 +397,17 @@ fn grant(
         .find(|r| r.matches(&resource_name))
         .ok_or_else(|| AadError::unknown_resource(&resource_name, &tenant.display_name))?;
 
-    let roles = config.granted_roles(&app.client_id, &tenant.id, &resource.app_id);
+    let roles = st
+        .directory
+        .granted_roles(config, &app.client_id, &tenant.id, &resource.app_id);
     let now = ctx.now.unix_timestamp();
+    // Never back-dated before a revocation: a token issued after it passes CAE.
+    let issued_at = st
+        .directory
+        .revoked_at(&app.client_id, &tenant.id)
+        .map_or(now - ISSUED_BACKDATE_SECS, |r| {
+            (now - ISSUED_BACKDATE_SECS).max(r.min(now))
+        });
     let lifetimes = st.lifetimes();
     let lifetime = i64::try_from(lifetimes.expires_in)
         .unwrap_or(i64::MAX)
@@ -385,8 +416,8 @@ fn grant(
     let mut claims = json!({
         "aud": resource.app_id,
         "iss": st.issuer(&tenant.id),
-        "iat": now - ISSUED_BACKDATE_SECS,
-        "nbf": now - ISSUED_BACKDATE_SECS,
+        "iat": issued_at,
+        "nbf": issued_at,
         "exp": now.saturating_add(lifetime),
         "azp": app.client_id,
         "azpacr": azpacr,
@@ -400,9 +431,12 @@ fn grant(
     if !roles.is_empty() {
         claims["roles"] = json!(roles);
     }
-    let header =
-        json!({"typ": "JWT", "alg": "RS256", "x5t": st.signing.kid, "kid": st.signing.kid});
-    let access_token = st.signing.sign_jwt(&header, &claims).map_err(|e| {
+    if capabilities.iter().any(|c| c.eq_ignore_ascii_case("cp1")) {
+        claims["xms_cc"] = json!(["cp1"]);
+    }
+    let key = st.directory.current_key();
+    let header = json!({"typ": "JWT", "alg": "RS256", "x5t": key.kid, "kid": key.kid});
+    let access_token = key.sign_jwt(&header, &claims).map_err(|e| {
         tracing::error!(error = %e, "signing failed");
         AadError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -425,6 +459,26 @@ fn grant(
         client_id: app.client_id.clone(),
         body,
     })
+}
+
+/// The `claims` request parameter (OpenID Connect claims request, a JSON
+/// object): returns the client capabilities in `access_token.xms_cc.values`.
+fn client_capabilities(text: &str) -> Result<Vec<String>, AadError> {
+    let value: Value = serde_json::from_str(text).map_err(|_| AadError::malformed_claims())?;
+    if !value.is_object() {
+        return Err(AadError::malformed_claims());
+    }
+    Ok(value
+        .pointer("/access_token/xms_cc/values")
+        .and_then(Value::as_array)
+        .map(|values| {
+            values
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// Checks the scope syntax and returns the resource part of the one
@@ -491,6 +545,7 @@ fn accepted_audiences(
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check_assertion(
     st: &AppState,
     now: OffsetDateTime,
@@ -499,8 +554,19 @@ fn check_assertion(
     segment: &str,
     host: Option<&str>,
     assertion: &str,
+    federated: Option<&crate::federation::Fetched>,
 ) -> Result<(), AadError> {
     let jwt = Jwt::parse(assertion).ok_or_else(AadError::malformed_jwt)?;
+
+    // Workload identity federation: an external issuer's token (its `iss`
+    // is a URL; an app's own assertion has the client id there).
+    if let Some(iss) = jwt.claim_str("iss")
+        && !iss.eq_ignore_ascii_case(&app.client_id)
+        && iss.contains("://")
+        && !app.federated_credentials.is_empty()
+    {
+        return crate::federation::check(st, now, app, &jwt, federated);
+    }
 
     // Algorithm.
     let alg = match jwt.header_str("alg") {
@@ -520,7 +586,10 @@ fn check_assertion(
             let leaf = chain
                 .first()
                 .and_then(Value::as_str)
-                .and_then(b64_lenient)
+                // MSAL Python sends the PEM body with its line breaks
+                // (`extract_certs`); Entra (.NET's base64) ignores whitespace.
+                .map(|s| s.split_ascii_whitespace().collect::<String>())
+                .and_then(|s| b64_lenient(&s))
                 .ok_or_else(AadError::malformed_jwt)?;
             Some(leaf)
         }

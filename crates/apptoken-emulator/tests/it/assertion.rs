@@ -25,6 +25,16 @@ async fn rs256_and_ps256_assertions_are_accepted() {
     }
 }
 
+/// Base64 broken into 64-column lines, as in a PEM file.
+fn pem_lines(b64: &str) -> String {
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).expect("ascii"))
+        .collect();
+    lines.join("\n")
+}
+
 #[tokio::test]
 async fn thumbprint_and_chain_forms_entra_accepts() {
     let h = start().await;
@@ -40,6 +50,8 @@ async fn thumbprint_and_chain_forms_entra_accepts() {
         json!({"x5t#S256": std(&sha256(&der))}),
         json!({"x5c": [std(&der)]}),
         json!({"x5t": b64url(&sha1(&der)), "x5c": [std(&der)]}),
+        // MSAL Python's `public_certificate`: the PEM body, line breaks kept.
+        json!({"x5t": b64url(&sha1(&der)), "x5c": [pem_lines(&std(&der))]}),
     ];
     for header in headers {
         let assertion = sign(
