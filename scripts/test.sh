@@ -34,6 +34,11 @@ fi
 need_cmd cc || apt_install gcc libc6-dev
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# The shared-cache tests start their own redis-server (on a unix socket).
+need_cmd redis-server || apt_install redis-server
+# The emulator's benchmark compares with `openssl speed`; the fixtures script uses it too.
+need_cmd openssl || apt_install openssl
+
 # Peer clients (MSAL Python) in a git-ignored virtualenv; tests that drive
 # them fail, never skip, when it is missing.
 venv_ok() { [ -x .venv/bin/python ] && .venv/bin/python -c "import msal" >/dev/null 2>&1 \

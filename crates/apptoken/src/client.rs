@@ -19,6 +19,7 @@ use crate::http::{Http, HttpOptions};
 use crate::retry::{self, RetryPolicy};
 use crate::scope::{self, Scopes};
 use crate::source::{ClientCredentialsSource, SourceRequest, TokenResponse, TokenSource};
+use crate::store::{Shared, StoreKey, TokenStore};
 use crate::token::AccessToken;
 
 /// After a failed background refresh, wait this long before the next try
@@ -61,6 +62,7 @@ struct Inner {
     /// `claims` sent with every request when client capabilities are declared.
     capability_claims: Option<String>,
     capabilities: Vec<String>,
+    shared: Option<Shared>,
     refresher_started: AtomicBool,
     refresher_wake: Arc<tokio::sync::Notify>,
 }
@@ -99,6 +101,7 @@ pub struct ConfidentialClientBuilder {
     http: HttpOptions,
     capabilities: Vec<String>,
     region: Option<String>,
+    shared: Option<(Arc<dyn TokenStore>, StoreKey)>,
 }
 
 impl fmt::Debug for ConfidentialClientBuilder {
@@ -202,6 +205,17 @@ impl ConfidentialClientBuilder {
         self
     }
 
+    /// Puts a shared store (Redis: `apptoken-redis`) behind the in-memory
+    /// cache: a miss reads it before asking the identity provider, a new
+    /// token is written to it, and a lease makes one instance of a fleet ask
+    /// for each key while the others wait. Values are sealed with `key`
+    /// (AES-256-GCM) and keys are keyed hashes. When the store fails, the
+    /// client works without it and says so once in the logs.
+    pub fn shared_store(mut self, store: Arc<dyn TokenStore>, key: StoreKey) -> Self {
+        self.shared = Some((store, key));
+        self
+    }
+
     /// Trusts the certificates of this PEM (a private CA, the emulator's
     /// `ca.pem`) beside the system's roots.
     pub fn add_root_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
@@ -285,6 +299,7 @@ impl ConfidentialClientBuilder {
                 serve_extended: self.serve_extended,
                 capability_claims: merge_claims(&self.capabilities, None)?,
                 capabilities: self.capabilities,
+                shared: self.shared.map(|(store, key)| Shared::new(store, key)),
                 refresher_started: AtomicBool::new(false),
                 refresher_wake: Arc::new(tokio::sync::Notify::new()),
             }),
@@ -372,6 +387,7 @@ impl ConfidentialClient {
             http: HttpOptions::default(),
             capabilities: Vec::new(),
             region: None,
+            shared: None,
         }
     }
 
@@ -388,6 +404,11 @@ impl ConfidentialClient {
     /// The credential (none when a custom token source is used).
     pub fn credential(&self) -> Option<&Credential> {
         self.inner.credential.as_ref()
+    }
+
+    /// Whether the shared store (if any) answered its last operation.
+    pub fn shared_store_is_up(&self) -> Option<bool> {
+        self.inner.shared.as_ref().map(Shared::is_up)
     }
 
     /// How many tokens the cache holds.
@@ -657,6 +678,86 @@ impl ConfidentialClient {
 }
 
 impl Inner {
+    /// One token from the source, with retries.
+    async fn obtain(&self, request: SourceRequest<'_>) -> Result<AccessToken> {
+        let result = retry::run(
+            &self.retry,
+            &*self.clock,
+            || self.source.request_token(request),
+            || metrics::counter!("apptoken_token_retries_total").increment(1),
+        )
+        .await;
+        match result {
+            Ok(resp) => {
+                metrics::counter!("apptoken_token_requests_total", "outcome" => "success")
+                    .increment(1);
+                Ok(make_token(
+                    resp,
+                    self.clock.now(),
+                    request.authority,
+                    request.scopes,
+                ))
+            }
+            Err(e) => {
+                metrics::counter!("apptoken_token_requests_total", "outcome" => "error")
+                    .increment(1);
+                Err(e)
+            }
+        }
+    }
+
+    /// Through the shared store: its token if it has a fresh one; else the
+    /// lease, so that one instance of the fleet asks the identity provider
+    /// and the others wait for its token; the source directly when the store
+    /// is unavailable. `Ok((token, true))` when the token came from the store.
+    async fn obtain_shared(
+        &self,
+        shared: &Shared,
+        key: &CacheKey,
+        request: SourceRequest<'_>,
+        caller: bool,
+    ) -> Result<(AccessToken, bool)> {
+        let tenant = request.authority.tenant();
+        let scopes = request.scopes.as_slice();
+        // A background refresh wants a token newer than the one it has.
+        let newer_than = if caller {
+            None
+        } else {
+            self.cache.entry(key).map(|e| e.token.expires_on())
+        };
+        if let Some(t) = shared
+            .read(key, self.clock.now(), newer_than, tenant, scopes)
+            .await
+        {
+            return Ok((t, true));
+        }
+        let mut waited = Duration::ZERO;
+        loop {
+            match shared.lease(key).await {
+                Some(true) => {
+                    let r = self.obtain(request).await;
+                    if let Ok(t) = &r {
+                        shared.write(key, t, self.clock.now()).await;
+                    }
+                    shared.release(key).await;
+                    return r.map(|t| (t, false));
+                }
+                Some(false) if waited < shared.lease_ttl + shared.poll * 4 => {
+                    // Another instance is asking: wait for its token.
+                    self.clock.sleep(shared.poll).await;
+                    waited += shared.poll;
+                    if let Some(t) = shared
+                        .read(key, self.clock.now(), newer_than, tenant, scopes)
+                        .await
+                    {
+                        return Ok((t, true));
+                    }
+                }
+                _ => return self.obtain(request).await.map(|t| (t, false)),
+            }
+        }
+    }
+
     /// The body of one shared request: the source, with retries; the result
     /// stored (or the throttle remembered) before the in-flight slot is freed.
     async fn fetch(
@@ -669,27 +770,24 @@ impl Inner {
         used: bool,
     ) -> Result<AccessToken> {
         let correlation = correlation.unwrap_or_else(uuid::Uuid::new_v4).to_string();
-        let result = retry::run(
-            &inner.retry,
-            &*inner.clock,
-            || {
-                inner.source.request_token(SourceRequest {
-                    authority: &authority,
-                    client_id: &inner.client_id,
-                    scopes: &scopes,
-                    correlation_id: &correlation,
-                    claims: claims.as_deref(),
-                })
-            },
-            || metrics::counter!("apptoken_token_retries_total").increment(1),
-        )
-        .await;
+        let request = SourceRequest {
+            authority: &authority,
+            client_id: &inner.client_id,
+            scopes: &scopes,
+            correlation_id: &correlation,
+            claims: claims.as_deref(),
+        };
+        let result = match &inner.shared {
+            // Claims requests need a token from the identity provider itself.
+            Some(shared) if claims.is_none() || claims == inner.capability_claims => {
+                inner.obtain_shared(shared, &key, request, used).await
+            }
+            _ => inner.obtain(request).await.map(|r| (r, false)),
+        };
+        let result = result.map(|(token, _from_store)| token);
         let now = inner.clock.now();
         let out = match result {
-            Ok(resp) => {
-                metrics::counter!("apptoken_token_requests_total", "outcome" => "success")
-                    .increment(1);
-                let token = make_token(resp, now, &authority, &scopes);
+            Ok(token) => {
                 let refresh_at = refresh_at(&token, now);
                 let earlier = inner.cache.store(
                     key.clone(),
@@ -712,8 +810,6 @@ impl Inner {
                 Ok(token)
             }
             Err(e) => {
-                metrics::counter!("apptoken_token_requests_total", "outcome" => "error")
-                    .increment(1);
                 if e.is_throttled() || e.retry_after().is_some() {
                     let wait = e.retry_after().unwrap_or(DEFAULT_THROTTLE);
                     inner.cache.throttle(key.clone(), now + wait, e.clone());

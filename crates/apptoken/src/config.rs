@@ -290,6 +290,12 @@ impl ClientConfig {
 
     /// Builds a client from these settings.
     pub fn build_client(&self) -> Result<ConfidentialClient> {
+        self.client_builder()?.build()
+    }
+
+    /// A client builder with these settings, to add more (a shared store, a
+    /// clock) before `build`.
+    pub fn client_builder(&self) -> Result<crate::ConfidentialClientBuilder> {
         let client_id = self.client_id.as_deref().ok_or_else(|| {
             Error::Configuration(
                 "no client id: set client_id in the configuration or AZURE_CLIENT_ID".into(),
@@ -314,7 +320,7 @@ impl ClientConfig {
             })?;
             b = b.add_root_certificate_pem(pem);
         }
-        b.build()
+        Ok(b)
     }
 }
 

@@ -61,6 +61,12 @@ pub enum Error {
         timeout: bool,
     },
 
+    /// A shared token store (Redis, …) failed. The client itself never
+    /// returns this: it carries on without the store; store implementations
+    /// and their callers do.
+    #[error("shared token store: {0}")]
+    Store(String),
+
     /// The identity provider answered, but not with something this client
     /// can use: not JSON, no `access_token`, a bad `expires_in`, a discovery
     /// document without a token endpoint.

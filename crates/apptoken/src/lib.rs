@@ -16,6 +16,7 @@ mod http;
 mod retry;
 mod scope;
 mod source;
+mod store;
 mod token;
 
 pub use authority::{Authority, AuthorityKind, CloudInstance};
@@ -31,4 +32,5 @@ pub use error::{Error, Result, ServerError};
 pub use retry::RetryPolicy;
 pub use scope::Scopes;
 pub use source::{SourceFuture, SourceRequest, TokenResponse, TokenSource};
+pub use store::{StoreFuture, StoreKey, TokenStore};
 pub use token::AccessToken;

@@ -1,0 +1,173 @@
+//! A Redis-backed [`TokenStore`] for apptoken: the second level of the token
+//! cache, shared by every instance of a fleet, with leases so that one
+//! instance asks the identity provider for each key.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), apptoken::Error> {
+//! use std::sync::Arc;
+//! use apptoken::{ClientConfig, StoreKey};
+//! let store = apptoken_redis::RedisStore::new("redis://127.0.0.1:6379/")?;
+//! let key = StoreKey::from_file("/etc/apptoken/cache.key")?;
+//! let client = ClientConfig::from_env()?
+//!     .client_builder()?
+//!     .shared_store(Arc::new(store), key)
+//!     .build()?;
+//! # let _ = client; Ok(()) }
+//! ```
+//!
+//! The store never makes Redis a single point of failure: every operation
+//! has a short timeout, a failed connection is retried in the background at
+//! most once a second, and the client carries on from memory and the
+//! identity provider meanwhile.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apptoken::{Error, StoreFuture, TokenStore};
+use redis::aio::ConnectionManager;
+use tokio::sync::Mutex;
+
+/// Compare-and-delete: release a lease only if we still hold it.
+const RELEASE: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end"#;
+
+/// A [`TokenStore`] on Redis (`redis://`, `rediss://` for TLS, `redis+unix://`).
+#[derive(Clone)]
+pub struct RedisStore {
+    client: redis::Client,
+    conn: Arc<Mutex<Connection>>,
+    timeout: Duration,
+}
+
+struct Connection {
+    manager: Option<ConnectionManager>,
+    last_attempt: Option<Instant>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: show only where it points.
+        let info = self.client.get_connection_info();
+        f.debug_struct("RedisStore")
+            .field("addr", &info.addr().to_string())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_error(what: &str, e: impl fmt::Display) -> Error {
+    Error::Store(format!("redis {what}: {e}"))
+}
+
+impl RedisStore {
+    /// A store for this URL. Nothing is connected yet: the first operation
+    /// connects, so a daemon starts even while Redis is down.
+    pub fn new(url: &str) -> Result<RedisStore, Error> {
+        let client = redis::Client::open(url).map_err(|e| {
+            // Never echo the URL: it may carry a password.
+            Error::Configuration(format!("the Redis URL is not valid ({:?})", e.kind()))
+        })?;
+        Ok(RedisStore {
+            client,
+            conn: Arc::new(Mutex::new(Connection {
+                manager: None,
+                last_attempt: None,
+            })),
+            timeout: Duration::from_millis(250),
+        })
+    }
+
+    /// How long one operation may take before the client goes on without
+    /// the store (default 250 ms).
+    pub fn with_timeout(mut self, timeout: Duration) -> RedisStore {
+        self.timeout = timeout;
+        self
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, Error> {
+        let mut c = self.conn.lock().await;
+        if let Some(m) = &c.manager {
+            return Ok(m.clone());
+        }
+        if c.last_attempt
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return Err(Error::Store(
+                "redis is unavailable (next connection attempt within a second)".into(),
+            ));
+        }
+        c.last_attempt = Some(Instant::now());
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1);
+        let manager = tokio::time::timeout(
+            self.timeout * 2,
+            ConnectionManager::new_with_config(self.client.clone(), config),
+        )
+        .await
+        .map_err(|_| store_error("connect", "timed out"))?
+        .map_err(|e| store_error("connect", e))?;
+        c.manager = Some(manager.clone());
+        Ok(manager)
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, what: &str, cmd: redis::Cmd) -> Result<T, Error> {
+        let mut conn = self.connection().await?;
+        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(store_error(what, e)),
+            Err(_) => Err(store_error(what, "timed out")),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().clamp(1, u64::MAX as u128) as u64
+}
+
+impl TokenStore for RedisStore {
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(key);
+            self.run("GET", cmd).await
+        })
+    }
+
+    fn put<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(value).arg("PX").arg(millis(ttl));
+            self.run::<()>("SET", cmd).await
+        })
+    }
+
+    fn try_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(name)
+                .arg(holder)
+                .arg("NX")
+                .arg("PX")
+                .arg(millis(ttl));
+            let r: Option<String> = self.run("SET NX", cmd).await?;
+            Ok(r.is_some())
+        })
+    }
+
+    fn release_lease<'a>(&'a self, name: &'a str, holder: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(RELEASE).arg(1).arg(name).arg(holder);
+            self.run::<i64>("release", cmd).await.map(|_| ())
+        })
+    }
+}
