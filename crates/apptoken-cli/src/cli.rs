@@ -60,6 +60,86 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: JwtCommand,
     },
+    /// Run the daemon: the jobs of a configuration file on their schedules (see docs/DAEMON.md).
+    Run(RunArgs),
+    /// Check a daemon configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Make and inspect client certificates for app registrations.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// The daemon's configuration file (TOML).
+    #[arg(long, env = "APPTOKEN_CONFIG", value_name = "FILE")]
+    pub(crate) config: PathBuf,
+    /// Run every job once and exit: 0 if all succeeded, 1 otherwise.
+    #[arg(long)]
+    pub(crate) once: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Check everything the daemon would at start; print every problem with its line; exit 3 if any.
+    Check {
+        /// The daemon's configuration file (TOML).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CertCommand {
+    /// Make a self-signed RSA certificate and key (PEM and PFX) for an app registration.
+    New(CertNewArgs),
+    /// Show a certificate's subject, issuer, validity, thumbprints, and whether a key matches it.
+    Show(CertShowArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CertNewArgs {
+    /// The subject, as "CN=name" (other attributes: O=, OU=, C=, ST=, L=, comma-separated).
+    #[arg(long)]
+    pub(crate) subject: String,
+    /// The directory to write cert.pem, key.pem (0600), cert+key.pem (0600) and cert.pfx to.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Days of validity.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub(crate) days: u32,
+    /// RSA key size.
+    #[arg(long, default_value_t = 2048, value_parser = parse_key_size)]
+    pub(crate) key_size: u32,
+    /// A file holding the PFX password (default: a generated one, written to cert.pfx.password).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pfx_password_file: Option<PathBuf>,
+    /// Replace existing files.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+fn parse_key_size(s: &str) -> Result<u32, String> {
+    match s {
+        "2048" | "3072" | "4096" => s.parse().map_err(|_| "not a number".to_string()),
+        _ => Err("use 2048, 3072 or 4096".into()),
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CertShowArgs {
+    /// A PEM (certificate, optionally with its key) or PFX file.
+    pub(crate) file: PathBuf,
+    /// A PEM private key file to check against the certificate.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) key: Option<PathBuf>,
+    /// A file holding the PFX (or encrypted key) password.
+    #[arg(long, value_name = "F")]
+    pub(crate) password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -464,6 +464,7 @@ async fn demo_in(state_dir: &std::path::Path) -> Result<(), Failure> {
         "token requests the emulator received: {} (one per credential and tenant; every other call was served from the cache)",
         stats.token_requests_for(&info.client_id)
     );
+    crate::run::demo_daemon(&info, state_dir).await?;
     running.shutdown().await;
     Ok(())
 }

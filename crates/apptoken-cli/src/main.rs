@@ -4,8 +4,10 @@
 //! codes are documented in `--help` and in `docs/CLI.md`.
 
 mod api;
+mod cert;
 mod cli;
 mod commands;
+mod run;
 mod settings;
 
 use std::process::ExitCode;
@@ -75,7 +77,10 @@ fn init_logging(cli: &Cli) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli);
+    // `run` sets up logging itself, once its configuration's log_format is known.
+    if !matches!(cli.command, cli::Command::Run(_)) {
+        init_logging(&cli);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -486,6 +486,14 @@ impl Cache {
         self.map.pin().get(key).map(Entry::view)
     }
 
+    /// Every cached entry (for export).
+    pub(crate) fn snapshot(&self) -> Vec<(CacheKey, AccessToken, OffsetDateTime)> {
+        let map = self.map.pin();
+        map.iter()
+            .map(|(k, e)| (k.clone(), e.token.clone(), e.stored_at))
+            .collect()
+    }
+
     /// Claims the refresh of `key` (generation `generation`) now.
     pub(crate) fn claim_refresh(
         &self,

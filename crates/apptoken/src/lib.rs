@@ -11,6 +11,7 @@ mod config;
 mod credential;
 mod discovery;
 mod error;
+mod file_store;
 mod files;
 mod http;
 mod retry;
@@ -29,6 +30,7 @@ pub use credential::{
     SecretAuthMethod, SignFuture, SigningAlgorithm,
 };
 pub use error::{Error, Result, ServerError};
+pub use file_store::FileStore;
 pub use retry::RetryPolicy;
 pub use scope::Scopes;
 pub use source::{SourceFuture, SourceRequest, TokenResponse, TokenSource};

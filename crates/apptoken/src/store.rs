@@ -119,6 +119,38 @@ impl StoreKey {
         }
     }
 
+    /// Reads the key at `path`, or creates it there (32 random bytes in
+    /// base64, mode 0600) when the file does not exist yet.
+    pub fn load_or_create(path: impl AsRef<Path>) -> Result<StoreKey> {
+        let path = path.as_ref();
+        if !path.exists() {
+            let mut raw = Zeroizing::new([0u8; 32]);
+            SystemRandom::new()
+                .fill(&mut raw[..])
+                .map_err(|_| Error::Configuration("no randomness for a new cache key".into()))?;
+            let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&raw[..]));
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(path).map_err(|e| {
+                Error::Configuration(format!(
+                    "cannot create the cache key file '{}': {e}",
+                    path.display()
+                ))
+            })?;
+            std::io::Write::write_all(&mut f, text.as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| {
+                    Error::Configuration(format!(
+                        "cannot write the cache key file '{}': {e}",
+                        path.display()
+                    ))
+                })?;
+        }
+        StoreKey::from_file(path)
+    }
+
     /// The storage key for a cache key: `apptoken:v1:` and a keyed hash.
     pub(crate) fn storage_key(&self, key: &CacheKey) -> String {
         let mut ctx = hmac::Context::with_key(&self.mac);
@@ -388,7 +420,7 @@ mod tests {
             }
             p
         };
-        let raw = [9u8; 32];
+        let raw: [u8; 32] = std::array::from_fn(|i| 0x80 | (i as u8 * 7));
         let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
         let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let k1 = StoreKey::from_file(write("b64", format!("{b64}\n").as_bytes())).unwrap();

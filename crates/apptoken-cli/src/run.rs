@@ -1,0 +1,242 @@
+//! `apptoken run` and `apptoken config check`: the daemon of
+//! `apptoken-daemon`, with logging, signals and progress bars.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use apptoken_daemon::{Daemon, DaemonConfig, Options, Progress};
+
+use crate::Failure;
+use crate::cli::{LogFormat, RunArgs};
+use crate::exit;
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+/// Logging for `run`, set up once the configuration's `log_format` is known:
+/// JSON when `--log-format json` or `[daemon] log_format = "json"`.
+pub(crate) fn init_logging(level: Option<&str>, json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_env("APPTOKEN_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn failure(e: apptoken_daemon::Error) -> Failure {
+    let code = match &e {
+        apptoken_daemon::Error::Config(_) => exit::CONFIG,
+        apptoken_daemon::Error::Client(c) => crate::code_for(c),
+        _ => exit::FAILURE,
+    };
+    Failure {
+        code,
+        error: anyhow::Error::new(e),
+    }
+}
+
+pub(crate) async fn run(
+    args: RunArgs,
+    log_level: Option<String>,
+    log_format: LogFormat,
+) -> Result<(), Failure> {
+    let cli_json = matches!(log_format, LogFormat::Json);
+    let config = match DaemonConfig::load(&args.config, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            init_logging(log_level.as_deref(), cli_json);
+            return Err(failure(e));
+        }
+    };
+    let json = cli_json || config.daemon.log_format == Some(apptoken_daemon::LogFormat::Json);
+    init_logging(log_level.as_deref(), json);
+    apptoken_daemon::install_metrics_recorder();
+    let mut options = Options::default();
+    let bars = (args.once && std::io::stderr().is_terminal()).then(|| Arc::new(Bars::default()));
+    if let Some(b) = &bars {
+        options = options.progress(Arc::clone(b) as Arc<dyn Progress>);
+    }
+    let mut daemon = Daemon::new(config, options).map_err(failure)?;
+    if args.once {
+        let summary = daemon.run_once().await;
+        if let Some(b) = &bars {
+            b.multi.clear().ok();
+        }
+        for j in &summary.jobs {
+            match (&j.error, &j.output) {
+                (None, Some(p)) => eprintln!(
+                    "{}: {} pages, {} items -> {}",
+                    j.job,
+                    j.pages,
+                    j.items,
+                    p.display()
+                ),
+                (None, None) => eprintln!(
+                    "{}: {} pages, {} items -> standard output",
+                    j.job, j.pages, j.items
+                ),
+                (Some(e), _) => eprintln!("{}: FAILED: {e}", j.job),
+            }
+        }
+        if summary.all_succeeded() {
+            return Ok(());
+        }
+        let failed = summary.jobs.iter().filter(|j| j.error.is_some()).count();
+        return Err(Failure {
+            code: exit::FAILURE,
+            error: anyhow::anyhow!("{failed} of {} jobs failed", summary.jobs.len()),
+        });
+    }
+    if let Some(addr) = daemon.bind().await.map_err(failure)? {
+        eprintln!(
+            "apptoken run: health and metrics on http://{addr} (/healthz, /readyz, /metrics)"
+        );
+    }
+    daemon.handle().install_signal_handlers().map_err(failure)?;
+    daemon.run().await.map_err(failure)
+}
+
+pub(crate) fn config_check(file: &Path) -> Result<(), Failure> {
+    match DaemonConfig::load(file, &env) {
+        Ok(c) => {
+            println!(
+                "{}: OK ({} APIs, {} jobs, credential: {})",
+                file.display(),
+                c.apis.len(),
+                c.jobs.len(),
+                c.identity.credential_kind().unwrap_or("none")
+            );
+            Ok(())
+        }
+        Err(apptoken_daemon::Error::Config(problems)) => {
+            for p in &problems {
+                println!("{p}");
+            }
+            Err(Failure {
+                code: exit::CONFIG,
+                error: anyhow::anyhow!(
+                    "{}: {} problem{}",
+                    file.display(),
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                ),
+            })
+        }
+        Err(e) => Err(failure(e)),
+    }
+}
+
+/// A progress bar per job and tenant (`run --once` on a terminal).
+#[derive(Default)]
+struct Bars {
+    multi: indicatif::MultiProgress,
+    bars: Mutex<HashMap<String, indicatif::ProgressBar>>,
+}
+
+impl Bars {
+    fn bar(&self, job: &str, tenant: Option<&str>) -> indicatif::ProgressBar {
+        let key = match tenant {
+            Some(t) => format!("{job} [{t}]"),
+            None => job.to_string(),
+        };
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        bars.entry(key.clone())
+            .or_insert_with(|| {
+                let b = self.multi.add(indicatif::ProgressBar::new_spinner());
+                if let Ok(style) =
+                    indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg}")
+                {
+                    b.set_style(style);
+                }
+                b.set_prefix(key);
+                b
+            })
+            .clone()
+    }
+}
+
+impl Progress for Bars {
+    fn page(&self, job: &str, tenant: Option<&str>, pages: usize, items: usize) {
+        let b = self.bar(job, tenant);
+        b.set_message(format!("{pages} pages, {items} items"));
+        b.tick();
+    }
+
+    fn finished(&self, job: &str, tenant: Option<&str>, ok: bool) {
+        let b = self.bar(job, tenant);
+        let msg = format!("{} ({})", b.message(), if ok { "done" } else { "failed" });
+        b.finish_with_message(msg);
+    }
+}
+
+/// The demo's last step: the daemon, with an embedded configuration, runs
+/// one job listing the sample users of both tenants into a JSON Lines file.
+pub(crate) async fn demo_daemon(
+    info: &apptoken_emulator::EmulatorInfo,
+    state_dir: &Path,
+) -> Result<(), Failure> {
+    let output =
+        std::env::temp_dir().join(format!("apptoken-demo-users-{}.jsonl", std::process::id()));
+    let mut tenants = vec![format!("{:?}", info.tenant_domain)];
+    tenants.extend(info.other_tenants.iter().map(|t| format!("{:?}", t.domain)));
+    let text = format!(
+        r#"[identity]
+authority_host = {host:?}
+tenant_id = {tenant:?}
+client_id = {client:?}
+client_secret_file = "client-secret"
+
+[apis.sample]
+base_url = {api:?}
+scopes = [{scope:?}]
+
+[[jobs]]
+name = "users"
+api = "sample"
+path = "users?$top=10"
+every = "15m"
+output = {{ type = "file", path = {output:?} }}
+tenants = [{tenants}]
+"#,
+        host = info.authority_host,
+        tenant = info.tenant_id,
+        client = info.client_id,
+        api = info.sample_api,
+        scope = info.sample_scope,
+        output = output.display().to_string(),
+        tenants = tenants.join(", "),
+    );
+    let path = state_dir.join("daemon.toml");
+    std::fs::write(&path, &text).map_err(anyhow::Error::from)?;
+    let config = DaemonConfig::load(&path, &|_| None).map_err(failure)?;
+    let daemon = Daemon::new(config, Options::default()).map_err(failure)?;
+    let summary = daemon.run_once().await;
+    let job = summary
+        .jobs
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("the demo job did not run"))?;
+    if let Some(e) = &job.error {
+        return Err(anyhow::anyhow!("the demo daemon job failed: {e}").into());
+    }
+    println!();
+    println!(
+        "daemon (apptoken run --once): job \"users\" read {} users of {} tenants in {} pages -> {}",
+        job.items,
+        tenants.len(),
+        job.pages,
+        output.display()
+    );
+    println!("   one JSON line per user: {{\"job\", \"tenant\", \"item\"}}; see docs/DAEMON.md");
+    Ok(())
+}

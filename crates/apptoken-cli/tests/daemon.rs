@@ -1,0 +1,455 @@
+//! End-to-end tests of `apptoken run`, `config check` and `cert`: the
+//! emulator as a child process, signals, kill -9, logs, certificates.
+//! Everything on 127.0.0.1, ephemeral ports. Waits poll for a condition
+//! (bounded); no test depends on how long something takes.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_apptoken");
+
+struct ChildGuard(Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn apptoken() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear();
+    for k in ["PATH", "HOME", "TMPDIR"] {
+        if let Ok(v) = std::env::var(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A minimal HTTP/1.1 client for the emulator's admin API.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+struct Emulator {
+    _child: ChildGuard,
+    state: tempfile::TempDir,
+    info: serde_json::Value,
+    addr: String,
+}
+
+fn start_emulator(config: Option<&Path>) -> Emulator {
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd = apptoken();
+    cmd.args(["emulator", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state.path());
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = ChildGuard(Some(child));
+    let json = state.path().join("emulator.json");
+    until("the emulator's emulator.json", || {
+        std::fs::read_to_string(&json)
+            .is_ok_and(|s| serde_json::from_str::<serde_json::Value>(&s).is_ok())
+    });
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let addr = info["authority_host"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    Emulator {
+        _child: guard,
+        state,
+        info,
+        addr,
+    }
+}
+
+impl Emulator {
+    fn s(&self, k: &str) -> String {
+        self.info[k].as_str().unwrap_or_default().to_string()
+    }
+
+    /// A daemon configuration in `dir` using the emulator's secret.
+    fn daemon_config(&self, dir: &Path, jobs: &str, daemon: &str) -> PathBuf {
+        let text = format!(
+            "[identity]\nauthority_host = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"{}\"\n\n[apis.sample]\nbase_url = \"{}\"\nscopes = [\"{}\"]\n\n[daemon]\n{daemon}\n\n{jobs}\n",
+            self.s("authority_host"),
+            self.s("tenant_id"),
+            self.s("client_id"),
+            self.state.path().join("client-secret").display(),
+            self.s("sample_api"),
+            self.s("sample_scope"),
+        );
+        let p = dir.join("daemon.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn add_fault(&self, json: &str) {
+        let r = http(&self.addr, "POST", "/_emulator/faults", json);
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    }
+
+    /// How many faults are still waiting (a `times: 1` fault leaves the
+    /// list when it fires: the request is then being delayed).
+    fn faults_pending(&self) -> usize {
+        let r = http(&self.addr, "GET", "/_emulator/faults", "");
+        let body = r.split("\r\n\r\n").nth(1).unwrap_or("{}");
+        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        v["faults"].as_array().map_or(usize::MAX, Vec::len)
+    }
+}
+
+const SLOW_JOB: &str = "[[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users?$top=10\"\nevery = \"1h\"\nrun_at_start = true\noutput = { type = \"file\", path = \"users.jsonl\" }\n";
+
+#[cfg(unix)]
+fn signal(child: &Child, sig: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_during_a_long_job_finishes_it_and_exits_0() {
+    let emu = start_emulator(None);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = emu.daemon_config(dir.path(), SLOW_JOB, "grace_period = \"2m\"");
+    emu.add_fault(r#"{"target":"api","delay_ms":2000,"times":1}"#);
+    let child = apptoken()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    until("the slow request", || emu.faults_pending() == 0);
+    signal(guard.0.as_ref().unwrap(), "TERM");
+    let out = guard.0.take().unwrap().wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let lines = std::fs::read_to_string(dir.path().join("users.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 42, "the whole run is in the output");
+}
+
+#[cfg(unix)]
+#[test]
+fn kill_9_during_a_run_leaves_the_previous_output() {
+    let emu = start_emulator(None);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = emu.daemon_config(dir.path(), SLOW_JOB, "");
+    let out_file = dir.path().join("users.jsonl");
+    std::fs::write(&out_file, "{\"previous\":true}\n").unwrap();
+    emu.add_fault(r#"{"target":"api","delay_ms":30000,"times":1}"#);
+    let child = apptoken()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    until("the slow request", || emu.faults_pending() == 0);
+    let mut c = guard.0.take().unwrap();
+    c.kill().unwrap();
+    c.wait().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&out_file).unwrap(),
+        "{\"previous\":true}\n"
+    );
+}
+
+#[test]
+fn a_bad_configuration_is_refused_with_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("daemon.toml");
+    std::fs::write(
+        &cfg,
+        "[identity]\ntenant_id = \"contoso.example\"\nclient_id = \"x\"\nclient_secret_file = \"missing-secret\"\n\n[apis.graph]\nbase_url = \"https://graph.example\"\nscopes = [\"User.Read\"]\n\n[[jobs]]\nname = \"users\"\napi = \"grahp\"\npath = \"users\"\ncron = \"every five minutes\"\n",
+    )
+    .unwrap();
+    let out = apptoken()
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    for want in [
+        "daemon.toml:8:11: apis.graph.scopes",
+        "daemon.toml:12:7: jobs[0].api",
+        "daemon.toml:14:8: jobs[0].cron",
+        "missing-secret",
+    ] {
+        assert!(report.contains(want), "{want} not in\n{report}");
+    }
+    // The daemon refuses to start with the same messages.
+    let run = apptoken()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(3));
+    assert!(
+        text(&run.stderr).contains("daemon.toml:12:7: jobs[0].api"),
+        "{}",
+        text(&run.stderr)
+    );
+    // Syntax: an unknown field, with its line.
+    std::fs::write(&cfg, "[daemon]\ngrace = \"10s\"\n").unwrap();
+    let out = apptoken()
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stdout).contains("daemon.toml:2:1: grace"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn run_once_writes_outputs_and_logs_no_secret_or_token() {
+    let emu = start_emulator(None);
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = format!(
+        "[[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users?$top=7\"\nevery = \"15m\"\noutput = {{ type = \"file\", path = \"users.jsonl\" }}\ntenants = [\"{}\", \"fabrikam.onmicrosoft.com\"]\n",
+        emu.s("tenant_domain")
+    );
+    let cfg = emu.daemon_config(dir.path(), &jobs, "");
+    let check = apptoken()
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", text(&check.stdout));
+    let out = apptoken()
+        .args([
+            "--log-level",
+            "trace",
+            "--log-format",
+            "json",
+            "run",
+            "--once",
+            "--config",
+        ])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let lines = std::fs::read_to_string(dir.path().join("users.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 42 + 17);
+    let secret = std::fs::read_to_string(emu.state.path().join("client-secret")).unwrap();
+    assert!(!err.contains(secret.trim()), "the secret is in the logs");
+    assert!(!err.contains("eyJ"), "a token is in the logs");
+    assert!(
+        err.contains("\"client_request_id\""),
+        "JSON logs with request ids: {err}"
+    );
+    // A job that fails makes --once exit non-zero.
+    let broken = jobs.replace("users?$top=7", "users?$top=0");
+    let cfg = emu.daemon_config(dir.path(), &broken, "");
+    let out = apptoken()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("users.jsonl")).unwrap(),
+        lines
+    );
+}
+
+fn field(out: &str, name: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("{name} not in\n{out}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_certificate_from_cert_new_authenticates_once_registered() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let out = apptoken()
+        .args([
+            "cert",
+            "new",
+            "--subject",
+            "CN=my-daemon",
+            "--days",
+            "30",
+            "--out",
+        ])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    let made = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sha1 = field(&made, "SHA-1 thumbprint");
+    let sha256 = field(&made, "SHA-256");
+    assert_eq!(sha1.len(), 40);
+    assert!(made.contains("\"AsymmetricX509Cert\""));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(certs.join("key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Again without --force: refused, nothing replaced.
+    let again = apptoken()
+        .args(["cert", "new", "--subject", "CN=x", "--out"])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+
+    // cert show: PEM with --key, combined PEM, PFX.
+    let show = apptoken()
+        .args(["cert", "show"])
+        .arg(certs.join("cert.pem"))
+        .arg("--key")
+        .arg(certs.join("key.pem"))
+        .output()
+        .unwrap();
+    let shown = text(&show.stdout);
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    assert_eq!(field(&shown, "SHA-1 thumbprint"), sha1);
+    assert_eq!(field(&shown, "SHA-256"), sha256);
+    assert!(
+        shown.contains("CN=my-daemon") && shown.contains("matches"),
+        "{shown}"
+    );
+    let pfx = apptoken()
+        .args(["cert", "show"])
+        .arg(certs.join("cert.pfx"))
+        .arg("--password-file")
+        .arg(certs.join("cert.pfx.password"))
+        .output()
+        .unwrap();
+    assert!(pfx.status.success(), "{}", text(&pfx.stderr));
+    assert_eq!(field(&text(&pfx.stdout), "SHA-1 thumbprint"), sha1);
+    // Another key does not match.
+    let other = dir.path().join("other");
+    assert!(
+        apptoken()
+            .args(["cert", "new", "--subject", "CN=other", "--out"])
+            .arg(&other)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let bad = apptoken()
+        .args(["cert", "show"])
+        .arg(certs.join("cert.pem"))
+        .arg("--key")
+        .arg(other.join("key.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(text(&bad.stdout).contains("DOES NOT MATCH"));
+
+    // Register it in an emulator configuration and authenticate with it.
+    let emu_cfg = dir.path().join("emulator.toml");
+    std::fs::write(
+        &emu_cfg,
+        format!(
+            r#"
+[[tenants]]
+id = "11111111-2222-4333-8444-555555555555"
+domains = ["tailspin.example"]
+display_name = "Tailspin"
+
+[[resources]]
+app_id = "66666666-7777-4888-9999-000000000000"
+app_id_uri = "api://sample"
+roles = [{{ value = "Users.Read.All" }}]
+
+[[apps]]
+client_id = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+display_name = "my daemon"
+home_tenant = "tailspin.example"
+  [[apps.certificates]]
+  path = "{}"
+
+[[grants]]
+tenant = "tailspin.example"
+client_id = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+resource = "api://sample"
+roles = ["Users.Read.All"]
+
+[sample_api]
+resource = "api://sample"
+required_role = "Users.Read.All"
+"#,
+            certs.join("cert.pem").display()
+        ),
+    )
+    .unwrap();
+    let emu = start_emulator(Some(&emu_cfg));
+    let cfg = dir.path().join("daemon.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[identity]\nauthority_host = \"{}\"\ntenant_id = \"tailspin.example\"\nclient_id = \"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee\"\ncertificate_path = \"certs/cert-and-key.pem\"\n\n[apis.sample]\nbase_url = \"{}\"\nscopes = [\"api://sample/.default\"]\n\n[[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users\"\nevery = \"1h\"\noutput = {{ type = \"file\", path = \"users.jsonl\" }}\n",
+            emu.s("authority_host"),
+            emu.s("sample_api")
+        ),
+    )
+    .unwrap();
+    let run: Output = apptoken()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert!(dir.path().join("users.jsonl").exists());
+}

@@ -1,0 +1,945 @@
+//! The daemon's configuration file: parsed, then checked as a whole, so
+//! that `apptoken config check` and a starting daemon report every problem
+//! at once, each with its file, line and field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use apptoken::ClientConfig;
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+use crate::duration::parse_duration;
+use crate::error::Error;
+use crate::schedule::Schedule;
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Problem {
+    /// The configuration file.
+    pub file: PathBuf,
+    /// 1-based line and column, when the problem has a place in the file.
+    pub location: Option<(usize, usize)>,
+    /// The field, as a TOML path (`jobs[1].cron`, `apis.graph.scopes`).
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, col)) = self.location {
+            write!(f, ":{line}:{col}")?;
+        }
+        if self.field.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A web API the jobs call.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ApiConfig {
+    /// Its name (`[apis.NAME]`).
+    pub name: String,
+    /// The base URL job paths are relative to.
+    pub base_url: Url,
+    /// The token's scopes (each ending in `/.default`).
+    pub scopes: Vec<String>,
+    /// Headers sent with every request.
+    pub headers: Vec<(String, String)>,
+    /// Timeout of each HTTP request (default 60 s).
+    pub timeout: Duration,
+    /// Requests in flight to this API at most (default 4).
+    pub max_concurrency: usize,
+    /// Retries of a 429/503/transport failure (default 3).
+    pub max_retries: u32,
+    /// Longest `Retry-After` honoured; longer waits fail the run (default 5 min).
+    pub max_retry_wait: Duration,
+}
+
+/// Where a job's items go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutputConfig {
+    /// JSON Lines on standard output.
+    Stdout,
+    /// JSON Lines in a file, replaced atomically when a run completes.
+    File(PathBuf),
+}
+
+/// One scheduled job.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct JobConfig {
+    /// Its name (unique).
+    pub name: String,
+    /// The API it calls (a key of `[apis]`).
+    pub api: String,
+    /// The HTTP method (default GET).
+    pub method: String,
+    /// The path and query, relative to the API's base URL.
+    pub path: String,
+    /// A JSON body to send.
+    pub body: Option<serde_json::Value>,
+    /// When it runs.
+    pub schedule: Schedule,
+    /// Run once at start, before the first tick.
+    pub run_at_start: bool,
+    /// Follow `@odata.nextLink` / `Link: rel="next"` (default true).
+    pub paging: bool,
+    /// Stop after this many items per tenant.
+    pub max_items: Option<usize>,
+    /// Stop after this many pages per tenant (default 1000).
+    pub max_pages: usize,
+    /// Where the items go.
+    pub output: OutputConfig,
+    /// The tenants to run for (empty: the identity's tenant only).
+    pub tenants: Vec<String>,
+    /// Tenants run at once at most (default 4).
+    pub tenant_concurrency: usize,
+}
+
+/// The `[daemon]` table.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DaemonSettings {
+    /// How long running jobs may take to finish after SIGTERM (default 30 s).
+    pub grace_period: Duration,
+    /// The health/metrics listener (none by default).
+    pub listen: Option<SocketAddr>,
+    /// The log format (the command line's `--log-format` wins when given).
+    pub log_format: Option<LogFormat>,
+    /// How often credential files are checked for changes (default 60 s).
+    pub credential_poll: Duration,
+    /// Warn this long before a certificate expires (default 30 days).
+    pub certificate_warning: Duration,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            grace_period: Duration::from_secs(30),
+            listen: None,
+            log_format: None,
+            credential_poll: Duration::from_secs(60),
+            certificate_warning: Duration::from_secs(30 * 86400),
+        }
+    }
+}
+
+/// A checked daemon configuration.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DaemonConfig {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// `[identity]`, completed by the `AZURE_*` environment.
+    pub identity: ClientConfig,
+    /// `[apis.NAME]`.
+    pub apis: BTreeMap<String, ApiConfig>,
+    /// `[[jobs]]`.
+    pub jobs: Vec<JobConfig>,
+    /// `[daemon]`.
+    pub daemon: DaemonSettings,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    identity: Option<Spanned<ClientConfig>>,
+    #[serde(default)]
+    apis: BTreeMap<String, Spanned<RawApi>>,
+    #[serde(default)]
+    jobs: Vec<Spanned<RawJob>>,
+    daemon: Option<RawDaemon>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    base_url: Spanned<String>,
+    scopes: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    headers: BTreeMap<String, Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    max_concurrency: Option<Spanned<usize>>,
+    max_retries: Option<u32>,
+    max_retry_wait: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    name: Spanned<String>,
+    api: Spanned<String>,
+    method: Option<Spanned<String>>,
+    path: Spanned<String>,
+    body: Option<Spanned<toml::Value>>,
+    every: Option<Spanned<String>>,
+    cron: Option<Spanned<String>>,
+    #[serde(default)]
+    run_at_start: bool,
+    paging: Option<bool>,
+    max_items: Option<Spanned<usize>>,
+    max_pages: Option<Spanned<usize>>,
+    output: Option<Spanned<RawOutput>>,
+    tenants: Option<Vec<Spanned<String>>>,
+    tenant_concurrency: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    path: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    grace_period: Option<Spanned<String>>,
+    listen: Option<Spanned<String>>,
+    log_format: Option<Spanned<String>>,
+    credential_poll: Option<Spanned<String>>,
+    certificate_warning: Option<Spanned<String>>,
+    client_secret_credential: Option<Spanned<String>>,
+}
+
+/// Collects problems with their places.
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn location(&self, span: Range<usize>) -> (usize, usize) {
+        let start = span.start.min(self.text.len());
+        let before = &self.text[..start];
+        let line = before.matches('\n').count() + 1;
+        let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        (line, col)
+    }
+
+    fn at(
+        &mut self,
+        span: Option<Range<usize>>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let location = span.map(|s| self.location(s));
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            location,
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Expands `${VAR}` (e.g. `${CREDENTIALS_DIRECTORY}`) from the environment.
+fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("'{text}' has an unclosed '${{'"));
+        };
+        let name = &after[..end];
+        match env(name).filter(|v| !v.is_empty()) {
+            Some(v) => out.push_str(&v),
+            None => {
+                return Err(format!(
+                    "'{text}' uses ${{{name}}}, which is not set (systemd sets CREDENTIALS_DIRECTORY for LoadCredential=)"
+                ));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl DaemonConfig {
+    /// Reads and checks a configuration file: syntax, required fields,
+    /// values, references between tables, credential files (present,
+    /// readable, safe permissions, certificate and key matching), output
+    /// directories. `env` looks up environment variables (`AZURE_*` fill
+    /// what `[identity]` leaves out; `${VAR}` in paths).
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<DaemonConfig, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(vec![Problem {
+                file: path.to_path_buf(),
+                location: None,
+                field: String::new(),
+                message: format!("cannot read the configuration file: {e}"),
+            }])
+        })?;
+        DaemonConfig::from_toml_str(&text, path, env)
+    }
+
+    /// Checks configuration text as if read from `path` (relative paths
+    /// resolve against its directory).
+    pub fn from_toml_str(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<DaemonConfig, Error> {
+        let mut ck = Checker {
+            file: path,
+            text,
+            problems: Vec::new(),
+        };
+        let raw: RawFile = match toml::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let field = e
+                    .message()
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| e.message().contains("field"))
+                    .unwrap_or("")
+                    .to_string();
+                ck.at(e.span(), field, e.message().trim().to_string());
+                return Err(Error::Config(ck.problems));
+            }
+        };
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let resolve = |p: &str| -> PathBuf {
+            let p = PathBuf::from(p);
+            if p.is_relative() { base.join(p) } else { p }
+        };
+
+        // [daemon]
+        let rd = raw.daemon.unwrap_or_default();
+        let mut daemon = DaemonSettings::default();
+        let dur =
+            |ck: &mut Checker<'_>, v: &Option<Spanned<String>>, field: &str, min: Duration| {
+                let v = v.as_ref()?;
+                match parse_duration(v.get_ref()) {
+                    Ok(d) if d >= min => Some(d),
+                    Ok(_) => {
+                        ck.at(Some(v.span()), field, format!("must be at least {min:?}"));
+                        None
+                    }
+                    Err(m) => {
+                        ck.at(Some(v.span()), field, m);
+                        None
+                    }
+                }
+            };
+        if let Some(d) = dur(
+            &mut ck,
+            &rd.grace_period,
+            "daemon.grace_period",
+            Duration::ZERO,
+        ) {
+            daemon.grace_period = d;
+        }
+        if let Some(d) = dur(
+            &mut ck,
+            &rd.credential_poll,
+            "daemon.credential_poll",
+            Duration::from_secs(1),
+        ) {
+            daemon.credential_poll = d;
+        }
+        if let Some(d) = dur(
+            &mut ck,
+            &rd.certificate_warning,
+            "daemon.certificate_warning",
+            Duration::ZERO,
+        ) {
+            daemon.certificate_warning = d;
+        }
+        if let Some(l) = &rd.listen {
+            match l.get_ref().parse::<SocketAddr>() {
+                Ok(a) => daemon.listen = Some(a),
+                Err(_) => ck.at(
+                    Some(l.span()),
+                    "daemon.listen",
+                    format!(
+                        "'{}' is not an address:port such as \"127.0.0.1:9464\"",
+                        l.get_ref()
+                    ),
+                ),
+            }
+        }
+        if let Some(f) = &rd.log_format {
+            match f.get_ref().to_ascii_lowercase().as_str() {
+                "text" => daemon.log_format = Some(LogFormat::Text),
+                "json" => daemon.log_format = Some(LogFormat::Json),
+                other => ck.at(
+                    Some(f.span()),
+                    "daemon.log_format",
+                    format!("'{other}' is not text or json"),
+                ),
+            }
+        }
+
+        // [identity]
+        let identity_span = raw.identity.as_ref().map(|i| i.span());
+        let mut identity = raw.identity.map(Spanned::into_inner).unwrap_or_default();
+        {
+            let fix = |ck: &mut Checker<'_>, p: &mut Option<PathBuf>, field: &str| {
+                let Some(v) = p.as_ref() else { return };
+                match expand(&v.to_string_lossy(), env) {
+                    Ok(s) => *p = Some(resolve(&s)),
+                    Err(m) => {
+                        ck.at(identity_span.clone(), format!("identity.{field}"), m);
+                        *p = None;
+                    }
+                }
+            };
+            fix(
+                &mut ck,
+                &mut identity.client_secret_file,
+                "client_secret_file",
+            );
+            fix(&mut ck, &mut identity.certificate_path, "certificate_path");
+            fix(
+                &mut ck,
+                &mut identity.certificate_password_file,
+                "certificate_password_file",
+            );
+            fix(
+                &mut ck,
+                &mut identity.federated_token_file,
+                "federated_token_file",
+            );
+            fix(&mut ck, &mut identity.ca_file, "ca_file");
+        }
+        if let Some(c) = &rd.client_secret_credential {
+            match env("CREDENTIALS_DIRECTORY").filter(|v| !v.is_empty()) {
+                Some(dir) => identity.client_secret_file = Some(Path::new(&dir).join(c.get_ref())),
+                None => ck.at(
+                    Some(c.span()),
+                    "daemon.client_secret_credential",
+                    "CREDENTIALS_DIRECTORY is not set: run under systemd with LoadCredential=, or use identity.client_secret_file",
+                ),
+            }
+        }
+        let env_identity = match ClientConfig::from_env_vars(env) {
+            Ok(e) => e,
+            Err(e) => {
+                ck.at(None, "environment", e.to_string());
+                ClientConfig::default()
+            }
+        };
+        let identity = identity.or_env(env_identity);
+        if identity.client_id.is_none() {
+            ck.at(
+                identity_span.clone(),
+                "identity.client_id",
+                "missing: set client_id or AZURE_CLIENT_ID",
+            );
+        }
+        if let Err(e) = identity.authority() {
+            ck.at(identity_span.clone(), "identity.tenant_id", e.to_string());
+        }
+        if let Err(e) = identity.credential() {
+            ck.at(identity_span.clone(), "identity", e.to_string());
+        }
+        if let Some(ca) = &identity.ca_file
+            && let Err(e) = std::fs::read(ca)
+        {
+            ck.at(
+                identity_span.clone(),
+                "identity.ca_file",
+                format!("cannot read '{}': {e}", ca.display()),
+            );
+        }
+
+        // [apis.NAME]
+        let mut apis = BTreeMap::new();
+        for (name, api) in &raw.apis {
+            let f = |k: &str| format!("apis.{name}.{k}");
+            let a = api.get_ref();
+            let base_url = match Url::parse(a.base_url.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {
+                    if u.scheme() == "http" && !is_loopback(&u) {
+                        ck.at(Some(a.base_url.span()), f("base_url"), "plain http is only allowed on loopback (the token would travel in clear text); use https");
+                    }
+                    Some(u)
+                }
+                Ok(_) => {
+                    ck.at(
+                        Some(a.base_url.span()),
+                        f("base_url"),
+                        "must be an http(s) URL",
+                    );
+                    None
+                }
+                Err(e) => {
+                    ck.at(
+                        Some(a.base_url.span()),
+                        f("base_url"),
+                        format!("'{}' is not a URL: {e}", a.base_url.get_ref()),
+                    );
+                    None
+                }
+            };
+            if a.scopes.get_ref().is_empty() {
+                ck.at(
+                    Some(a.scopes.span()),
+                    f("scopes"),
+                    "give the resource's scope, e.g. [\"https://graph.microsoft.com/.default\"]",
+                );
+            }
+            for s in a.scopes.get_ref() {
+                if !s.get_ref().trim().ends_with("/.default") {
+                    ck.at(Some(s.span()), f("scopes"), format!("'{}' does not end in /.default: app-only tokens take the resource's static scope, e.g. \"https://graph.microsoft.com/.default\"", s.get_ref()));
+                }
+            }
+            let mut headers = Vec::new();
+            for (k, v) in &a.headers {
+                let ok_name = reqwest::header::HeaderName::try_from(k.as_str()).is_ok();
+                let ok_value = reqwest::header::HeaderValue::try_from(v.get_ref().as_str()).is_ok();
+                if !ok_name || !ok_value {
+                    ck.at(
+                        Some(v.span()),
+                        f(&format!("headers.{k}")),
+                        "not a valid HTTP header",
+                    );
+                } else if k.eq_ignore_ascii_case("authorization") {
+                    ck.at(
+                        Some(v.span()),
+                        f(&format!("headers.{k}")),
+                        "the Authorization header is set from the token; remove it",
+                    );
+                } else {
+                    headers.push((k.clone(), v.get_ref().clone()));
+                }
+            }
+            let timeout = dur(&mut ck, &a.timeout, &f("timeout"), Duration::from_millis(1))
+                .unwrap_or(Duration::from_secs(60));
+            let max_retry_wait = dur(
+                &mut ck,
+                &a.max_retry_wait,
+                &f("max_retry_wait"),
+                Duration::ZERO,
+            )
+            .unwrap_or(Duration::from_secs(300));
+            let max_concurrency = match &a.max_concurrency {
+                Some(c) if *c.get_ref() == 0 => {
+                    ck.at(Some(c.span()), f("max_concurrency"), "must be at least 1");
+                    1
+                }
+                Some(c) => *c.get_ref(),
+                None => 4,
+            };
+            if let Some(base_url) = base_url {
+                apis.insert(
+                    name.clone(),
+                    ApiConfig {
+                        name: name.clone(),
+                        base_url,
+                        scopes: a
+                            .scopes
+                            .get_ref()
+                            .iter()
+                            .map(|s| s.get_ref().trim().to_string())
+                            .collect(),
+                        headers,
+                        timeout,
+                        max_concurrency,
+                        max_retries: a.max_retries.unwrap_or(3),
+                        max_retry_wait,
+                    },
+                );
+            }
+        }
+
+        // [[jobs]]
+        let mut jobs = Vec::new();
+        let mut seen = BTreeMap::new();
+        for (i, job) in raw.jobs.iter().enumerate() {
+            let f = |k: &str| format!("jobs[{i}].{k}");
+            let j = job.get_ref();
+            let name = j.name.get_ref().trim().to_string();
+            if name.is_empty() || name.chars().any(|c| c.is_control()) {
+                ck.at(Some(j.name.span()), f("name"), "must be a non-empty name");
+            }
+            if seen.insert(name.clone(), i).is_some() {
+                ck.at(
+                    Some(j.name.span()),
+                    f("name"),
+                    format!("another job is already named '{name}'"),
+                );
+            }
+            if !raw.apis.contains_key(j.api.get_ref()) {
+                let known: Vec<&str> = raw.apis.keys().map(String::as_str).collect();
+                ck.at(
+                    Some(j.api.span()),
+                    f("api"),
+                    format!(
+                        "no API named '{}' in [apis] (known: {})",
+                        j.api.get_ref(),
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+            }
+            let method = j
+                .method
+                .as_ref()
+                .map_or("GET".to_string(), |m| m.get_ref().to_ascii_uppercase());
+            if reqwest::Method::from_bytes(method.as_bytes()).is_err() {
+                ck.at(
+                    j.method.as_ref().map(|m| m.span()),
+                    f("method"),
+                    format!("'{method}' is not an HTTP method"),
+                );
+            }
+            let p = j.path.get_ref();
+            if p.contains("://") || p.starts_with("//") {
+                ck.at(
+                    Some(j.path.span()),
+                    f("path"),
+                    "must be relative to the API's base_url (no scheme or host)",
+                );
+            } else if let Some(api) = apis.get(j.api.get_ref())
+                && join(&api.base_url, p).is_err()
+            {
+                ck.at(
+                    Some(j.path.span()),
+                    f("path"),
+                    "does not form a URL with the API's base_url",
+                );
+            }
+            let body = match &j.body {
+                None => None,
+                Some(b) => match b.get_ref() {
+                    toml::Value::String(s) => match serde_json::from_str(s) {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            ck.at(Some(b.span()), f("body"), format!("not valid JSON: {e}"));
+                            None
+                        }
+                    },
+                    other => serde_json::to_value(other).ok(),
+                },
+            };
+            let schedule = match (&j.every, &j.cron) {
+                (Some(_), Some(c)) => {
+                    ck.at(
+                        Some(c.span()),
+                        f("cron"),
+                        "give either every or cron, not both",
+                    );
+                    None
+                }
+                (None, None) => {
+                    ck.at(
+                        Some(job.span()),
+                        f("every"),
+                        "no schedule: set every = \"15m\" or cron = \"0 */5 * * * *\"",
+                    );
+                    None
+                }
+                (Some(e), None) => match parse_duration(e.get_ref()) {
+                    Ok(d) if d >= Duration::from_secs(1) => Some(Schedule::Every(d)),
+                    Ok(_) => {
+                        ck.at(Some(e.span()), f("every"), "must be at least 1s");
+                        None
+                    }
+                    Err(m) => {
+                        ck.at(Some(e.span()), f("every"), m);
+                        None
+                    }
+                },
+                (None, Some(c)) => match Schedule::cron(c.get_ref()) {
+                    Ok(s) => Some(s),
+                    Err(m) => {
+                        ck.at(Some(c.span()), f("cron"), m);
+                        None
+                    }
+                },
+            };
+            let output = match &j.output {
+                None => OutputConfig::Stdout,
+                Some(o) => match (o.get_ref().kind.get_ref().as_str(), &o.get_ref().path) {
+                    ("stdout", None) => OutputConfig::Stdout,
+                    ("stdout", Some(p)) => {
+                        ck.at(
+                            Some(p.span()),
+                            f("output.path"),
+                            "only a file output has a path",
+                        );
+                        OutputConfig::Stdout
+                    }
+                    ("file", Some(p)) => {
+                        let path = match expand(p.get_ref(), env) {
+                            Ok(s) => resolve(&s),
+                            Err(m) => {
+                                ck.at(Some(p.span()), f("output.path"), m);
+                                PathBuf::new()
+                            }
+                        };
+                        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                        if !path.as_os_str().is_empty() && !dir.is_dir() {
+                            ck.at(
+                                Some(p.span()),
+                                f("output.path"),
+                                format!("the directory '{}' does not exist", dir.display()),
+                            );
+                        } else if path.is_dir() {
+                            ck.at(
+                                Some(p.span()),
+                                f("output.path"),
+                                format!("'{}' is a directory", path.display()),
+                            );
+                        }
+                        OutputConfig::File(path)
+                    }
+                    ("file", None) => {
+                        ck.at(
+                            Some(o.span()),
+                            f("output.path"),
+                            "a file output needs path = \"…\"",
+                        );
+                        OutputConfig::Stdout
+                    }
+                    (other, _) => {
+                        ck.at(
+                            Some(o.get_ref().kind.span()),
+                            f("output.type"),
+                            format!("'{other}' is not an output type; use \"stdout\" or \"file\""),
+                        );
+                        OutputConfig::Stdout
+                    }
+                },
+            };
+            let mut tenants = Vec::new();
+            for t in j.tenants.iter().flatten() {
+                let v = t.get_ref().trim();
+                let bad = v.is_empty()
+                    || v.chars()
+                        .any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+                    || matches!(v.to_ascii_lowercase().as_str(), "common" | "consumers");
+                if bad {
+                    ck.at(
+                        Some(t.span()),
+                        f("tenants"),
+                        format!("'{v}' is not a tenant id or domain name"),
+                    );
+                } else {
+                    tenants.push(v.to_string());
+                }
+            }
+            let positive =
+                |ck: &mut Checker<'_>, v: &Option<Spanned<usize>>, k: &str, default: usize| match v
+                {
+                    Some(v) if *v.get_ref() == 0 => {
+                        ck.at(Some(v.span()), f(k), "must be at least 1");
+                        default
+                    }
+                    Some(v) => *v.get_ref(),
+                    None => default,
+                };
+            let tenant_concurrency =
+                positive(&mut ck, &j.tenant_concurrency, "tenant_concurrency", 4);
+            let max_pages = positive(&mut ck, &j.max_pages, "max_pages", 1000);
+            let max_items = j
+                .max_items
+                .as_ref()
+                .map(|_| positive(&mut ck, &j.max_items, "max_items", 1));
+            if let Some(schedule) = schedule {
+                jobs.push(JobConfig {
+                    name,
+                    api: j.api.get_ref().clone(),
+                    method,
+                    path: p.clone(),
+                    body,
+                    schedule,
+                    run_at_start: j.run_at_start,
+                    paging: j.paging.unwrap_or(true),
+                    max_items,
+                    max_pages,
+                    output,
+                    tenants,
+                    tenant_concurrency,
+                });
+            }
+        }
+        let mut files: BTreeMap<&PathBuf, &str> = BTreeMap::new();
+        for j in &jobs {
+            if let OutputConfig::File(p) = &j.output
+                && let Some(other) = files.insert(p, &j.name)
+            {
+                ck.at(
+                    None,
+                    format!("jobs.{}.output.path", j.name),
+                    format!("job '{other}' writes the same file"),
+                );
+            }
+        }
+        if !ck.problems.is_empty() {
+            return Err(Error::Config(ck.problems));
+        }
+        Ok(DaemonConfig {
+            path: path.to_path_buf(),
+            identity,
+            apis,
+            jobs,
+            daemon,
+        })
+    }
+
+    /// The files whose change should reload the credential.
+    pub fn credential_files(&self) -> Vec<PathBuf> {
+        [
+            &self.identity.client_secret_file,
+            &self.identity.certificate_path,
+            &self.identity.certificate_password_file,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+    }
+}
+
+fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// `base` + a relative `path` (with query); the result stays on `base`'s origin.
+pub(crate) fn join(base: &Url, path: &str) -> Result<Url, String> {
+    let mut b = base.clone();
+    if !b.path().ends_with('/') {
+        let p = format!("{}/", b.path());
+        b.set_path(&p);
+    }
+    let u = b
+        .join(path.trim_start_matches('/'))
+        .map_err(|e| e.to_string())?;
+    if u.origin() != base.origin() {
+        return Err("leaves the API's origin".into());
+    }
+    Ok(u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<DaemonConfig, Vec<Problem>> {
+        let dir = std::env::temp_dir();
+        DaemonConfig::from_toml_str(text, &dir.join("daemon.toml"), &|k| match k {
+            "AZURE_CLIENT_SECRET" => Some("s".into()),
+            _ => None,
+        })
+        .map_err(|e| match e {
+            Error::Config(p) => p,
+            other => panic!("{other}"),
+        })
+    }
+
+    const GOOD: &str = r#"
+[identity]
+authority_host = "http://127.0.0.1:9"
+tenant_id = "contoso.example"
+client_id = "cid"
+
+[apis.sample]
+base_url = "http://127.0.0.1:9/v1.0"
+scopes = ["api://sample/.default"]
+headers = { ConsistencyLevel = "eventual" }
+
+[[jobs]]
+name = "users"
+api = "sample"
+path = "users?$top=5"
+every = "15m"
+tenants = ["a.example", "b.example"]
+"#;
+
+    #[test]
+    fn a_good_file_checks_clean() {
+        let c = check(GOOD).unwrap();
+        assert_eq!(c.jobs[0].name, "users");
+        assert_eq!(c.jobs[0].output, OutputConfig::Stdout);
+        let u = join(&c.apis["sample"].base_url, &c.jobs[0].path).unwrap();
+        assert_eq!(u.as_str(), "http://127.0.0.1:9/v1.0/users?$top=5");
+        assert_eq!(c.identity.credential_kind(), Some("client secret"));
+    }
+
+    #[test]
+    fn problems_name_line_and_field() {
+        let bad = GOOD
+            .replace("every = \"15m\"", "cron = \"every day\"")
+            .replace("api = \"sample\"", "api = \"nope\"")
+            .replace("api://sample/.default", "api://sample/User.Read");
+        let p = check(&bad).unwrap_err();
+        let text: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains(":9:") && t.contains("apis.sample.scopes")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains(":14:") && t.contains("jobs[0].api")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains(":16:") && t.contains("jobs[0].cron")),
+            "{text:?}"
+        );
+        let p = check(&GOOD.replace(
+            "client_id = \"cid\"",
+            "client_id = \"cid\"\nclient_secret = \"inline\"",
+        ))
+        .unwrap_err();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].location.unwrap().0, 6, "{}", p[0]);
+        assert!(p[0].to_string().contains("client_secret"), "{}", p[0]);
+    }
+
+    #[test]
+    fn credentials_directory_is_expanded() {
+        let e = expand("${CREDENTIALS_DIRECTORY}/client-secret", &|k| {
+            (k == "CREDENTIALS_DIRECTORY").then(|| "/run/credentials/apptoken.service".into())
+        });
+        assert_eq!(
+            e.unwrap(),
+            "/run/credentials/apptoken.service/client-secret"
+        );
+        assert!(expand("${CREDENTIALS_DIRECTORY}/x", &|_| None).is_err());
+    }
+}

@@ -1,0 +1,337 @@
+//! End-to-end tests of the daemon against the in-process emulator: the
+//! schedule (a manual clock), paging, outputs, Retry-After, 401 handling,
+//! the overlap policy and the health/metrics listener. Everything binds
+//! 127.0.0.1:0; time moves only when a test moves the clock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use apptoken::{Clock, ManualClock};
+use apptoken_daemon::{Daemon, DaemonConfig, Options};
+use apptoken_emulator::{Config, Emulator, Fault, RunningEmulator, Target};
+
+struct Env {
+    emulator: RunningEmulator,
+    dir: tempfile::TempDir,
+}
+
+async fn start() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("emulator");
+    let emulator = Emulator::start(
+        Config::embedded(&state).unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    Env { emulator, dir }
+}
+
+impl Env {
+    fn config(&self, jobs: &str, daemon: &str) -> PathBuf {
+        let info = self.emulator.info();
+        let text = format!(
+            r#"
+[identity]
+authority_host = "{host}"
+tenant_id = "{tenant}"
+client_id = "{client}"
+client_secret_file = "emulator/client-secret"
+
+[apis.sample]
+base_url = "{api}"
+scopes = ["{scope}"]
+max_retries = 3
+
+[daemon]
+{daemon}
+
+{jobs}
+"#,
+            host = info.authority_host,
+            tenant = info.tenant_id,
+            client = info.client_id,
+            api = info.sample_api,
+            scope = info.sample_scope,
+        );
+        let path = self.dir.path().join("daemon.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn load(&self, path: &Path) -> DaemonConfig {
+        DaemonConfig::load(path, &|_| None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn tenants(&self) -> (String, String) {
+        let info = self.emulator.info();
+        (
+            info.tenant_domain.clone(),
+            info.other_tenants[0].domain.clone(),
+        )
+    }
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Waits (bounded) until `f` holds; the work it waits for runs on other tasks.
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..2000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::starting_now())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_job_writes_every_tenants_items_across_pages() {
+    let env = start().await;
+    let (contoso, fabrikam) = env.tenants();
+    let out = env.dir.path().join("users.jsonl");
+    let path = env.config(
+        &format!(
+            r#"
+[[jobs]]
+name = "users"
+api = "sample"
+path = "users?$top=5"
+every = "1m"
+output = {{ type = "file", path = "users.jsonl" }}
+tenants = ["{contoso}", "{fabrikam}"]
+tenant_concurrency = 2
+"#
+        ),
+        "grace_period = \"10s\"",
+    );
+    let clock = clock();
+    let daemon = Daemon::new(env.load(&path), Options::default().clock(clock.clone())).unwrap();
+    let handle = daemon.handle();
+    let task = tokio::spawn(daemon.run());
+    // Nothing before the first tick.
+    until("the scheduler to sleep", || clock.sleepers() >= 1).await;
+    assert!(!out.exists());
+    clock.advance(Duration::from_secs(60));
+    until("the output", || out.exists()).await;
+    let items = lines(&out);
+    assert_eq!(items.len(), 42 + 17, "every user of both tenants");
+    assert_eq!(
+        items
+            .iter()
+            .filter(|l| l["tenant"] == contoso.as_str())
+            .count(),
+        42
+    );
+    assert_eq!(
+        items
+            .iter()
+            .filter(|l| l["tenant"] == fabrikam.as_str())
+            .count(),
+        17
+    );
+    assert!(
+        items
+            .iter()
+            .all(|l| l["job"] == "users" && l["item"]["userPrincipalName"].is_string())
+    );
+    // 9 + 4 pages of 5 users.
+    assert_eq!(env.emulator.stats().sample_api_requests(200), 13);
+    handle.shutdown();
+    task.await.unwrap().unwrap();
+    let left: Vec<_> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        !left.iter().any(|n| n.to_string_lossy().contains(".tmp-")),
+        "{left:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_from_the_api_is_honoured() {
+    let env = start().await;
+    env.emulator.add_fault(
+        Fault::on(Target::SampleApi)
+            .status(429)
+            .retry_after("7".into())
+            .times(2),
+    );
+    let path = env.config(
+        "[[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users?$top=100\"\nevery = \"1h\"\noutput = { type = \"file\", path = \"out.jsonl\" }\n",
+        "",
+    );
+    let clock = clock();
+    let daemon = Daemon::new(env.load(&path), Options::default().clock(clock.clone())).unwrap();
+    let run = tokio::spawn(async move { daemon.run_once().await });
+    for _ in 0..2 {
+        until("a Retry-After wait", || clock.sleepers() == 1).await;
+        let wait = clock.next_deadline().unwrap() - clock.now();
+        assert_eq!(
+            wait,
+            time::Duration::seconds(7),
+            "the wait the API asked for"
+        );
+        clock.advance(Duration::from_secs(7));
+    }
+    let summary = run.await.unwrap();
+    assert!(summary.all_succeeded(), "{summary:?}");
+    assert_eq!(summary.jobs[0].items, 42);
+    assert_eq!(env.emulator.stats().sample_api_requests(429), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_gets_one_new_token_and_one_retry_and_never_loops() {
+    let env = start().await;
+    let client_id = env.emulator.info().client_id.clone();
+    let path = env.config(
+        "[[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users\"\nevery = \"1h\"\n",
+        "",
+    );
+    let daemon = Daemon::new(env.load(&path), Options::default().clock(clock())).unwrap();
+    // Once: a fresh token, and the retry succeeds.
+    let id = env
+        .emulator
+        .add_fault(Fault::on(Target::SampleApi).status(401).times(1));
+    let s = daemon.run_once().await;
+    assert!(s.all_succeeded(), "{s:?}");
+    assert_eq!(
+        env.emulator.stats().token_requests_for(&client_id),
+        2,
+        "the first token and one forced refresh"
+    );
+    env.emulator.remove_fault(id);
+    // Always: exactly one retry, then the run fails.
+    env.emulator
+        .add_fault(Fault::on(Target::SampleApi).status(401));
+    let before = env.emulator.stats().sample_api_requests(401);
+    let s = daemon.run_once().await;
+    assert!(!s.all_succeeded());
+    assert!(s.jobs[0].error.as_deref().unwrap().contains("401"), "{s:?}");
+    assert_eq!(env.emulator.stats().sample_api_requests(401) - before, 2);
+    assert_eq!(env.emulator.stats().token_requests_for(&client_id), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claims_challenge_gets_a_token_with_those_claims_and_one_retry() {
+    let env = start().await;
+    let client_id = env.emulator.info().client_id.clone();
+    let path = env.config(
+        "[[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users\"\nevery = \"1h\"\n",
+        "",
+    );
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[identity]\n",
+        "[identity]\nclient_capabilities = [\"cp1\"]\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let daemon = Daemon::new(env.load(&path), Options::default().clock(clock())).unwrap();
+    assert!(daemon.run_once().await.all_succeeded());
+    assert_eq!(env.emulator.stats().token_requests_for(&client_id), 1);
+    env.emulator.revoke_tokens(&client_id);
+    env.emulator.advance_clock(Duration::from_secs(1));
+    let s = daemon.run_once().await;
+    assert!(s.all_succeeded(), "{s:?}");
+    assert_eq!(
+        env.emulator.stats().sample_api_requests(401),
+        1,
+        "one challenge"
+    );
+    assert_eq!(
+        env.emulator.stats().token_requests_for(&client_id),
+        2,
+        "one token request with the claims"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_still_running_at_its_next_tick_is_skipped_and_the_listener_answers() {
+    let env = start().await;
+    let path = env.config(
+        "[[jobs]]\nname = \"slow\"\napi = \"sample\"\npath = \"users\"\nevery = \"1m\"\noutput = { type = \"file\", path = \"slow.jsonl\" }\n",
+        "listen = \"127.0.0.1:0\"\ngrace_period = \"1h\"",
+    );
+    let clock = clock();
+    let mut daemon = Daemon::new(env.load(&path), Options::default().clock(clock.clone())).unwrap();
+    let addr = daemon.bind().await.unwrap().unwrap();
+    let handle = daemon.handle();
+    let task = tokio::spawn(daemon.run());
+    let http = reqwest::Client::new();
+    let get = |p: &str| {
+        let http = http.clone();
+        let url = format!("http://{addr}{p}");
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/healthz").await.0, 200);
+    let (status, body) = get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+
+    // The API answers after a delay: the run is still going at the next tick.
+    env.emulator.add_fault(
+        Fault::on(Target::SampleApi)
+            .delay(Duration::from_millis(1500))
+            .times(1),
+    );
+    until("the scheduler to sleep", || clock.sleepers() >= 2).await; // schedule + credential poll
+    clock.advance(Duration::from_secs(60));
+    until("the slow request", || {
+        env.emulator.stats().sample_api_requests(200) == 0 && clock.sleepers() >= 2
+    })
+    .await;
+    clock.advance(Duration::from_secs(60));
+    let out = env.dir.path().join("slow.jsonl");
+    until("the output", || out.exists()).await;
+    let (status, metrics) = get("/metrics").await;
+    assert_eq!(status, 200);
+    for m in [
+        "apptoken_daemon_job_skipped_total{job=\"slow\"} 1",
+        "apptoken_daemon_job_runs_total{job=\"slow\",outcome=\"success\"}",
+        "apptoken_daemon_api_request_duration_seconds_bucket{api=\"sample\"",
+        "apptoken_daemon_api_requests_total{api=\"sample\",status=\"200\"}",
+        "apptoken_cache_misses_total",
+    ] {
+        assert!(metrics.contains(m), "{m} missing from\n{metrics}");
+    }
+    handle.shutdown();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_keeps_the_previous_output() {
+    let env = start().await;
+    let path = env.config(
+        "[[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users?$top=10\"\nevery = \"1h\"\noutput = { type = \"file\", path = \"users.jsonl\" }\n",
+        "",
+    );
+    let daemon = Daemon::new(env.load(&path), Options::default().clock(clock())).unwrap();
+    assert!(daemon.run_once().await.all_succeeded());
+    let out = env.dir.path().join("users.jsonl");
+    let before = std::fs::read(&out).unwrap();
+    // The third page fails.
+    env.emulator
+        .add_fault(Fault::on(Target::SampleApi).status(500).share(0.34));
+    let s = daemon.run_once().await;
+    assert!(!s.all_succeeded());
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+    assert_eq!(
+        std::fs::read_dir(env.dir.path()).unwrap().count(),
+        3,
+        "no temporary file is left"
+    );
+}
