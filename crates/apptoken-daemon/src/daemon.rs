@@ -272,8 +272,11 @@ fn build(config: &DaemonConfig) -> Result<(ConfidentialClient, BTreeMap<String, 
 }
 
 fn publish_certificate(client: &ConfidentialClient, config: &DaemonConfig, clock: &dyn Clock) {
-    if let Some(cert) = client.credential().and_then(|c| c.certificate_ref()) {
-        observe::certificate_expiry(cert, clock.now(), config.daemon.certificate_warning);
+    if let Some(cert) = client
+        .credential()
+        .and_then(|c| c.certificate_ref().cloned())
+    {
+        observe::certificate_expiry(&cert, clock.now(), config.daemon.certificate_warning);
     }
 }
 
@@ -548,14 +551,18 @@ pub(crate) fn check_credentials(shared: &Shared, last: &mut Fingerprint) {
         return;
     }
     *last = now;
-    match config.identity.build_client() {
-        Ok(client) => {
+    // The new credential goes into the running client: its cache stays.
+    match config
+        .identity
+        .credential()
+        .and_then(|c| shared.client().set_credential(c.clone()).map(|()| c))
+    {
+        Ok(credential) => {
+            let client = shared.client();
             publish_certificate(&client, &config, shared.clock.as_ref());
-            let thumbprint = client
-                .credential()
-                .and_then(|c| c.certificate_ref())
+            let thumbprint = credential
+                .certificate_ref()
                 .map(|c| c.thumbprint_sha1_hex());
-            shared.set_client(client);
             metrics::counter!("apptoken_daemon_credential_reloads_total", "outcome" => "success")
                 .increment(1);
             info!(
@@ -579,8 +586,7 @@ mod tests {
         d.shared
             .client()
             .credential()
-            .and_then(|c| c.certificate_ref())
-            .map(|c| c.thumbprint_sha1_hex())
+            .and_then(|c| c.certificate_ref().map(|c| c.thumbprint_sha1_hex()))
     }
 
     fn combined(state: &std::path::Path) -> Vec<u8> {

@@ -33,6 +33,9 @@ use tokio::sync::Mutex;
 /// Compare-and-delete: release a lease only if we still hold it.
 const RELEASE: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end"#;
 
+/// Compare-and-extend: renew a lease only if we still hold it.
+const RENEW: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end"#;
+
 /// A [`TokenStore`] on Redis (`redis://`, `rediss://` for TLS, `redis+unix://`).
 #[derive(Clone)]
 pub struct RedisStore {
@@ -168,6 +171,19 @@ impl TokenStore for RedisStore {
             let mut cmd = redis::cmd("EVAL");
             cmd.arg(RELEASE).arg(1).arg(name).arg(holder);
             self.run::<i64>("release", cmd).await.map(|_| ())
+        })
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(RENEW).arg(1).arg(name).arg(holder).arg(millis(ttl));
+            self.run::<i64>("renew", cmd).await.map(|n| n == 1)
         })
     }
 }

@@ -319,3 +319,32 @@ async fn redis_stopped_and_restarted_fails_no_acquisition() {
         .unwrap();
     assert_eq!(requests(&env), before);
 }
+
+#[tokio::test]
+async fn leases_are_held_renewed_and_released_only_by_their_holder() {
+    use apptoken::TokenStore;
+    let redis = Redis::start();
+    let store = RedisStore::new(&redis.url()).unwrap();
+    let ttl = Duration::from_secs(30);
+    assert!(store.try_lease("job:a", "one", ttl).await.unwrap());
+    assert!(
+        !store.try_lease("job:a", "two", ttl).await.unwrap(),
+        "held by one"
+    );
+    assert!(store.renew_lease("job:a", "one", ttl).await.unwrap());
+    assert!(
+        !store.renew_lease("job:a", "two", ttl).await.unwrap(),
+        "two does not hold it"
+    );
+    store.release_lease("job:a", "two").await.unwrap();
+    assert!(
+        !store.try_lease("job:a", "two", ttl).await.unwrap(),
+        "a stranger cannot release it"
+    );
+    store.release_lease("job:a", "one").await.unwrap();
+    assert!(store.try_lease("job:a", "two", ttl).await.unwrap());
+    assert!(
+        !store.renew_lease("job:a", "one", ttl).await.unwrap(),
+        "one lost it"
+    );
+}

@@ -53,7 +53,7 @@ struct Inner {
     client_id: Arc<str>,
     host: Arc<str>,
     authority: Authority,
-    credential: Option<Credential>,
+    credential: Option<Arc<std::sync::RwLock<Credential>>>,
     source: Arc<dyn TokenSource>,
     cache: Cache,
     clock: Arc<dyn Clock>,
@@ -79,7 +79,7 @@ impl fmt::Debug for ConfidentialClient {
         f.debug_struct("ConfidentialClient")
             .field("client_id", &self.inner.client_id)
             .field("authority", &self.inner.authority)
-            .field("credential", &self.inner.credential)
+            .field("credential", &self.credential())
             .field("cache", &self.inner.cache)
             .finish_non_exhaustive()
     }
@@ -270,12 +270,16 @@ impl ConfidentialClientBuilder {
                 "max_cached_tokens must be at least 1".into(),
             ));
         }
-        let source: Arc<dyn TokenSource> = match (self.source, &self.credential) {
+        let cell = match (&self.source, &self.credential) {
+            (None, Some(c)) => Some(Arc::new(std::sync::RwLock::new(c.clone()))),
+            _ => None,
+        };
+        let source: Arc<dyn TokenSource> = match (self.source, &cell) {
             (Some(s), _) => s,
             (None, Some(c)) => Arc::new(ClientCredentialsSource {
                 http: Http::new(self.timeout, &self.http)?,
                 region: self.region.clone(),
-                credential: c.clone(),
+                credential: Arc::clone(c),
                 discovery: Mutex::new(HashMap::new()),
                 clock: Arc::clone(&self.clock),
             }),
@@ -291,7 +295,7 @@ impl ConfidentialClientBuilder {
                 host: authority.host().into(),
                 client_id: client_id.into(),
                 authority,
-                credential: self.credential,
+                credential: cell,
                 source,
                 cache: Cache::new(self.max_cached_tokens),
                 clock: self.clock,
@@ -402,8 +406,24 @@ impl ConfidentialClient {
     }
 
     /// The credential (none when a custom token source is used).
-    pub fn credential(&self) -> Option<&Credential> {
-        self.inner.credential.as_ref()
+    pub fn credential(&self) -> Option<Credential> {
+        self.inner
+            .credential
+            .as_ref()
+            .map(|c| c.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// Replaces the credential (a rotated secret or certificate): the next
+    /// token request uses it; cached tokens stay. An error for clients with
+    /// a custom token source.
+    pub fn set_credential(&self, credential: Credential) -> Result<()> {
+        let Some(cell) = &self.inner.credential else {
+            return Err(Error::Configuration(
+                "this client uses a custom token source: it has no credential to replace".into(),
+            ));
+        };
+        *cell.write().unwrap_or_else(|p| p.into_inner()) = credential;
+        Ok(())
     }
 
     /// Whether the shared store (if any) answered its last operation.

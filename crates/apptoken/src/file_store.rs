@@ -182,6 +182,10 @@ impl TokenStore for FileStore {
     fn release_lease<'a>(&'a self, _: &'a str, _: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async { Ok(()) })
     }
+
+    fn renew_lease<'a>(&'a self, _: &'a str, _: &'a str, _: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async { Ok(true) })
+    }
 }
 
 #[cfg(test)]

@@ -109,7 +109,8 @@ pub(crate) struct ClientCredentialsSource {
     /// An Azure region (`westus2`): token requests go to the regional host
     /// first, and to the global one when it fails.
     pub(crate) region: Option<String>,
-    pub(crate) credential: Credential,
+    /// Swappable: a rotated credential is used from the next request.
+    pub(crate) credential: Arc<std::sync::RwLock<Credential>>,
     pub(crate) discovery: Mutex<HashMap<String, Metadata>>,
     pub(crate) clock: Arc<dyn Clock>,
 }
@@ -117,7 +118,10 @@ pub(crate) struct ClientCredentialsSource {
 impl fmt::Debug for ClientCredentialsSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientCredentialsSource")
-            .field("credential", &self.credential)
+            .field(
+                "credential",
+                &*self.credential.read().unwrap_or_else(|p| p.into_inner()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -166,8 +170,12 @@ impl ClientCredentialsSource {
             AuthorityKind::Entra => SigningAlgorithm::Ps256,
             _ => SigningAlgorithm::Rs256,
         };
-        let auth = self
+        let credential = self
             .credential
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let auth = credential
             .authenticate(ctx, default_alg, self.clock.now())
             .await?;
         let mut form: Vec<(&'static str, String)> = vec![

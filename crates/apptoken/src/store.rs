@@ -48,6 +48,14 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     ) -> StoreFuture<'a, bool>;
     /// Releases the lease if `holder` still holds it.
     fn release_lease<'a>(&'a self, name: &'a str, holder: &'a str) -> StoreFuture<'a, ()>;
+    /// Extends the lease to `ttl` from now if `holder` still holds it;
+    /// `false` when it was lost (expired, taken by another holder).
+    fn renew_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool>;
 }
 
 /// The key that seals values in a shared store and hashes their keys.
