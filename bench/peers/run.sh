@@ -12,7 +12,8 @@ CALLERS=${CALLERS:-1000}
 if ! [ -x .venv/bin/python ] || ! .venv/bin/python -c "import msal" 2>/dev/null; then
   python3 -m venv .venv && .venv/bin/pip install --quiet -r tests/peers/requirements.txt
 fi
-cargo build --release --quiet -p apptoken-cli -p apptoken --example peer_bench
+cargo build --release --quiet -p apptoken-cli --bin apptoken
+cargo build --release --quiet -p apptoken --example peer_bench
 state=$(mktemp -d)
 trap 'kill $emu 2>/dev/null || true; rm -rf "$state"' EXIT
 target/release/apptoken emulator --tls --listen 127.0.0.1:0 --state-dir "$state" >/dev/null &

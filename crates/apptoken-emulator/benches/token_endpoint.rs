@@ -19,6 +19,10 @@
 //! tokens/s is printed as a share of both. Every answer must be a 200, else
 //! the benchmark fails. The load generator runs in the same process and on
 //! the same tokio runtime as the server: both share the machine's cores.
+//! Every phase also prints the cores it actually obtained (CPU time / wall
+//! time, from `/proc/self/stat`) and its rate per CPU-second: on a shared
+//! machine, capacity and throughput are measured at different moments, and
+//! the per-CPU-second share is the one other processes' load does not skew.
 //!
 //! Latencies go into a fixed-size log-linear histogram (buckets < 0.8 % wide,
 //! the maximum exact) rather than a growing vector, so the resident memory
@@ -111,7 +115,10 @@ async fn run(connections: usize, seconds: u64) -> Result<(), String> {
         .map_err(|e| format!("openssl: {e}"))?;
     match &openssl {
         Ok((rate, line)) => println!(
-            "  openssl speed -multi 2 -seconds 3 rsa2048: {rate:.1} sign/s (summary line: `{line}`)"
+            "  openssl speed -multi 2 -seconds 3 rsa2048: {:.1} sign/s, {:.2} cores obtained, {:.1} sign per CPU-second (summary line: `{line}`)",
+            rate.per_sec,
+            rate.cores,
+            rate.per_cpu_sec()
         ),
         Err(why) => println!("  openssl: not measured ({why})"),
     }
@@ -123,7 +130,12 @@ async fn run(connections: usize, seconds: u64) -> Result<(), String> {
             .await
             .map_err(|e| format!("signing threads: {e}"))?
     };
-    println!("  aws-lc-rs RsaKeyPair::sign RSA_PKCS1_SHA256, in-process: {in_process:.1} sign/s");
+    println!(
+        "  aws-lc-rs RsaKeyPair::sign RSA_PKCS1_SHA256, in-process: {:.1} sign/s, {:.2} cores obtained, {:.1} sign per CPU-second",
+        in_process.per_sec,
+        in_process.cores,
+        in_process.per_cpu_sec()
+    );
 
     let secret = info
         .client_secret
@@ -174,27 +186,50 @@ async fn run(connections: usize, seconds: u64) -> Result<(), String> {
         "\nsummary ({connections} connections, {seconds} s per mode, load generator on the same cores):"
     );
     for r in &results {
-        let share = |capacity: f64| 100.0 * r.rate / capacity;
-        let openssl_share = match &openssl {
-            Ok(rate) => format!("{:.0} % of openssl", share(*rate)),
-            Err(_) => "openssl n/a".to_string(),
-        };
         println!(
-            "  {:<11} {:>8.1} tokens/s  p50 {} p90 {} p99 {} max {}  {openssl_share}, {:.0} % of in-process aws-lc-rs",
+            "  {:<11} {:>8.1} tokens/s  p50 {} p90 {} p99 {} max {}  ({:.2} cores obtained, {:.1} tokens per CPU-second)",
             r.name,
-            r.rate,
+            r.rate.per_sec,
             ms(r.p50),
             ms(r.p90),
             ms(r.p99),
             ms(r.max),
-            share(in_process)
+            r.rate.cores,
+            r.rate.per_cpu_sec()
+        );
+        let openssl_share = match &openssl {
+            Ok(rate) => format!(
+                "{:.0} % of openssl ({:.0} % per CPU-second)",
+                r.rate.share_of(rate),
+                r.rate.cpu_share_of(rate)
+            ),
+            Err(_) => "openssl n/a".to_string(),
+        };
+        println!(
+            "  {:<11} {openssl_share}, {:.0} % of in-process aws-lc-rs ({:.0} % per CPU-second)",
+            "",
+            r.rate.share_of(&in_process),
+            r.rate.cpu_share_of(&in_process)
         );
     }
     if let (Ok(rate), Some(cert)) = (&openssl, results.iter().find(|r| r.name == "certificate")) {
-        let share = 100.0 * cert.rate / rate;
+        let share = cert.rate.share_of(rate);
         println!(
             "  target (certificate assertions >= 60 % of openssl sign/s): {share:.0} % — {}",
             if share >= 60.0 { "met" } else { "NOT met" }
+        );
+    }
+    let busy = openssl
+        .iter()
+        .map(|r| r.cores)
+        .chain([in_process.cores])
+        .chain(results.iter().map(|r| r.rate.cores))
+        .any(|c| c < 0.9 * RSA_THREADS as f64);
+    if busy {
+        println!(
+            "  warning: a phase got less than {:.1} cores: other processes were running, or too \
+             few connections to fill the cores; compare the per-CPU-second figures, or rerun",
+            0.9 * RSA_THREADS as f64
         );
     }
     emulator.shutdown().await;
@@ -223,10 +258,43 @@ impl Target {
     }
 }
 
+/// Operations per second, and how many cores the process (or openssl's
+/// processes) actually got meanwhile: CPU time / wall time. On a shared
+/// machine the second tells whether a figure was measured with the cores
+/// it assumes.
+#[derive(Clone, Copy)]
+struct Rate {
+    per_sec: f64,
+    cores: f64,
+}
+
+impl Rate {
+    fn new(operations: u64, wall: f64, cpu: f64) -> Rate {
+        Rate {
+            per_sec: operations as f64 / wall,
+            cores: cpu / wall,
+        }
+    }
+
+    fn per_cpu_sec(&self) -> f64 {
+        self.per_sec / self.cores.max(1e-9)
+    }
+
+    /// This rate as a percentage of `capacity`.
+    fn share_of(&self, capacity: &Rate) -> f64 {
+        100.0 * self.per_sec / capacity.per_sec
+    }
+
+    /// The same per CPU-second: insensitive to other processes' load.
+    fn cpu_share_of(&self, capacity: &Rate) -> f64 {
+        100.0 * self.per_cpu_sec() / capacity.per_cpu_sec()
+    }
+}
+
 struct ModeResult {
     name: &'static str,
     tokens: u64,
-    rate: f64,
+    rate: Rate,
     p50: u64,
     p90: u64,
     p99: u64,
@@ -278,6 +346,7 @@ async fn run_mode(
     // Every connection is open and has had one (checked) answer.
     barrier.wait().await;
     let start = Instant::now();
+    let cpu_start = cpu_seconds().0;
     let deadline = start + Duration::from_secs(seconds);
     let mut last = (start, 0u64);
     while Instant::now() < deadline && shared.failures.load(Ordering::Relaxed) == 0 {
@@ -298,6 +367,7 @@ async fn run_mode(
     shared.stop.store(true, Ordering::Relaxed);
     while tasks.join_next().await.is_some() {}
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().0 - cpu_start;
     println!("mode {name}: RSS at end {}", rss());
 
     let failures = shared.failures.load(Ordering::Relaxed);
@@ -313,15 +383,16 @@ async fn run_mode(
     let result = ModeResult {
         name,
         tokens,
-        rate: tokens as f64 / elapsed,
+        rate: Rate::new(tokens, elapsed, cpu),
         p50: h.quantile(0.50),
         p90: h.quantile(0.90),
         p99: h.quantile(0.99),
         max: h.max.load(Ordering::Relaxed),
     };
     println!(
-        "mode {name}: {tokens} tokens in {elapsed:.2} s = {:.1} tokens/s; latency p50 {} p90 {} p99 {} max {}; non-200 answers: 0",
-        result.rate,
+        "mode {name}: {tokens} tokens in {elapsed:.2} s = {:.1} tokens/s ({:.2} cores obtained); latency p50 {} p90 {} p99 {} max {}; non-200 answers: 0",
+        result.rate.per_sec,
+        result.rate.cores,
         ms(result.p50),
         ms(result.p90),
         ms(result.p99),
@@ -559,8 +630,9 @@ fn sign(
 
 /// `RsaKeyPair::sign` with `RSA_PKCS1_SHA256` (what the emulator signs
 /// tokens with) on `RSA_THREADS` threads for `RSA_SECONDS`: signatures/s.
-fn aws_lc_sign_rate(key: &aws_lc_rs::rsa::KeyPair) -> f64 {
+fn aws_lc_sign_rate(key: &aws_lc_rs::rsa::KeyPair) -> Rate {
     let message = [0x5a_u8; 600]; // about a token's signing input
+    let cpu_start = cpu_seconds().0;
     let start = Instant::now();
     let deadline = start + Duration::from_secs(RSA_SECONDS);
     let total: u64 = std::thread::scope(|scope| {
@@ -581,13 +653,20 @@ fn aws_lc_sign_rate(key: &aws_lc_rs::rsa::KeyPair) -> f64 {
             .map(|h| h.join().expect("signing thread"))
             .sum()
     });
-    total as f64 / start.elapsed().as_secs_f64()
+    // The emulator is idle meanwhile: the process's CPU time is the signers'.
+    Rate::new(
+        total,
+        start.elapsed().as_secs_f64(),
+        cpu_seconds().0 - cpu_start,
+    )
 }
 
 /// Runs `openssl speed -multi 2 -seconds 3 rsa2048` and reads the `sign/s`
 /// column of its summary line (`rsa 2048 bits 0.000376s 0.000023s 2661.7 43359.3`).
-/// Returns the rate and the line.
-fn openssl_sign_rate() -> Result<(f64, String), String> {
+/// Returns the rate (cores: openssl's CPU time over its whole run, sign and
+/// verify phases, / wall time) and the line.
+fn openssl_sign_rate() -> Result<(Rate, String), String> {
+    let (wall_start, cpu_start) = (Instant::now(), cpu_seconds().1);
     let output = Command::new("openssl")
         .args(["speed", "-multi", "2", "-seconds", "3", "rsa2048"])
         .output()
@@ -595,8 +674,16 @@ fn openssl_sign_rate() -> Result<(f64, String), String> {
     if !output.status.success() {
         return Err(format!("openssl speed failed: {}", output.status));
     }
-    parse_openssl_speed(&String::from_utf8_lossy(&output.stdout))
-        .ok_or_else(|| "no `rsa 2048 bits` summary line with a sign/s column".to_string())
+    let cores = (cpu_seconds().1 - cpu_start) / wall_start.elapsed().as_secs_f64();
+    let (rate, line) = parse_openssl_speed(&String::from_utf8_lossy(&output.stdout))
+        .ok_or_else(|| "no `rsa 2048 bits` summary line with a sign/s column".to_string())?;
+    Ok((
+        Rate {
+            per_sec: rate,
+            cores,
+        },
+        line,
+    ))
 }
 
 /// The header names the columns (`sign verify sign/s verify/s` in OpenSSL
@@ -632,6 +719,27 @@ fn pem_body(path: &Path) -> Result<Vec<u8>, String> {
     STANDARD
         .decode(body)
         .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// CPU seconds (user + system) of this process and of its waited-for
+/// children (openssl and the processes it forks), from `/proc/self/stat`.
+fn cpu_seconds() -> (f64, f64) {
+    /// `USER_HZ`: 100 on Linux.
+    const TICKS: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the `(comm)`: state is field 3; utime, stime, cutime, cstime 14-17.
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    let field = |n: usize| fields.get(n - 3).copied().unwrap_or(0.0);
+    (
+        (field(14) + field(15)) / TICKS,
+        (field(16) + field(17)) / TICKS,
+    )
 }
 
 /// Resident memory from `/proc/self/statm` (second field, pages).
