@@ -104,7 +104,7 @@ pub(crate) async fn call(
             .get_all(reqwest::header::LINK)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find_map(link_next);
+            .find_map(apptoken_daemon::link_next);
         let text = resp
             .text()
             .await
@@ -177,47 +177,9 @@ fn apptoken_transport(url: &str, e: &reqwest::Error) -> anyhow::Error {
     .into()
 }
 
-/// The target of a `Link` header's `rel="next"` (RFC 8288).
-pub(crate) fn link_next(header: &str) -> Option<String> {
-    for part in header.split(',') {
-        let mut pieces = part.split(';');
-        let target = pieces.next()?.trim();
-        let target = target.strip_prefix('<')?.strip_suffix('>')?;
-        let is_next = pieces.any(|p| {
-            let p = p.trim();
-            p.strip_prefix("rel=")
-                .map(|v| {
-                    v.trim_matches('"')
-                        .split_whitespace()
-                        .any(|r| r.eq_ignore_ascii_case("next"))
-                })
-                .unwrap_or(false)
-        });
-        if is_next {
-            return Some(target.to_string());
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn link_headers() {
-        assert_eq!(
-            link_next(r#"<https://a/x?page=1>; rel="prev", <https://a/x?page=3>; rel="next""#)
-                .as_deref(),
-            Some("https://a/x?page=3")
-        );
-        assert_eq!(
-            link_next("<https://a/x>; rel=next").as_deref(),
-            Some("https://a/x")
-        );
-        assert_eq!(link_next("<https://a/x>; rel=\"last\""), None);
-        assert_eq!(link_next("garbage"), None);
-    }
 
     #[test]
     fn headers_and_scopes() {

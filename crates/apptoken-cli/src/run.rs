@@ -117,6 +117,23 @@ pub(crate) fn config_check(file: &Path) -> Result<(), Failure> {
                 c.jobs.len(),
                 c.identity.credential_kind().unwrap_or("none")
             );
+            // The certificate loaded fine (checked above); warn ahead of its expiry.
+            if let Ok(cred) = c.identity.credential()
+                && let Some(cert) = cred.certificate_ref()
+            {
+                let left = cert.not_after() - time::OffsetDateTime::now_utc();
+                let warn = time::Duration::try_from(c.daemon.certificate_warning)
+                    .unwrap_or(time::Duration::ZERO);
+                if left < warn {
+                    println!(
+                        "warning: the certificate {} ({}) expires on {} (in {} days): register a new one",
+                        cert.thumbprint_sha1_hex(),
+                        cert.subject(),
+                        cert.not_after().date(),
+                        left.whole_days()
+                    );
+                }
+            }
             Ok(())
         }
         Err(apptoken_daemon::Error::Config(problems)) => {

@@ -453,3 +453,64 @@ required_role = "Users.Read.All"
     assert!(run.status.success(), "{}", text(&run.stderr));
     assert!(dir.path().join("users.jsonl").exists());
 }
+
+#[test]
+fn config_check_warns_before_a_certificate_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    for (days, warned) in [("10", true), ("400", false)] {
+        let _ = std::fs::remove_dir_all(&certs);
+        let out = apptoken()
+            .args([
+                "cert",
+                "new",
+                "--subject",
+                "CN=expiring",
+                "--days",
+                days,
+                "--out",
+            ])
+            .arg(&certs)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let pem = [
+            std::fs::read(certs.join("cert.pem")).unwrap(),
+            std::fs::read(certs.join("key.pem")).unwrap(),
+        ]
+        .concat();
+        let combined = dir.path().join("combined.pem");
+        std::fs::write(&combined, pem).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&combined, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let config = dir.path().join("daemon.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[identity]\nauthority_host = \"http://127.0.0.1:9\"\ntenant_id = \"contoso.example\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\ncertificate_path = \"{}\"\n",
+                combined.display()
+            ),
+        )
+        .unwrap();
+        let out = apptoken()
+            .args(["config", "check"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert_eq!(
+            text(&out.stdout).contains("warning: the certificate"),
+            warned,
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}

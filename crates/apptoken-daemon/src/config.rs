@@ -135,6 +135,9 @@ pub struct DaemonSettings {
     pub credential_poll: Duration,
     /// Warn this long before a certificate expires (default 30 days).
     pub certificate_warning: Duration,
+    /// With a shared Redis store: how long a job run's lease lasts without
+    /// renewal (renewed every third of it; default 60 s).
+    pub job_lease: Duration,
 }
 
 impl Default for DaemonSettings {
@@ -145,7 +148,43 @@ impl Default for DaemonSettings {
             log_format: None,
             credential_poll: Duration::from_secs(60),
             certificate_warning: Duration::from_secs(30 * 86400),
+            job_lease: Duration::from_secs(60),
         }
+    }
+}
+
+/// A Redis URL; may carry a password, so it is never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(pub(crate) String);
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RedisUrl([redacted])")
+    }
+}
+
+/// The `[cache]` table: a second-level token store behind the in-memory
+/// cache (Redis, shared by a fleet; or a file, on one machine).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct CacheSettings {
+    /// The shared Redis store (`redis`, or `APPTOKEN_REDIS_URL`).
+    pub redis: Option<RedisUrl>,
+    /// A file holding the Redis password, inserted into the URL at start.
+    pub redis_password_file: Option<PathBuf>,
+    /// The key that seals cached tokens (required with Redis; with a file
+    /// store, default `<file>.key`, created when missing).
+    pub key_file: Option<PathBuf>,
+    /// The persistent single-machine store (`file`).
+    pub file: Option<PathBuf>,
+    /// How long one store operation may take (default 250 ms).
+    pub timeout: Duration,
+}
+
+impl CacheSettings {
+    /// Whether a store is configured.
+    pub fn is_configured(&self) -> bool {
+        self.redis.is_some() || self.file.is_some()
     }
 }
 
@@ -163,6 +202,8 @@ pub struct DaemonConfig {
     pub jobs: Vec<JobConfig>,
     /// `[daemon]`.
     pub daemon: DaemonSettings,
+    /// `[cache]`.
+    pub cache: CacheSettings,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +215,17 @@ struct RawFile {
     #[serde(default)]
     jobs: Vec<Spanned<RawJob>>,
     daemon: Option<RawDaemon>,
+    cache: Option<Spanned<RawCache>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    redis: Option<Spanned<String>>,
+    redis_password_file: Option<Spanned<String>>,
+    key_file: Option<Spanned<String>>,
+    file: Option<Spanned<String>>,
+    timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -226,6 +278,7 @@ struct RawDaemon {
     credential_poll: Option<Spanned<String>>,
     certificate_warning: Option<Spanned<String>>,
     client_secret_credential: Option<Spanned<String>>,
+    job_lease_secs: Option<Spanned<u64>>,
 }
 
 /// Collects problems with their places.
@@ -376,6 +429,21 @@ impl DaemonConfig {
             Duration::ZERO,
         ) {
             daemon.certificate_warning = d;
+        }
+        if let Some(l) = &rd.job_lease_secs {
+            match *l.get_ref() {
+                0 => ck.at(
+                    Some(l.span()),
+                    "daemon.job_lease_secs",
+                    "must be at least 1",
+                ),
+                n if n > 86400 => ck.at(
+                    Some(l.span()),
+                    "daemon.job_lease_secs",
+                    "must be at most 86400 (a day)",
+                ),
+                n => daemon.job_lease = Duration::from_secs(n),
+            }
         }
         if let Some(l) = &rd.listen {
             match l.get_ref().parse::<SocketAddr>() {
@@ -790,6 +858,7 @@ impl DaemonConfig {
                 });
             }
         }
+        let cache = check_cache(&mut ck, raw.cache, env, &resolve);
         let mut files: BTreeMap<&PathBuf, &str> = BTreeMap::new();
         for j in &jobs {
             if let OutputConfig::File(p) = &j.output
@@ -811,6 +880,7 @@ impl DaemonConfig {
             apis,
             jobs,
             daemon,
+            cache,
         })
     }
 
@@ -826,6 +896,175 @@ impl DaemonConfig {
         .cloned()
         .collect()
     }
+}
+
+/// Whether a secret file may be read by others (group or world).
+fn readable_by_others(path: &Path) -> Result<bool, String> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("'{}' is not a regular file", path.display()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        Ok(meta.permissions().mode() & 0o044 != 0)
+    }
+    #[cfg(not(unix))]
+    Ok(false)
+}
+
+/// Checks `[cache]`; `APPTOKEN_REDIS_URL` fills `redis`.
+fn check_cache(
+    ck: &mut Checker<'_>,
+    raw: Option<Spanned<RawCache>>,
+    env: &dyn Fn(&str) -> Option<String>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> CacheSettings {
+    let span = raw.as_ref().map(|r| r.span());
+    let raw = raw.map(Spanned::into_inner).unwrap_or_default();
+    let mut out = CacheSettings {
+        timeout: Duration::from_millis(250),
+        ..CacheSettings::default()
+    };
+    let path = |ck: &mut Checker<'_>, v: &Option<Spanned<String>>, field: &str| {
+        let v = v.as_ref()?;
+        match expand(v.get_ref(), env) {
+            Ok(s) => Some(resolve(&s)),
+            Err(m) => {
+                ck.at(Some(v.span()), format!("cache.{field}"), m);
+                None
+            }
+        }
+    };
+    match &raw.timeout_ms {
+        Some(t) if *t.get_ref() == 0 || *t.get_ref() > 60_000 => ck.at(
+            Some(t.span()),
+            "cache.timeout_ms",
+            "must be between 1 and 60000",
+        ),
+        Some(t) => out.timeout = Duration::from_millis(*t.get_ref()),
+        None => {}
+    }
+    let (redis, redis_span) = match &raw.redis {
+        Some(r) => (Some(r.get_ref().trim().to_string()), Some(r.span())),
+        None => (
+            env("APPTOKEN_REDIS_URL")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
+            span.clone(),
+        ),
+    };
+    let field = if raw.redis.is_some() {
+        "cache.redis"
+    } else {
+        "environment.APPTOKEN_REDIS_URL"
+    };
+    if let Some(url) = redis {
+        // Never echo the URL: it may carry a password.
+        match Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix") => {
+                match apptoken_redis::RedisStore::new(&url) {
+                    Ok(_) => out.redis = Some(RedisUrl(url)),
+                    Err(e) => ck.at(redis_span.clone(), field, e.to_string()),
+                }
+            }
+            Ok(_) => ck.at(
+                redis_span.clone(),
+                field,
+                "must be a redis://, rediss:// or redis+unix:// URL",
+            ),
+            Err(e) => ck.at(
+                redis_span.clone(),
+                field,
+                format!("is not a URL ({e}); e.g. \"rediss://redis.internal:6380/0\""),
+            ),
+        }
+    }
+    if let Some(p) = path(ck, &raw.redis_password_file, "redis_password_file") {
+        let span = raw.redis_password_file.as_ref().map(|v| v.span());
+        if raw.redis.is_none() && out.redis.is_none() {
+            ck.at(
+                span.clone(),
+                "cache.redis_password_file",
+                "there is no redis URL to use it with",
+            );
+        }
+        match readable_by_others(&p) {
+            Ok(false) => out.redis_password_file = Some(p),
+            Ok(true) => ck.at(
+                span,
+                "cache.redis_password_file",
+                format!(
+                    "'{}' can be read by other users; restrict it with 'chmod 600'",
+                    p.display()
+                ),
+            ),
+            Err(m) => ck.at(span, "cache.redis_password_file", m),
+        }
+    }
+    if let Some(p) = path(ck, &raw.file, "file") {
+        let span = raw.file.as_ref().map(|v| v.span());
+        let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
+        if !dir.is_dir() {
+            ck.at(
+                span.clone(),
+                "cache.file",
+                format!("the directory '{}' does not exist", dir.display()),
+            );
+        } else if p.is_dir() {
+            ck.at(
+                span.clone(),
+                "cache.file",
+                format!("'{}' is a directory", p.display()),
+            );
+        }
+        if raw.redis.is_some() || out.redis.is_some() {
+            ck.at(
+                span,
+                "cache.file",
+                "give either redis (a fleet) or file (one machine), not both",
+            );
+        }
+        out.file = Some(p);
+    }
+    let key_span = raw.key_file.as_ref().map(|v| v.span());
+    let key_file = path(ck, &raw.key_file, "key_file").or_else(|| {
+        let default =
+            Path::new(&env("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty())?).join("cache-key");
+        default.exists().then_some(default)
+    });
+    match &key_file {
+        Some(k) => {
+            if let Err(e) = apptoken::StoreKey::from_file(k) {
+                ck.at(key_span.or(span.clone()), "cache.key_file", e.to_string());
+            }
+        }
+        None if out.redis.is_some() => ck.at(
+            span.clone().or(redis_span),
+            "cache.key_file",
+            "required with redis: the key that seals tokens in the shared store (32 random bytes, e.g. `openssl rand -base64 32 > cache.key; chmod 600 cache.key`), the same on every instance; or LoadCredential=cache-key",
+        ),
+        None => {
+            if let Some(f) = &out.file {
+                let k = key_path_for(f);
+                if k.exists()
+                    && let Err(e) = apptoken::StoreKey::from_file(&k)
+                {
+                    ck.at(span.clone(), "cache.file", e.to_string());
+                }
+            }
+        }
+    }
+    out.key_file = key_file;
+    out
+}
+
+/// The key of a file store without `key_file`: `<file>.key`.
+pub(crate) fn key_path_for(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_os_string();
+    name.push(".key");
+    PathBuf::from(name)
 }
 
 fn is_loopback(u: &Url) -> bool {

@@ -16,8 +16,9 @@ use tracing::{error, info, warn};
 use crate::config::{DaemonConfig, JobConfig};
 use crate::credentials::Fingerprint;
 use crate::error::Error;
+use crate::fleet::Fleet;
 use crate::http::Api;
-use crate::job::{self, JobContext};
+use crate::job::{self, FleetTick, JobContext};
 use crate::{observe, sdnotify};
 
 /// Reports a run's progress (the CLI draws progress bars with it).
@@ -182,6 +183,7 @@ pub(crate) struct Shared {
     config: RwLock<Arc<DaemonConfig>>,
     client: RwLock<ConfidentialClient>,
     apis: RwLock<Arc<BTreeMap<String, Arc<Api>>>>,
+    fleet: RwLock<Option<Arc<Fleet>>>,
     clock: Arc<dyn Clock>,
     progress: Option<Arc<dyn Progress>>,
     env: Env,
@@ -202,6 +204,10 @@ impl Shared {
         Arc::clone(&self.apis.read().unwrap_or_else(|p| p.into_inner()))
     }
 
+    pub(crate) fn fleet(&self) -> Option<Arc<Fleet>> {
+        self.fleet.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     fn config(&self) -> Arc<DaemonConfig> {
         Arc::clone(&self.config.read().unwrap_or_else(|p| p.into_inner()))
     }
@@ -210,7 +216,13 @@ impl Shared {
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
     }
 
-    async fn run_job(&self, job: &JobConfig) -> Result<job::RunStats, String> {
+    /// Runs `job`; `tick` (a scheduled run) with a shared Redis store makes
+    /// it a fleet run (once per fleet).
+    async fn run_job(
+        &self,
+        job: &JobConfig,
+        tick: Option<time::OffsetDateTime>,
+    ) -> Result<job::RunStats, String> {
         let apis = self.apis();
         let api = apis
             .get(&job.api)
@@ -221,6 +233,20 @@ impl Shared {
             client: self.client(),
             clock: self.clock.as_ref(),
             progress: self.progress.as_ref(),
+            fleet: tick.zip(self.fleet()).map(|(tick, fleet)| {
+                // Wait for another holder until the next tick and two lease
+                // lifetimes: a holder that dies is replaced within a TTL.
+                let period = job
+                    .schedule
+                    .next_after(tick)
+                    .map_or(time::Duration::ZERO, |n| n - tick);
+                let ttl = time::Duration::try_from(fleet.ttl).unwrap_or(time::Duration::MINUTE);
+                FleetTick {
+                    deadline: tick + period + ttl * 2,
+                    fleet,
+                    tick,
+                }
+            }),
         };
         tokio::select! {
             r = job::run(&ctx) => r,
@@ -229,7 +255,7 @@ impl Shared {
     }
 
     /// A tick of `job`'s schedule: run it unless it is still running.
-    fn tick(self: &Arc<Self>, job: Arc<JobConfig>) {
+    fn tick(self: &Arc<Self>, job: Arc<JobConfig>, at: time::OffsetDateTime) {
         {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             if !running.insert(job.name.clone()) {
@@ -241,7 +267,7 @@ impl Shared {
         }
         let shared = Arc::clone(self);
         self.tracker.spawn(async move {
-            let r = shared.run_job(&job).await;
+            let r = shared.run_job(&job, Some(at)).await;
             shared
                 .running
                 .lock()
@@ -254,8 +280,40 @@ impl Shared {
     }
 }
 
-fn build(config: &DaemonConfig) -> Result<(ConfidentialClient, BTreeMap<String, Arc<Api>>), Error> {
-    let client = config.identity.build_client()?;
+type Built = (
+    ConfidentialClient,
+    BTreeMap<String, Arc<Api>>,
+    Option<Arc<Fleet>>,
+);
+
+fn build(config: &DaemonConfig) -> Result<Built, Error> {
+    let mut builder = config.identity.client_builder()?;
+    let mut fleet = None;
+    let cache = &config.cache;
+    if let Some(url) = &cache.redis {
+        let url = redis_url(&url.0, cache.redis_password_file.as_deref())?;
+        let key_file = cache.key_file.as_ref().ok_or_else(|| {
+            Error::Other("[cache] redis needs key_file (the key that seals tokens)".into())
+        })?;
+        let key = apptoken::StoreKey::from_file(key_file)?;
+        let store: Arc<dyn apptoken::TokenStore> =
+            Arc::new(apptoken_redis::RedisStore::new(&url)?.with_timeout(cache.timeout));
+        builder = builder.shared_store(Arc::clone(&store), key);
+        let namespace = config.identity.client_id.clone().unwrap_or_default();
+        fleet = Some(Arc::new(Fleet::new(
+            store,
+            config.daemon.job_lease,
+            namespace,
+        )));
+    } else if let Some(file) = &cache.file {
+        let key = match &cache.key_file {
+            Some(k) => apptoken::StoreKey::from_file(k)?,
+            None => apptoken::StoreKey::load_or_create(crate::config::key_path_for(file))?,
+        };
+        let store = apptoken::FileStore::open(file)?;
+        builder = builder.shared_store(Arc::new(store), key);
+    }
+    let client = builder.build()?;
     let ca = match &config.identity.ca_file {
         Some(p) => Some(
             std::fs::read(p)
@@ -268,7 +326,29 @@ fn build(config: &DaemonConfig) -> Result<(ConfidentialClient, BTreeMap<String, 
         let api = Api::new(a.clone(), ca.as_deref()).map_err(Error::Other)?;
         apis.insert(name.clone(), Arc::new(api));
     }
-    Ok((client, apis))
+    Ok((client, apis, fleet))
+}
+
+/// The Redis URL with the password of `password_file` in it (never logged).
+fn redis_url(url: &str, password_file: Option<&std::path::Path>) -> Result<String, Error> {
+    let Some(pf) = password_file else {
+        return Ok(url.to_string());
+    };
+    let bytes = std::fs::read(pf)
+        .map_err(|e| Error::Other(format!("cannot read '{}': {e}", pf.display())))?;
+    let password = String::from_utf8(bytes)
+        .map_err(|_| Error::Other(format!("'{}' is not UTF-8 text", pf.display())))?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let mut u = url::Url::parse(url)
+        .map_err(|_| Error::Other("[cache] redis is not a valid URL".into()))?;
+    if matches!(u.scheme(), "redis+unix" | "unix") {
+        u.query_pairs_mut().append_pair("pass", password);
+    } else if u.set_password(Some(password)).is_err() {
+        return Err(Error::Other(
+            "[cache] redis: this URL cannot carry a password".into(),
+        ));
+    }
+    Ok(u.into())
 }
 
 fn publish_certificate(client: &ConfidentialClient, config: &DaemonConfig, clock: &dyn Clock) {
@@ -302,7 +382,7 @@ impl Daemon {
     /// and installs the Prometheus recorder.
     pub fn new(config: DaemonConfig, options: Options) -> Result<Daemon, Error> {
         observe::install_metrics_recorder();
-        let (client, apis) = build(&config)?;
+        let (client, apis, fleet) = build(&config)?;
         publish_certificate(&client, &config, options.clock.as_ref());
         let (tx, rx) = mpsc::unbounded_channel();
         Ok(Daemon {
@@ -310,6 +390,7 @@ impl Daemon {
                 config: RwLock::new(Arc::new(config)),
                 client: RwLock::new(client),
                 apis: RwLock::new(Arc::new(apis)),
+                fleet: RwLock::new(fleet),
                 clock: options.clock,
                 progress: options.progress,
                 env: options.env,
@@ -360,7 +441,7 @@ impl Daemon {
     pub async fn run_once(&self) -> RunSummary {
         let config = self.shared.config();
         let runs = config.jobs.iter().map(|job| async move {
-            let r = self.shared.run_job(job).await;
+            let r = self.shared.run_job(job, None).await;
             match r {
                 Ok(s) => JobOutcome {
                     job: job.name.clone(),
@@ -432,9 +513,10 @@ impl Daemon {
                     match DaemonConfig::load(&path, &|k| env(k))
                         .and_then(|c| build(&c).map(|b| (c, b)))
                     {
-                        Ok((config, (client, apis))) => {
+                        Ok((config, (client, apis, fleet))) => {
                             publish_certificate(&client, &config, shared.clock.as_ref());
                             shared.set_client(client);
+                            *shared.fleet.write().unwrap_or_else(|p| p.into_inner()) = fleet;
                             *shared.apis.write().unwrap_or_else(|p| p.into_inner()) =
                                 Arc::new(apis);
                             *shared.config.write().unwrap_or_else(|p| p.into_inner()) =
@@ -496,10 +578,19 @@ async fn schedule_loop(
     first: bool,
 ) {
     let clock = Arc::clone(&shared.clock);
+    // A fleet's instances must agree on ticks: `every` counts from the unix
+    // epoch instead of from the start.
+    let aligned = shared.fleet().is_some();
+    let next_after = |t: time::OffsetDateTime| next_tick(&job.schedule, t, aligned);
     let mut next = if job.run_at_start && first {
-        clock.now()
+        let now = clock.now();
+        if aligned {
+            current_slot(&job.schedule, now)
+        } else {
+            now
+        }
     } else {
-        match job.schedule.next_after(clock.now()) {
+        match next_after(clock.now()) {
             Some(n) => n,
             None => return,
         }
@@ -516,18 +607,49 @@ async fn schedule_loop(
         if cancel.is_cancelled() {
             return;
         }
-        shared.tick(Arc::clone(&job));
-        let Some(mut n) = job.schedule.next_after(next) else {
+        shared.tick(Arc::clone(&job), next);
+        let Some(mut n) = next_after(next) else {
             return;
         };
         let now = clock.now();
         if n <= now {
-            match job.schedule.next_after(now) {
+            match next_after(now) {
                 Some(m) => n = m,
                 None => return,
             }
         }
         next = n;
+    }
+}
+
+/// The first tick after `after`; `aligned`: `every` ticks are multiples of
+/// the interval since the unix epoch (the same on every instance).
+pub(crate) fn next_tick(
+    schedule: &crate::Schedule,
+    after: time::OffsetDateTime,
+    aligned: bool,
+) -> Option<time::OffsetDateTime> {
+    match schedule {
+        crate::Schedule::Every(d) if aligned => {
+            let step = d.as_millis().max(1) as i128;
+            let ms = after.unix_timestamp_nanos() / 1_000_000;
+            let next = (ms.div_euclid(step) + 1) * step;
+            time::OffsetDateTime::from_unix_timestamp_nanos(next * 1_000_000).ok()
+        }
+        s => s.next_after(after),
+    }
+}
+
+/// The aligned tick at or before `now` (a fleet's `run_at_start`).
+fn current_slot(schedule: &crate::Schedule, now: time::OffsetDateTime) -> time::OffsetDateTime {
+    match schedule {
+        crate::Schedule::Every(d) => {
+            let step = d.as_millis().max(1) as i128;
+            let ms = now.unix_timestamp_nanos() / 1_000_000;
+            time::OffsetDateTime::from_unix_timestamp_nanos(ms.div_euclid(step) * step * 1_000_000)
+                .unwrap_or(now)
+        }
+        _ => now.replace_nanosecond(0).unwrap_or(now),
     }
 }
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apptoken::{Clock, ConfidentialClient, TokenRequest};
-use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -196,7 +195,7 @@ impl Api {
                     .get_all(reqwest::header::WWW_AUTHENTICATE)
                     .iter()
                     .filter_map(|v| v.to_str().ok())
-                    .find_map(claims_challenge);
+                    .find_map(apptoken::claims_challenge);
                 info!(job, tenant, api, client_request_id = %request_id, claims_challenge = claims.is_some(), "the API answered 401; getting a new token and retrying once");
                 metrics::counter!("apptoken_daemon_auth_retries_total", "api" => api.to_string())
                     .increment(1);
@@ -274,27 +273,8 @@ pub(crate) fn retry_after(value: &str, now: time::OffsetDateTime) -> Option<Dura
     })
 }
 
-/// The claims of a `WWW-Authenticate: Bearer … error="insufficient_claims", claims="<base64>"` challenge.
-pub(crate) fn claims_challenge(header: &str) -> Option<String> {
-    let lower = header.to_ascii_lowercase();
-    if !lower.contains("insufficient_claims") && !lower.contains("claims=") {
-        return None;
-    }
-    let i = lower.find("claims=\"")?;
-    let rest = &header[i + 8..];
-    let value = &rest[..rest.find('"')?];
-    let trimmed = value.trim_end_matches('=');
-    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(trimmed)
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed))
-        .ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    serde_json::from_str::<Value>(&text).ok()?;
-    Some(text)
-}
-
 /// The target of a `Link` header's `rel="next"` (RFC 8288).
-pub(crate) fn link_next(header: &str) -> Option<String> {
+pub fn link_next(header: &str) -> Option<String> {
     for part in header.split(',') {
         let mut pieces = part.split(';');
         let Some(target) = pieces.next().map(str::trim) else {
@@ -324,14 +304,17 @@ mod tests {
     #[test]
     fn challenges_links_and_waits() {
         let claims = r#"{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}"#;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(claims);
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, claims);
         let h = format!(
             r#"Bearer realm="", authorization_uri="https://x", error="insufficient_claims", claims="{b64}""#
         );
-        assert_eq!(claims_challenge(&h).as_deref(), Some(claims));
-        assert_eq!(claims_challenge(r#"Bearer error="invalid_token""#), None);
+        assert_eq!(apptoken::claims_challenge(&h).as_deref(), Some(claims));
         assert_eq!(
-            claims_challenge(r#"Bearer error="insufficient_claims", claims="!!""#),
+            apptoken::claims_challenge(r#"Bearer error="invalid_token""#),
+            None
+        );
+        assert_eq!(
+            apptoken::claims_challenge(r#"Bearer error="insufficient_claims", claims="!!""#),
             None
         );
         assert_eq!(

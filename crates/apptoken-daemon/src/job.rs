@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::config::{JobConfig, join};
 use crate::daemon::Progress;
+use crate::fleet::{Claim, Fleet, Lease};
 use crate::http::{Api, CallError};
 use crate::output::Output;
 
@@ -21,6 +22,8 @@ pub(crate) struct RunStats {
     pub(crate) pages: usize,
     pub(crate) items: usize,
     pub(crate) output: Option<std::path::PathBuf>,
+    /// The tick ran on another instance of the fleet.
+    pub(crate) elsewhere: bool,
 }
 
 pub(crate) struct JobContext<'a> {
@@ -29,7 +32,28 @@ pub(crate) struct JobContext<'a> {
     pub(crate) client: ConfidentialClient,
     pub(crate) clock: &'a dyn Clock,
     pub(crate) progress: Option<&'a Arc<dyn Progress>>,
+    /// A scheduled tick with a shared Redis store: run once per fleet.
+    pub(crate) fleet: Option<FleetTick>,
 }
+
+/// The tick a fleet run is for.
+pub(crate) struct FleetTick {
+    pub(crate) fleet: Arc<Fleet>,
+    pub(crate) tick: time::OffsetDateTime,
+    /// Until when a unit held by another instance is waited for.
+    pub(crate) deadline: time::OffsetDateTime,
+}
+
+/// One unit (the job, or one tenant of it) of a run.
+struct Unit {
+    /// Run here (with a lease, or without one when the store is down).
+    ran: bool,
+    lease: Option<Lease>,
+    lost: bool,
+    result: Result<(usize, usize), String>,
+}
+
+const LOST: &str = "lost its fleet lease (another instance runs this tick); nothing committed";
 
 pub(crate) async fn run(ctx: &JobContext<'_>) -> Result<RunStats, String> {
     let job = ctx.job;
@@ -41,26 +65,68 @@ pub(crate) async fn run(ctx: &JobContext<'_>) -> Result<RunStats, String> {
         job.tenants.iter().map(|t| Some(t.as_str())).collect()
     };
     let sem = Semaphore::new(job.tenant_concurrency);
-    let results = join_all(tenants.iter().map(|t| {
+    let units = join_all(tenants.iter().map(|t| {
         let sem = &sem;
         let output = &output;
         async move {
-            let _permit = sem.acquire().await.map_err(|_| "stopping".to_string())?;
-            let r = run_tenant(ctx, *t, output).await;
-            if let Some(p) = ctx.progress {
-                p.finished(&job.name, *t, r.is_ok());
+            let lease = match &ctx.fleet {
+                None => None,
+                Some(ft) => {
+                    let name = ft.fleet.lease_name(&job.name, ft.tick, *t);
+                    match ft.fleet.claim(name, ft.deadline).await {
+                        Claim::Held(l) => {
+                            info!(job = %job.name, tenant = *t, tick = %rfc3339(ft.tick), "this instance runs the tick (it holds the fleet lease)");
+                            Some(l)
+                        }
+                        Claim::Unavailable => None,
+                        Claim::Elsewhere => {
+                            return Unit {
+                                ran: false,
+                                lease: None,
+                                lost: false,
+                                result: Ok((0, 0)),
+                            };
+                        }
+                    }
+                }
+            };
+            let work = async {
+                let _permit = sem.acquire().await.map_err(|_| "stopping".to_string())?;
+                let r = run_tenant(ctx, *t, output).await;
+                if let Some(p) = ctx.progress {
+                    p.finished(&job.name, *t, r.is_ok());
+                }
+                r
+            };
+            let (result, lost) = match &lease {
+                None => (work.await, false),
+                Some(l) => tokio::select! {
+                    r = work => (r, false),
+                    _ = l.lost() => (Err(LOST.to_string()), true),
+                },
+            };
+            Unit {
+                ran: true,
+                lease,
+                lost,
+                result: result.map_err(|e| match t {
+                    Some(t) => format!("tenant {t}: {e}"),
+                    None => e,
+                }),
             }
-            r.map_err(|e| match t {
-                Some(t) => format!("tenant {t}: {e}"),
-                None => e,
-            })
         }
     }))
     .await;
     let mut stats = RunStats::default();
     let mut errors = Vec::new();
-    for r in results {
-        match r {
+    let mut leases = Vec::new();
+    let mut lost = false;
+    let mut ran = false;
+    for u in units {
+        ran |= u.ran;
+        lost |= u.lost;
+        leases.extend(u.lease);
+        match u.result {
             Ok((pages, items)) => {
                 stats.pages += pages;
                 stats.items += items;
@@ -68,6 +134,36 @@ pub(crate) async fn run(ctx: &JobContext<'_>) -> Result<RunStats, String> {
             Err(e) => errors.push(e),
         }
     }
+    if !ran {
+        // Every unit ran on another instance: nothing to write here.
+        drop(output);
+        metrics::counter!("apptoken_daemon_job_runs_total", "job" => job.name.clone(), "outcome" => "elsewhere").increment(1);
+        info!(job = %job.name, "this tick ran on another instance of the fleet");
+        stats.elsewhere = true;
+        return Ok(stats);
+    }
+    if !lost {
+        // Fencing: a lease lost since the last renewal stops the commit.
+        for l in &leases {
+            if !l.still_held().await {
+                lost = true;
+            }
+        }
+    }
+    if lost {
+        drop(output);
+        for l in leases {
+            l.abandon().await;
+        }
+        metrics::counter!("apptoken_daemon_job_runs_total", "job" => job.name.clone(), "outcome" => "lost").increment(1);
+        warn!(job = %job.name, "{LOST}");
+        return Err(LOST.to_string());
+    }
+    let finish = |leases: Vec<Lease>| async move {
+        for l in leases {
+            l.finish().await;
+        }
+    };
     let elapsed = started.elapsed();
     metrics::histogram!("apptoken_daemon_job_duration_seconds", "job" => job.name.clone())
         .record(elapsed.as_secs_f64());
@@ -75,11 +171,14 @@ pub(crate) async fn run(ctx: &JobContext<'_>) -> Result<RunStats, String> {
         metrics::counter!("apptoken_daemon_job_runs_total", "job" => job.name.clone(), "outcome" => "failure").increment(1);
         // Dropping the output removes its temporary file: the previous output stays.
         drop(output);
+        finish(leases).await;
         return Err(errors.join("; "));
     }
-    stats.output = output
+    let committed = output
         .commit()
-        .map_err(|e| format!("cannot write the output: {e}"))?;
+        .map_err(|e| format!("cannot write the output: {e}"));
+    finish(leases).await;
+    stats.output = committed?;
     metrics::counter!("apptoken_daemon_job_runs_total", "job" => job.name.clone(), "outcome" => "success").increment(1);
     metrics::counter!("apptoken_daemon_job_items_total", "job" => job.name.clone())
         .increment(stats.items as u64);
@@ -138,9 +237,15 @@ async fn run_tenant(
         let lines: Vec<Value> = values
             .into_iter()
             .take(room)
-            .map(|item| match tenant {
-                Some(t) => json!({"job": job.name, "tenant": t, "item": item}),
-                None => json!({"job": job.name, "item": item}),
+            .map(|item| {
+                let mut line = match tenant {
+                    Some(t) => json!({"job": job.name, "tenant": t, "item": item}),
+                    None => json!({"job": job.name, "item": item}),
+                };
+                if let (Some(ft), Value::Object(o)) = (&ctx.fleet, &mut line) {
+                    o.insert("tick".into(), Value::String(rfc3339(ft.tick)));
+                }
+                line
             })
             .collect();
         items += lines.len();
@@ -176,4 +281,9 @@ async fn run_tenant(
         url = next_url;
     }
     Ok((pages, items))
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }

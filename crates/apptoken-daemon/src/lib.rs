@@ -27,6 +27,7 @@ mod credentials;
 mod daemon;
 mod duration;
 mod error;
+mod fleet;
 mod http;
 mod job;
 mod listener;
@@ -36,10 +37,12 @@ mod schedule;
 mod sdnotify;
 
 pub use config::{
-    ApiConfig, DaemonConfig, DaemonSettings, JobConfig, LogFormat, OutputConfig, Problem,
+    ApiConfig, CacheSettings, DaemonConfig, DaemonSettings, JobConfig, LogFormat, OutputConfig,
+    Problem, RedisUrl,
 };
 pub use daemon::{Daemon, DaemonHandle, JobOutcome, Options, Progress, RunSummary};
 pub use duration::parse_duration;
 pub use error::Error;
+pub use http::link_next;
 pub use observe::install_metrics_recorder;
 pub use schedule::Schedule;

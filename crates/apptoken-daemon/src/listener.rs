@@ -27,15 +27,21 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
             problems.push(format!("{name}: {e}"));
         }
     }
-    if problems.is_empty() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready\n{}\n", problems.join("\n")),
-        )
-            .into_response()
+    // The shared store is never a single point of failure: its state is
+    // reported, but a degraded store does not make the daemon unready.
+    let mut body = serde_json::json!({ "ready": problems.is_empty() });
+    if let Some(up) = client.shared_store_is_up() {
+        body["shared_store"] = (if up { "up" } else { "degraded" }).into();
     }
+    if !problems.is_empty() {
+        body["problems"] = problems.into();
+    }
+    let status = if body["ready"] == true {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn metrics() -> Response {

@@ -881,6 +881,15 @@ impl Inner {
         loop {
             match shared.lease(key).await {
                 Some(true) => {
+                    // The previous holder may have written the token and released
+                    // the lease between our read and our lease: read once more.
+                    if let Some(t) = shared
+                        .read(key, self.clock.now(), newer_than, tenant, scopes)
+                        .await
+                    {
+                        shared.release(key).await;
+                        return Ok((t, true));
+                    }
                     let r = self.obtain(request).await;
                     if let Ok(t) = &r {
                         shared.write(key, t, self.clock.now()).await;

@@ -1,0 +1,438 @@
+//! Fleet tests of `apptoken run`: three daemons sharing one `redis-server`
+//! (started here on a unix socket in a temporary directory) and one
+//! emulator run each tick once; `kill -9` of the instance running a tick
+//! hands it to another; a `[cache] file` survives restarts. Waits poll for
+//! a condition (bounded); nothing depends on how long something takes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_apptoken");
+
+struct Guard(Option<Child>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn apptoken() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear();
+    for k in ["PATH", "HOME", "TMPDIR"] {
+        if let Ok(v) = std::env::var(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn body(r: &str) -> serde_json::Value {
+    serde_json::from_str(r.split("\r\n\r\n").nth(1).unwrap_or("{}")).unwrap_or_default()
+}
+
+struct Redis {
+    _child: Guard,
+    dir: tempfile::TempDir,
+}
+
+fn start_redis() -> Redis {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    let socket = dir.path().join("redis.sock");
+    let child = Command::new(&bin)
+        .args(["--port", "0", "--unixsocket"])
+        .arg(&socket)
+        .args([
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {bin} ({e}): run scripts/test.sh, which installs redis-server")
+        });
+    let r = Redis {
+        _child: Guard(Some(child)),
+        dir,
+    };
+    until("redis-server's socket", || socket.exists());
+    r
+}
+
+impl Redis {
+    fn url(&self) -> String {
+        format!(
+            "redis+unix://{}",
+            self.dir.path().join("redis.sock").display()
+        )
+    }
+}
+
+struct Emulator {
+    _child: Guard,
+    state: tempfile::TempDir,
+    info: serde_json::Value,
+    addr: String,
+}
+
+fn start_emulator() -> Emulator {
+    let state = tempfile::tempdir().unwrap();
+    let child = apptoken()
+        .args(["emulator", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = Guard(Some(child));
+    let json = state.path().join("emulator.json");
+    until("emulator.json", || {
+        std::fs::read_to_string(&json)
+            .is_ok_and(|s| serde_json::from_str::<serde_json::Value>(&s).is_ok())
+    });
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let addr = info["authority_host"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    Emulator {
+        _child: guard,
+        state,
+        info,
+        addr,
+    }
+}
+
+impl Emulator {
+    fn s(&self, k: &str) -> String {
+        self.info[k].as_str().unwrap_or_default().to_string()
+    }
+
+    fn config(&self, path: &Path, cache: &str, daemon: &str, jobs: &str) {
+        let text = format!(
+            "[identity]\nauthority_host = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"{}\"\n\n[apis.sample]\nbase_url = \"{}\"\nscopes = [\"{}\"]\n\n[cache]\n{cache}\n\n[daemon]\n{daemon}\n\n{jobs}\n",
+            self.s("authority_host"),
+            self.s("tenant_id"),
+            self.s("client_id"),
+            self.state.path().join("client-secret").display(),
+            self.s("sample_api"),
+            self.s("sample_scope"),
+        );
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn token_requests(&self) -> u64 {
+        body(&http(&self.addr, "GET", "/_emulator/stats", ""))["token_requests_total"]
+            .as_u64()
+            .unwrap()
+    }
+
+    fn add_fault(&self, json: &str) {
+        let r = http(&self.addr, "POST", "/_emulator/faults", json);
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    }
+
+    fn faults_pending(&self) -> usize {
+        body(&http(&self.addr, "GET", "/_emulator/faults", ""))["faults"]
+            .as_array()
+            .map_or(usize::MAX, Vec::len)
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+/// The ticks an output file holds now.
+fn ticks(path: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["tick"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Log text without terminal colour codes.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+struct Instance {
+    child: Guard,
+    output: PathBuf,
+    log: PathBuf,
+}
+
+/// Three daemons with the same configuration (but their own output file).
+fn three_daemons(emu: &Emulator, redis: &Redis, dir: &Path) -> Vec<Instance> {
+    write_private(
+        &dir.join("cache.key"),
+        b"c2VjcmV0LWZsZWV0LWtleS0zMi1ieXRlcy1sb25nISE=",
+    );
+    (0..3)
+        .map(|i| {
+            let d = dir.join(format!("i{i}"));
+            std::fs::create_dir(&d).unwrap();
+            let cfg = d.join("daemon.toml");
+            emu.config(
+                &cfg,
+                &format!(
+                    "redis = \"{}\"\nkey_file = \"{}\"",
+                    redis.url(),
+                    dir.join("cache.key").display()
+                ),
+                "job_lease_secs = 2",
+                "[[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users?$top=3\"\npaging = false\nevery = \"2s\"\noutput = { type = \"file\", path = \"users.jsonl\" }\n",
+            );
+            let log = d.join("stderr.log");
+            let child = apptoken()
+                .args(["run", "--config"])
+                .arg(&cfg)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            Instance {
+                child: Guard(Some(child)),
+                output: d.join("users.jsonl"),
+                log,
+            }
+        })
+        .collect()
+}
+
+/// Records which instance ran which tick, polling the outputs.
+fn observe(instances: &[Instance], seen: &mut BTreeMap<String, BTreeSet<usize>>) {
+    for (i, inst) in instances.iter().enumerate() {
+        if inst.child.0.is_none() {
+            continue;
+        }
+        for t in ticks(&inst.output) {
+            seen.entry(t).or_default().insert(i);
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn three_daemons_run_each_tick_once_and_kill_9_hands_a_tick_over() {
+    let redis = start_redis();
+    let emu = start_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let mut instances = three_daemons(&emu, &redis, dir.path());
+
+    // Each tick on exactly one instance.
+    let mut seen: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    until("five ticks", || {
+        observe(&instances, &mut seen);
+        seen.len() >= 5
+    });
+    for (tick, who) in &seen {
+        assert_eq!(who.len(), 1, "tick {tick} ran on instances {who:?}");
+    }
+
+    // A long tick: its holder is killed; another instance runs it.
+    emu.add_fault(r#"{"target":"api","delay_ms":60000,"times":1}"#);
+    until("the slow request", || emu.faults_pending() == 0);
+    let holder = instances
+        .iter()
+        .position(|inst| {
+            let log = std::fs::read_to_string(&inst.log).unwrap_or_default();
+            let taken = log.matches("holds the fleet lease").count();
+            let done =
+                log.matches("job run completed").count() + log.matches("job run failed").count();
+            taken > done
+        })
+        .expect("an instance is running the slow tick");
+    let log = strip_ansi(&std::fs::read_to_string(&instances[holder].log).unwrap());
+    let slow_tick = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("holds the fleet lease"))
+        .and_then(|l| l.split("tick=").nth(1))
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let before_kill = ticks(&instances[holder].output);
+    assert!(!before_kill.contains(&slow_tick));
+    let mut child = instances[holder].child.0.take().unwrap();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    until("the slow tick on another instance", || {
+        observe(&instances, &mut seen);
+        seen.contains_key(&slow_tick)
+    });
+    let who = &seen[&slow_tick];
+    assert_eq!(who.len(), 1, "{who:?}");
+    assert!(!who.contains(&holder));
+    // And the fleet goes on: later ticks, still once each.
+    let later = seen.len() + 2;
+    until("two more ticks", || {
+        observe(&instances, &mut seen);
+        seen.len() >= later
+    });
+    for (tick, who) in &seen {
+        assert_eq!(who.len(), 1, "tick {tick} ran on instances {who:?}");
+    }
+    drop(instances.drain(..));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_cache_file_spares_token_requests_after_a_restart_and_survives_truncation() {
+    let emu = start_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("daemon.toml");
+    emu.config(
+        &cfg,
+        "file = \"cache.json\"",
+        "",
+        "[[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users?$top=3\"\nevery = \"1h\"\noutput = { type = \"file\", path = \"users.jsonl\" }\n",
+    );
+    let once = || {
+        let out = apptoken()
+            .args(["run", "--once", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let check = apptoken()
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    once();
+    let first = emu.token_requests();
+    assert_eq!(first, 1);
+    let cache = dir.path().join("cache.json");
+    assert!(cache.exists() && dir.path().join("cache.json.key").exists());
+    once();
+    assert_eq!(
+        emu.token_requests(),
+        first,
+        "the token came from the cache file"
+    );
+
+    // A truncated file is moved aside; the daemon starts and fetches again.
+    let bytes = std::fs::read(&cache).unwrap();
+    std::fs::write(&cache, &bytes[..bytes.len() / 2]).unwrap();
+    once();
+    assert_eq!(emu.token_requests(), first + 1);
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().contains("corrupt"));
+    assert!(aside, "the truncated file was moved aside");
+}
+
+#[test]
+fn config_check_reports_cache_problems_with_line_and_field() {
+    let emu = start_emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("daemon.toml");
+    let open_key = dir.path().join("open.key");
+    std::fs::write(&open_key, b"c2VjcmV0LWZsZWV0LWtleS0zMi1ieXRlcy1sb25nISE=").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    emu.config(
+        &cfg,
+        &format!(
+            "redis = \"http://user:hunter2@example.invalid\"\nkey_file = \"{}\"",
+            open_key.display()
+        ),
+        "job_lease_secs = 0",
+        "",
+    );
+    let out = apptoken()
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains(":12:") && text.contains("cache.redis"),
+        "{text}"
+    );
+    assert!(text.contains("cache.key_file"), "{text}");
+    assert!(text.contains("daemon.job_lease_secs"), "{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "the password is never shown: {text}"
+    );
+}

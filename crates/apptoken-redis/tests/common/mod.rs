@@ -1,0 +1,110 @@
+//! A `redis-server` of the test's own, on a unix socket in a temporary
+//! directory. Missing `redis-server` fails the test (never skips it).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Redis {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket().display())
+    }
+
+    pub fn start() -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let socket = dir.path().join("redis.sock");
+        let child = Command::new(&bin)
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} ({e}): run scripts/test.sh, which installs redis-server")
+            });
+        wait_for(&socket);
+        Redis {
+            child: Some(child),
+            dir,
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not create {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub const SAMPLE_API_APP_ID: &str = "e3f9a7c1-2b4d-4f6e-8a9b-0c1d2e3f4a5b";
+pub const CLIENT_ID: &str = "0f1e2d3c-4b5a-4968-8776-655443322110";
+pub const SECRET: &str = "fleet-test-secret-not-a-real-one";
+
+/// The tenant ids of [`many_tenants_toml`].
+pub fn tenant_ids(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("00000000-0000-4000-8000-{:012x}", i + 1))
+        .collect()
+}
+
+/// An emulator configuration with `n` tenants, each consented to the sample API.
+pub fn many_tenants_toml(n: usize) -> String {
+    let ids = tenant_ids(n);
+    let mut t = String::new();
+    for (i, id) in ids.iter().enumerate() {
+        t.push_str(&format!(
+            "[[tenants]]\nid = \"{id}\"\ndomains = [\"t{i}.example\"]\ndisplay_name = \"Tenant {i}\"\n\n"
+        ));
+    }
+    t.push_str(&format!(
+        "[[resources]]\napp_id = \"{SAMPLE_API_APP_ID}\"\napp_id_uri = \"api://apptoken-sample-api\"\nroles = [{{ value = \"Users.Read.All\" }}]\n\n"
+    ));
+    t.push_str(&format!(
+        "[[apps]]\nclient_id = \"{CLIENT_ID}\"\ndisplay_name = \"fleet\"\nhome_tenant = \"{}\"\nmulti_tenant = true\nrequired_roles = [{{ resource = \"api://apptoken-sample-api\", roles = [\"Users.Read.All\"] }}]\n  [[apps.secrets]]\n  value = \"{SECRET}\"\n\n",
+        ids[0]
+    ));
+    for id in &ids {
+        t.push_str(&format!(
+            "[[grants]]\ntenant = \"{id}\"\nclient_id = \"{CLIENT_ID}\"\nresource = \"api://apptoken-sample-api\"\nroles = [\"Users.Read.All\"]\n\n"
+        ));
+    }
+    t.push_str("[sample_api]\nresource = \"api://apptoken-sample-api\"\nrequired_role = \"Users.Read.All\"\n");
+    t
+}
