@@ -322,7 +322,7 @@ pub(crate) struct Cache {
 }
 
 /// Per-thread slots for hot tokens.
-const REPLICA_SLOTS: usize = 1024;
+const REPLICA_SLOTS: usize = 64;
 
 enum Slot {
     Empty,

@@ -19,7 +19,8 @@ pub struct AccessToken {
 struct Inner {
     /// Unique per issued token; shared by its per-thread copies.
     id: u64,
-    token: SecretString,
+    /// Shared by the per-thread copies (only the reference count is theirs).
+    token: Arc<SecretString>,
     token_type: String,
     expires_on: OffsetDateTime,
     refresh_on: Option<OffsetDateTime>,
@@ -42,7 +43,7 @@ impl AccessToken {
         AccessToken {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                token,
+                token: Arc::new(token),
                 token_type,
                 expires_on,
                 refresh_on,
@@ -61,7 +62,7 @@ impl AccessToken {
         AccessToken {
             inner: Arc::new(Inner {
                 id: i.id,
-                token: i.token.clone(),
+                token: Arc::clone(&i.token),
                 token_type: i.token_type.clone(),
                 expires_on: i.expires_on,
                 refresh_on: i.refresh_on,
