@@ -4,6 +4,10 @@
 //! hands it to another; a `[cache] file` survives restarts. Waits poll for
 //! a condition (bounded); nothing depends on how long something takes.
 
+#[path = "../../apptoken-redis/tests/common/mod.rs"]
+mod redis_server;
+use redis_server::Redis;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -58,51 +62,6 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
 
 fn body(r: &str) -> serde_json::Value {
     serde_json::from_str(r.split("\r\n\r\n").nth(1).unwrap_or("{}")).unwrap_or_default()
-}
-
-struct Redis {
-    _child: Guard,
-    dir: tempfile::TempDir,
-}
-
-fn start_redis() -> Redis {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-    let socket = dir.path().join("redis.sock");
-    let child = Command::new(&bin)
-        .args(["--port", "0", "--unixsocket"])
-        .arg(&socket)
-        .args([
-            "--unixsocketperm",
-            "700",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start {bin} ({e}): run scripts/test.sh, which installs redis-server")
-        });
-    let r = Redis {
-        _child: Guard(Some(child)),
-        dir,
-    };
-    until("redis-server's socket", || socket.exists());
-    r
-}
-
-impl Redis {
-    fn url(&self) -> String {
-        format!(
-            "redis+unix://{}",
-            self.dir.path().join("redis.sock").display()
-        )
-    }
 }
 
 struct Emulator {
@@ -274,7 +233,7 @@ fn observe(instances: &[Instance], seen: &mut BTreeMap<String, BTreeSet<usize>>)
 #[cfg(unix)]
 #[test]
 fn three_daemons_run_each_tick_once_and_kill_9_hands_a_tick_over() {
-    let redis = start_redis();
+    let redis = Redis::start();
     let emu = start_emulator();
     let dir = tempfile::tempdir().unwrap();
     let mut instances = three_daemons(&emu, &redis, dir.path());

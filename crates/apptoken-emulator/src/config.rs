@@ -465,6 +465,21 @@ fn parse_rfc3339(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
 }
 
+/// Parses the GUID at `place.field` and checks it is not already taken.
+fn unique_guid<'a>(
+    place: &str,
+    field: &str,
+    value: &str,
+    mut taken: impl Iterator<Item = &'a str>,
+) -> Result<String, Error> {
+    let id = parse_guid(value)
+        .ok_or_else(|| cfg_err(format!("{place}: {field} '{value}' is not a GUID")))?;
+    if taken.any(|t| t == id) {
+        return Err(cfg_err(format!("{place}: duplicate {field} '{id}'")));
+    }
+    Ok(id)
+}
+
 fn resolve(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -489,11 +504,12 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
     // Tenants.
     let mut tenants: Vec<Tenant> = Vec::new();
     for (i, t) in raw.tenants.iter().enumerate() {
-        let id = parse_guid(&t.id)
-            .ok_or_else(|| cfg_err(format!("tenants[{i}]: id '{}' is not a GUID", t.id)))?;
-        if tenants.iter().any(|x| x.id == id) {
-            return Err(cfg_err(format!("tenants[{i}]: duplicate tenant id '{id}'")));
-        }
+        let id = unique_guid(
+            &format!("tenants[{i}]"),
+            "id",
+            &t.id,
+            tenants.iter().map(|x| x.id.as_str()),
+        )?;
         let mut domains = Vec::new();
         for d in &t.domains {
             let d = d.trim().to_ascii_lowercase();
@@ -529,17 +545,12 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
     // Resources.
     let mut resources: Vec<Resource> = Vec::new();
     for (i, r) in raw.resources.iter().enumerate() {
-        let app_id = parse_guid(&r.app_id).ok_or_else(|| {
-            cfg_err(format!(
-                "resources[{i}]: app_id '{}' is not a GUID",
-                r.app_id
-            ))
-        })?;
-        if resources.iter().any(|x| x.app_id == app_id) {
-            return Err(cfg_err(format!(
-                "resources[{i}]: duplicate app_id '{app_id}'"
-            )));
-        }
+        let app_id = unique_guid(
+            &format!("resources[{i}]"),
+            "app_id",
+            &r.app_id,
+            resources.iter().map(|x| x.app_id.as_str()),
+        )?;
         if let Some(uri) = &r.app_id_uri
             && (uri.is_empty() || uri.chars().any(char::is_whitespace))
         {
@@ -579,17 +590,12 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
     // Apps.
     let mut apps: Vec<App> = Vec::new();
     for (i, a) in raw.apps.into_iter().enumerate() {
-        let client_id = parse_guid(&a.client_id).ok_or_else(|| {
-            cfg_err(format!(
-                "apps[{i}]: client_id '{}' is not a GUID",
-                a.client_id
-            ))
-        })?;
-        if apps.iter().any(|x| x.client_id == client_id) {
-            return Err(cfg_err(format!(
-                "apps[{i}]: duplicate client_id '{client_id}'"
-            )));
-        }
+        let client_id = unique_guid(
+            &format!("apps[{i}]"),
+            "client_id",
+            &a.client_id,
+            apps.iter().map(|x| x.client_id.as_str()),
+        )?;
         let home_tenant = find_tenant(&a.home_tenant).ok_or_else(|| {
             cfg_err(format!(
                 "apps[{i}] ({client_id}): home_tenant '{}' is not a configured tenant",

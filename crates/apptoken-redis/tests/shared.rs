@@ -1,96 +1,15 @@
 //! The shared store against a real `redis-server` (started here on a unix
 //! socket in a temporary directory) and the emulator.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apptoken::{Authority, ClientSecret, ConfidentialClient, Credential, StoreKey, TokenRequest};
 use apptoken_emulator::{Config, Emulator, RunningEmulator};
 use apptoken_redis::RedisStore;
-
-struct Redis {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("redis.sock")
-    }
-
-    fn url(&self) -> String {
-        format!("redis+unix://{}", self.socket().display())
-    }
-
-    fn start() -> Redis {
-        let mut r = Redis {
-            child: None,
-            dir: tempfile::tempdir().unwrap(),
-        };
-        r.restart();
-        r
-    }
-
-    fn restart(&mut self) {
-        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let _ = std::fs::remove_file(self.socket());
-        let child = Command::new(&bin)
-            .args(["--port", "0", "--unixsocket"])
-            .arg(self.socket())
-            .args([
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-            ])
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {bin} ({e}): run scripts/test.sh, which installs redis-server")
-            });
-        self.child = Some(child);
-        wait_for(&self.socket());
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not create {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use common::Redis;
 
 struct Env {
     emulator: RunningEmulator,

@@ -22,12 +22,20 @@ impl Redis {
     }
 
     pub fn start() -> Redis {
-        let dir = tempfile::tempdir().unwrap();
+        let mut r = Redis {
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        r.restart();
+        r
+    }
+
+    pub fn restart(&mut self) {
         let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let socket = dir.path().join("redis.sock");
+        let _ = std::fs::remove_file(self.socket());
         let child = Command::new(&bin)
             .args(["--port", "0", "--unixsocket"])
-            .arg(&socket)
+            .arg(self.socket())
             .args([
                 "--unixsocketperm",
                 "700",
@@ -37,27 +45,35 @@ impl Redis {
                 "no",
                 "--dir",
             ])
-            .arg(dir.path())
+            .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start {bin} ({e}): run scripts/test.sh, which installs redis-server")
             });
-        wait_for(&socket);
-        Redis {
-            child: Some(child),
-            dir,
+        self.child = Some(child);
+        wait_for(&self.socket());
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
+    }
+
+    pub fn raw(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
     }
 }
 
 impl Drop for Redis {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.stop();
     }
 }
 
