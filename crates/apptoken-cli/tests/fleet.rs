@@ -8,141 +8,17 @@
 mod redis_server;
 use redis_server::Redis;
 
+mod support;
+use support::*;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_apptoken");
-
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn apptoken() -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear();
-    for k in ["PATH", "HOME", "TMPDIR"] {
-        if let Ok(v) = std::env::var(k) {
-            cmd.env(k, v);
-        }
-    }
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
-fn body(r: &str) -> serde_json::Value {
-    serde_json::from_str(r.split("\r\n\r\n").nth(1).unwrap_or("{}")).unwrap_or_default()
-}
-
-struct Emulator {
-    _child: Guard,
-    state: tempfile::TempDir,
-    info: serde_json::Value,
-    addr: String,
-}
-
-fn start_emulator() -> Emulator {
-    let state = tempfile::tempdir().unwrap();
-    let child = apptoken()
-        .args(["emulator", "--listen", "127.0.0.1:0", "--state-dir"])
-        .arg(state.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let guard = Guard(Some(child));
-    let json = state.path().join("emulator.json");
-    until("emulator.json", || {
-        std::fs::read_to_string(&json)
-            .is_ok_and(|s| serde_json::from_str::<serde_json::Value>(&s).is_ok())
-    });
-    let info: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let addr = info["authority_host"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_string();
-    Emulator {
-        _child: guard,
-        state,
-        info,
-        addr,
-    }
-}
+use std::process::Stdio;
 
 impl Emulator {
-    fn s(&self, k: &str) -> String {
-        self.info[k].as_str().unwrap_or_default().to_string()
-    }
-
+    /// Writes a daemon configuration with a `[cache]` table.
     fn config(&self, path: &Path, cache: &str, daemon: &str, jobs: &str) {
-        let text = format!(
-            "[identity]\nauthority_host = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"{}\"\n\n[apis.sample]\nbase_url = \"{}\"\nscopes = [\"{}\"]\n\n[cache]\n{cache}\n\n[daemon]\n{daemon}\n\n{jobs}\n",
-            self.s("authority_host"),
-            self.s("tenant_id"),
-            self.s("client_id"),
-            self.state.path().join("client-secret").display(),
-            self.s("sample_api"),
-            self.s("sample_scope"),
-        );
-        std::fs::write(path, text).unwrap();
-    }
-
-    fn token_requests(&self) -> u64 {
-        body(&http(&self.addr, "GET", "/_emulator/stats", ""))["token_requests_total"]
-            .as_u64()
-            .unwrap()
-    }
-
-    fn add_fault(&self, json: &str) {
-        let r = http(&self.addr, "POST", "/_emulator/faults", json);
-        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
-    }
-
-    fn faults_pending(&self) -> usize {
-        body(&http(&self.addr, "GET", "/_emulator/faults", ""))["faults"]
-            .as_array()
-            .map_or(usize::MAX, Vec::len)
-    }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) {
-    std::fs::write(path, bytes).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(path, self.daemon_toml(cache, daemon, jobs)).unwrap();
     }
 }
 
@@ -175,7 +51,7 @@ fn strip_ansi(s: &str) -> String {
 }
 
 struct Instance {
-    child: Guard,
+    child: ChildGuard,
     output: PathBuf,
     log: PathBuf,
 }
@@ -210,7 +86,7 @@ fn three_daemons(emu: &Emulator, redis: &Redis, dir: &Path) -> Vec<Instance> {
                 .spawn()
                 .unwrap();
             Instance {
-                child: Guard(Some(child)),
+                child: ChildGuard(Some(child)),
                 output: d.join("users.jsonl"),
                 log,
             }
@@ -234,7 +110,7 @@ fn observe(instances: &[Instance], seen: &mut BTreeMap<String, BTreeSet<usize>>)
 #[test]
 fn three_daemons_run_each_tick_once_and_kill_9_hands_a_tick_over() {
     let redis = Redis::start();
-    let emu = start_emulator();
+    let emu = start_emulator(None);
     let dir = tempfile::tempdir().unwrap();
     let mut instances = three_daemons(&emu, &redis, dir.path());
 
@@ -297,7 +173,7 @@ fn three_daemons_run_each_tick_once_and_kill_9_hands_a_tick_over() {
 #[cfg(unix)]
 #[test]
 fn a_cache_file_spares_token_requests_after_a_restart_and_survives_truncation() {
-    let emu = start_emulator();
+    let emu = start_emulator(None);
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("daemon.toml");
     emu.config(
@@ -354,7 +230,7 @@ fn a_cache_file_spares_token_requests_after_a_restart_and_survives_truncation() 
 
 #[test]
 fn config_check_reports_cache_problems_with_line_and_field() {
-    let emu = start_emulator();
+    let emu = start_emulator(None);
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("daemon.toml");
     let open_key = dir.path().join("open.key");
