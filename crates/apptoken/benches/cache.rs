@@ -1,8 +1,13 @@
 //! Cache benchmarks: `cargo bench -p apptoken --bench cache`.
 //!
 //! - `hit`: one cache hit with 1, 1,000 and 100,000 cached tokens, from one
-//!   thread and from two at once (divan's `threads`), keys spread over the
-//!   cached set.
+//!   thread and from two at once (divan's `threads`), each hit on the next
+//!   key of a walk over all N (stride 7919). The tenant names sit in one
+//!   string, as a caller's tenant id at hand.
+//! - `hit_hot_key`: the same cache sizes, each thread hitting one key.
+//! - `hit_names_from_a_list`: the same, with the names read from a
+//!   `Vec<String>` of all N tenants (at 100,000 that adds the list's own
+//!   memory misses to each call).
 //! - `miss`: one cold acquisition (the full miss path: single-flight slot,
 //!   task, in-process source, store).
 //! - `coalesced_miss`: 64 callers on one cold key; time per caller.
@@ -53,6 +58,35 @@ fn tenants(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("tenant-{i:06}.example")).collect()
 }
 
+/// All N tenant names in one string (each `tenant-{i:06}.example`, 21
+/// bytes): a caller's tenant id at hand, without a pointer to follow.
+struct Names(String);
+
+impl Names {
+    fn new(n: usize) -> Names {
+        Names(tenants(n).concat())
+    }
+
+    fn get(&self, i: usize) -> &str {
+        &self.0[i * 21..i * 21 + 21]
+    }
+}
+
+/// A per-thread walk over `0..n` (a shared counter would make the threads
+/// contend on it and measure that instead). Each thread starts at its own
+/// place, so two threads do not walk the same keys in lockstep.
+fn next_index(n: usize) -> usize {
+    static STARTS: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static NEXT: std::cell::Cell<usize> = std::cell::Cell::new(STARTS.fetch_add(50_021, Ordering::Relaxed) as usize);
+    }
+    NEXT.with(|c| {
+        let v = (c.get() + 7919) % n;
+        c.set(v);
+        v
+    })
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -76,24 +110,50 @@ fn filled(n: usize) -> (ConfidentialClient, Vec<String>, tokio::runtime::Runtime
     (c, ts, rt)
 }
 
-/// A cache hit; the future completes on its first poll.
+/// A cache hit on a different key each time, walking all N cached keys
+/// (the future completes on its first poll). At 100,000 keys every hit
+/// touches a token that is not in the CPU's caches.
 #[divan::bench(args = [1, 1_000, 100_000], threads = [1, 2], sample_size = 2000, sample_count = 200)]
 fn hit(bencher: divan::Bencher, n: usize) {
     let (c, ts, _rt) = filled(n);
-    // Each thread starts at its own place, so two threads do not walk the
-    // same keys in lockstep.
-    static STARTS: AtomicU64 = AtomicU64::new(0);
-    thread_local! {
-        static NEXT: std::cell::Cell<usize> = std::cell::Cell::new(STARTS.fetch_add(50_021, Ordering::Relaxed) as usize);
-    }
+    let names = Names::new(n);
+    assert_eq!(names.get(n - 1), ts[n - 1]);
     bencher.bench(|| {
-        // A per-thread walk over the keys (a shared counter would make the
-        // threads contend on it and measure that instead).
-        let k = NEXT.with(|c| {
-            let v = (c.get() + 7919) % ts.len();
-            c.set(v);
-            v
-        });
+        let name = names.get(next_index(n));
+        let token = c
+            .acquire_token_for_tenant(&[SCOPE], divan::black_box(name))
+            .now_or_never()
+            .expect("a hit completes at once")
+            .unwrap();
+        divan::black_box(token);
+    });
+}
+
+/// A cache hit on one key of N cached (each thread its own key): what the
+/// number of cached tokens costs a hit, apart from memory misses.
+#[divan::bench(args = [1, 1_000, 100_000], threads = [1, 2], sample_size = 2000, sample_count = 200)]
+fn hit_hot_key(bencher: divan::Bencher, n: usize) {
+    let (c, ts, _rt) = filled(n);
+    bencher.bench(|| {
+        thread_local! {
+            static KEY: usize = next_index(usize::MAX);
+        }
+        let name = &ts[KEY.with(|k| *k) % ts.len()];
+        let token = c
+            .acquire_token_for_tenant(&[SCOPE], divan::black_box(name))
+            .now_or_never()
+            .expect("a hit completes at once")
+            .unwrap();
+        divan::black_box(token);
+    });
+}
+
+/// The same hit with the tenant names read from a list of all N.
+#[divan::bench(args = [1, 1_000, 100_000], threads = [1, 2], sample_size = 2000, sample_count = 200)]
+fn hit_names_from_a_list(bencher: divan::Bencher, n: usize) {
+    let (c, ts, _rt) = filled(n);
+    bencher.bench(|| {
+        let k = next_index(n);
         let token = c
             .acquire_token_for_tenant(&[SCOPE], &ts[k])
             .now_or_never()

@@ -1,27 +1,34 @@
 //! The in-memory token cache.
 //!
-//! Entries live in a lock-free map (`papaya`): a hit pins an epoch, hashes
-//! the borrowed key (no allocation), compares two instants and clones one
-//! `Arc`. Misses go through a small in-flight map so that each key has at
-//! most one request running; the result is stored before the in-flight slot
-//! is released, so no caller can miss both. Proactive refreshes are kept in
-//! a time-ordered heap that the client's refresher task drains.
+//! A hit is served, in this order, by the copy this thread served last (no
+//! hashing), by this thread's table of copies of hot tokens (each with its
+//! own reference count, so threads do not write to shared memory), or by
+//! the shared index: a flat open-addressing table of one-byte tags and
+//! pointers whose entries are the tokens' own allocations, so a hit on a
+//! cold entry costs one dependent memory access after the table's slot.
+//! No path takes a lock or allocates. Misses go through a small in-flight
+//! map so that each key has at most one request running; the result is
+//! stored before the in-flight slot is released, so no caller can miss
+//! both. Proactive refreshes are kept in a time-ordered heap that the
+//! client's refresher task drains.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use futures::future::Shared;
 use time::{Duration, OffsetDateTime};
 
 use crate::authority::Authority;
 use crate::error::{Error, Result};
 use crate::scope::Scopes;
-use crate::token::AccessToken;
+use crate::token::{AccessToken, Node};
 
 /// A cached token is used until this long before it expires.
 pub(crate) const EXPIRY_MARGIN: Duration = Duration::minutes(5);
@@ -47,9 +54,16 @@ impl KeyText {
         }
     }
 
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            KeyText::Inline(len, buf) => &buf[..*len as usize],
+            KeyText::Heap(s) => s.as_bytes(),
+        }
+    }
+
     fn as_str(&self) -> &str {
         match self {
-            // The buffer holds a copy of a `str` prefix: always UTF-8.
+            // The buffer holds a copy of a `str`: always UTF-8.
             KeyText::Inline(len, buf) => std::str::from_utf8(&buf[..*len as usize]).unwrap_or(""),
             KeyText::Heap(s) => s,
         }
@@ -92,6 +106,12 @@ impl CacheKey {
         }
     }
 
+    /// Tenant and scope, lower-case, as bytes.
+    fn text_parts(&self) -> (&[u8], &[u8]) {
+        let text = self.text.as_bytes();
+        text.split_at(usize::from(self.split).min(text.len()))
+    }
+
     /// The tenant, lower-case.
     pub(crate) fn tenant(&self) -> &str {
         self.text.as_str().get(..self.split as usize).unwrap_or("")
@@ -122,15 +142,6 @@ pub(crate) struct KeyRef<'a> {
 }
 
 impl KeyRef<'_> {
-    /// An owned key that copies host and client id too.
-    fn to_owned_key_plain(self) -> CacheKey {
-        CacheKey::new(
-            Arc::from(self.host),
-            Arc::from(self.client_id),
-            self.tenant,
-            self.scope,
-        )
-    }
     pub(crate) fn to_owned_key(self, host: &Arc<str>, client_id: &Arc<str>) -> CacheKey {
         CacheKey::new(
             Arc::clone(host),
@@ -140,45 +151,78 @@ impl KeyRef<'_> {
         )
     }
 
+    /// Whether this is `k` (tenant and scope without regard to ASCII case).
     fn parts_eq(&self, k: &CacheKey) -> bool {
-        self.host == &*k.host
-            && self.client_id == &*k.client_id
-            && self.tenant.eq_ignore_ascii_case(k.tenant())
-            && self.scope.eq_ignore_ascii_case(k.scope())
+        let (tenant, scope) = k.text_parts();
+        same_str(self.host, &k.host)
+            && same_str(self.client_id, &k.client_id)
+            && eq_lower(self.tenant.as_bytes(), tenant)
+            && eq_lower(self.scope.as_bytes(), scope)
     }
 }
 
-/// Feeds `s` lower-cased, always in the same 32-byte chunks, so that a
-/// borrowed key and its owned, already lower-case form hash alike.
-fn write_lower<H: Hasher>(h: &mut H, s: &str) {
-    let mut buf = [0u8; 32];
-    for chunk in s.as_bytes().chunks(32) {
-        for (d, b) in buf.iter_mut().zip(chunk) {
-            *d = b.to_ascii_lowercase();
-        }
-        h.write(&buf[..chunk.len()]);
+/// String equality that first asks whether both are the same memory (a
+/// client's keys share its host and client id).
+fn same_str(a: &str, b: &str) -> bool {
+    (std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len()) || a == b
+}
+
+/// ASCII lower case of eight bytes at once (bytes ≥ 0x80 are left alone).
+fn lower8(x: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = x & !HIGH;
+    // Bit 7 set where a byte is ≥ 'A', and where it is > 'Z'.
+    let ge_a = low7.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
+    let gt_z = low7.wrapping_add(0x2525_2525_2525_2525);
+    let upper = (ge_a ^ gt_z) & !x & HIGH;
+    x | (upper >> 2)
+}
+
+fn word(chunk: &[u8]) -> u64 {
+    // Assembled in registers (no stack buffer), so no store has to be
+    // forwarded to a wider load.
+    chunk
+        .iter()
+        .enumerate()
+        .fold(0u64, |w, (i, b)| w | (u64::from(*b) << (8 * i)))
+}
+
+/// `a` lower-cased equals `lower` (already lower case).
+fn eq_lower(a: &[u8], lower: &[u8]) -> bool {
+    if a.len() != lower.len() {
+        return false;
     }
-    h.write_u8(0xff);
+    let (ac, lc) = (a.chunks_exact(8), lower.chunks_exact(8));
+    let (ar, lr) = (ac.remainder(), lc.remainder());
+    ac.zip(lc).all(|(x, y)| lower8(word(x)) == word(y)) && lower8(word(ar)) == word(lr)
 }
 
-fn hash_parts<H: Hasher>(h: &mut H, host: &str, tenant: &str, client_id: &str, scope: &str) {
-    h.write(host.as_bytes());
-    h.write_u8(0xff);
-    h.write(client_id.as_bytes());
-    h.write_u8(0xff);
-    write_lower(h, tenant);
-    write_lower(h, scope);
+/// Feeds `s` lower-cased, eight bytes at a time, after its length, so
+/// that a borrowed key and its owned, already lower-case form hash alike.
+fn write_lower<H: Hasher>(h: &mut H, s: &[u8]) {
+    h.write_usize(s.len());
+    let chunks = s.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        h.write_u64(lower8(word(c)));
+    }
+    h.write_u64(lower8(word(rest)));
 }
 
+/// Only tenant and scope are hashed: a cache's keys share host and client
+/// id (they are still compared).
 impl Hash for CacheKey {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        hash_parts(h, &self.host, self.tenant(), &self.client_id, self.scope());
+        let (tenant, scope) = self.text_parts();
+        write_lower(h, tenant);
+        write_lower(h, scope);
     }
 }
 
 impl Hash for KeyRef<'_> {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        hash_parts(h, self.host, self.tenant, self.client_id, self.scope);
+        write_lower(h, self.tenant.as_bytes());
+        write_lower(h, self.scope.as_bytes());
     }
 }
 
@@ -190,50 +234,67 @@ impl PartialEq for CacheKey {
 
 impl Eq for CacheKey {}
 
-impl papaya::Equivalent<CacheKey> for KeyRef<'_> {
-    fn equivalent(&self, key: &CacheKey) -> bool {
-        self.parts_eq(key)
-    }
-}
-
-/// One cached token and what is needed to refresh it. Stored inline in the
-/// map's node, next to its key.
-#[derive(Debug)]
-pub(crate) struct Entry {
-    pub(crate) token: AccessToken,
+/// What the cache keeps with a token it holds. It is the first field of the
+/// token's own allocation ([`crate::token::Node`]), so a hit reads the key,
+/// the times and the reference count from one neighbourhood of memory.
+#[repr(C)]
+pub(crate) struct Meta {
+    /// The key's hash (by the cache's hasher).
+    hash: u64,
     /// Unix milliseconds until which the token is served (expiry − 5 min).
     fresh_until_ms: i64,
     /// Unix milliseconds from which a refresh is due (`i64::MAX`: never).
     refresh_at_ms: i64,
-    pub(crate) stored_at: OffsetDateTime,
+    /// Set when the cache replaced or dropped this entry: per-thread copies
+    /// of it stop being served.
+    superseded: AtomicBool,
     /// Used by a caller since it was stored; unused tokens are not refreshed.
     used: AtomicBool,
+    /// `None` for a token the cache does not hold.
+    key: Option<CacheKey>,
     /// Unix milliseconds before which no new refresh is started.
     next_refresh_attempt: AtomicI64,
-    pub(crate) generation: u64,
-    pub(crate) authority: Authority,
-    pub(crate) scopes: Scopes,
+    generation: u64,
+    stored_at: OffsetDateTime,
+    /// What a refresh needs (only on the shared entry, not on copies).
+    origin: Option<Box<(Authority, Scopes)>>,
 }
 
-/// A copy of what the refresher needs from an entry.
-#[derive(Debug, Clone)]
-pub(crate) struct EntryView {
-    pub(crate) token: AccessToken,
-    pub(crate) generation: u64,
-    pub(crate) used: bool,
-    pub(crate) authority: Authority,
-    pub(crate) scopes: Scopes,
-}
-
-impl Entry {
-    fn view(&self) -> EntryView {
-        EntryView {
-            token: self.token.clone(),
-            generation: self.generation,
-            used: self.used.load(Ordering::Relaxed),
-            authority: self.authority.clone(),
-            scopes: self.scopes.clone(),
+impl Meta {
+    /// The metadata of a token the cache does not hold.
+    pub(crate) fn detached() -> Meta {
+        Meta {
+            hash: 0,
+            fresh_until_ms: i64::MIN,
+            refresh_at_ms: i64::MIN,
+            superseded: AtomicBool::new(true),
+            used: AtomicBool::new(false),
+            key: None,
+            next_refresh_attempt: AtomicI64::new(i64::MIN),
+            generation: 0,
+            stored_at: OffsetDateTime::UNIX_EPOCH,
+            origin: None,
         }
+    }
+
+    /// The metadata of one thread's copy of a cached token.
+    fn copy(&self) -> Meta {
+        Meta {
+            hash: self.hash,
+            fresh_until_ms: self.fresh_until_ms,
+            refresh_at_ms: self.refresh_at_ms,
+            superseded: AtomicBool::new(false),
+            used: AtomicBool::new(true),
+            key: self.key.clone(),
+            next_refresh_attempt: AtomicI64::new(i64::MIN),
+            generation: self.generation,
+            stored_at: self.stored_at,
+            origin: None,
+        }
+    }
+
+    fn matches(&self, key: &KeyRef<'_>) -> bool {
+        self.key.as_ref().is_some_and(|k| key.parts_eq(k))
     }
 
     /// Claims the right to start a refresh now (one caller wins).
@@ -250,6 +311,28 @@ impl Entry {
                 )
                 .is_ok()
     }
+}
+
+/// A copy of what the refresher needs from an entry.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryView {
+    pub(crate) token: AccessToken,
+    pub(crate) generation: u64,
+    pub(crate) used: bool,
+    pub(crate) authority: Authority,
+    pub(crate) scopes: Scopes,
+}
+
+fn view(node: &Arc<Node>) -> Option<EntryView> {
+    let m = &node.meta;
+    let (authority, scopes) = m.origin.as_deref()?.clone();
+    Some(EntryView {
+        token: AccessToken::from_node(Arc::clone(node)),
+        generation: m.generation,
+        used: m.used.load(Ordering::Relaxed),
+        authority,
+        scopes,
+    })
 }
 
 pub(crate) fn unix_ms(t: OffsetDateTime) -> i64 {
@@ -305,53 +388,340 @@ impl From<KeyOrd> for CacheKey {
     }
 }
 
-pub(crate) struct Cache {
-    map: papaya::HashMap<CacheKey, Entry, foldhash::fast::RandomState>,
-    pub(crate) inflight: Mutex<HashMap<CacheKey, SharedFetch>>,
-    throttled: Mutex<HashMap<CacheKey, Throttle>>,
-    schedule: Mutex<BinaryHeap<Reverse<Due>>>,
-    sweeping: Mutex<()>,
-    max_entries: Option<usize>,
-    generation: AtomicU64,
-    /// Bumped by every store: per-thread copies made before it are
-    /// re-checked against the map.
-    epoch: AtomicU64,
-    replica_hasher: foldhash::fast::RandomState,
-    /// Unique per cache (per-thread copies name their cache by it).
-    id: u64,
+/// Tag of an empty slot: a probe stops here.
+const EMPTY: u8 = 0;
+/// Tag of a slot whose entry was removed: a probe goes on.
+const TOMBSTONE: u8 = 1;
+/// The smallest table.
+const MIN_CAPACITY: usize = 16;
+
+/// The capacity of a table built for `live` entries (at most half full).
+fn capacity_for(live: usize) -> usize {
+    live.saturating_add(1)
+        .next_power_of_two()
+        .saturating_mul(2)
+        .max(MIN_CAPACITY)
 }
 
-/// Per-thread slots for hot tokens.
-const REPLICA_SLOTS: usize = 64;
-
-enum Slot {
-    Empty,
-    /// Seen once: no copy yet.
-    Candidate {
-        cache: u64,
-        hash: u64,
-    },
-    Replica(Box<Replica>),
+/// Eight bits of the hash, never `EMPTY` or `TOMBSTONE`.
+fn tag_of(hash: u64) -> u8 {
+    ((hash >> 57) as u8) + 2
 }
 
-/// One thread's copy of a hot token (its own reference count).
-struct Replica {
-    /// The cache it belongs to, so two clients never mix.
+/// The shared index: open addressing with linear probing over two flat
+/// arrays, one byte of tag per slot (scanned first, so a probe rarely
+/// touches a slot that cannot match) and one atomically swappable pointer to
+/// the entry's node. Readers take no lock: they load the current table and
+/// the slot with `arc-swap`, whose guards keep what they read alive without
+/// writing to it. Writers (stores, sweeps) are serialised by the cache's
+/// writer lock; a table that fills up (live entries and tombstones over 7/8)
+/// is rebuilt at a new size and published with one pointer swap.
+struct Table {
+    mask: usize,
+    tags: Box<[AtomicU8]>,
+    slots: Box<[ArcSwapOption<Node>]>,
+    /// Slots that are not `EMPTY` (live entries and tombstones).
+    used: AtomicUsize,
+}
+
+impl Table {
+    fn with_capacity(capacity: usize) -> Table {
+        let capacity = capacity.max(MIN_CAPACITY).next_power_of_two();
+        Table {
+            mask: capacity - 1,
+            tags: (0..capacity).map(|_| AtomicU8::new(EMPTY)).collect(),
+            slots: (0..capacity).map(|_| ArcSwapOption::empty()).collect(),
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// A table sized for `live` entries (at most half full).
+    fn sized_for(live: usize) -> Table {
+        Table::with_capacity(capacity_for(live))
+    }
+
+    fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// The lock-free read.
+    fn get(&self, key: &KeyRef<'_>, hash: u64) -> Option<Arc<Node>> {
+        let tag = tag_of(hash);
+        let mut i = hash as usize & self.mask;
+        // At most one lap: the table always keeps empty slots.
+        for _ in 0..=self.mask {
+            match self.tags[i].load(Ordering::Acquire) {
+                EMPTY => return None,
+                t if t == tag => {
+                    let slot = self.slots[i].load();
+                    if let Some(node) = &*slot
+                        && node.meta.hash == hash
+                        && node.meta.matches(key)
+                    {
+                        return Some(Arc::clone(node));
+                    }
+                }
+                _ => {}
+            }
+            i = (i + 1) & self.mask;
+        }
+        None
+    }
+
+    /// Puts `node` in place of the entry with the same key, or in a free
+    /// slot; returns the entry it replaced. `None` in the outer option: no
+    /// room (the caller rebuilds the table first). Writer lock held.
+    #[allow(clippy::option_option)]
+    fn put(&self, node: &Arc<Node>) -> Option<Option<Arc<Node>>> {
+        let hash = node.meta.hash;
+        let tag = tag_of(hash);
+        let mut i = hash as usize & self.mask;
+        let mut free = None;
+        for _ in 0..=self.mask {
+            match self.tags[i].load(Ordering::Relaxed) {
+                EMPTY => {
+                    free.get_or_insert(i);
+                    break;
+                }
+                TOMBSTONE => {
+                    free.get_or_insert(i);
+                }
+                t if t == tag => {
+                    if let Some(old) = self.slots[i].load_full()
+                        && old.meta.key == node.meta.key
+                    {
+                        self.slots[i].store(Some(Arc::clone(node)));
+                        return Some(Some(old));
+                    }
+                }
+                _ => {}
+            }
+            i = (i + 1) & self.mask;
+        }
+        let i = free?;
+        let fresh = self.tags[i].load(Ordering::Relaxed) == EMPTY;
+        if fresh && (self.used.load(Ordering::Relaxed) + 1) * 8 > self.capacity() * 7 {
+            return None;
+        }
+        // The slot first, then the tag that tells readers to look at it.
+        self.slots[i].store(Some(Arc::clone(node)));
+        self.tags[i].store(tag, Ordering::Release);
+        if fresh {
+            self.used.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(None)
+    }
+
+    /// Every live entry.
+    fn nodes(&self) -> impl Iterator<Item = Arc<Node>> + '_ {
+        self.tags
+            .iter()
+            .zip(self.slots.iter())
+            .filter(|(t, _)| t.load(Ordering::Acquire) > TOMBSTONE)
+            .filter_map(|(_, s)| s.load_full())
+    }
+
+    /// Removes the entries `remove` picks; returns them. Writer lock held.
+    fn remove_where(&self, mut remove: impl FnMut(&Node) -> bool) -> Vec<Arc<Node>> {
+        let mut removed = Vec::new();
+        for (t, s) in self.tags.iter().zip(self.slots.iter()) {
+            if t.load(Ordering::Relaxed) <= TOMBSTONE {
+                continue;
+            }
+            if let Some(node) = s.load_full()
+                && remove(&node)
+            {
+                // The tag first, so readers stop looking at the slot.
+                t.store(TOMBSTONE, Ordering::Release);
+                s.store(None);
+                removed.push(node);
+            }
+        }
+        removed
+    }
+}
+
+/// Ways per set in a thread's table of copies.
+const WAYS: usize = 4;
+/// Sets in a thread's table of copies: it starts small and grows (×4) while
+/// the thread keeps reading the shared index, up to 4,096 ways (96 KiB).
+const MIN_SETS: usize = 16;
+const MAX_SETS: usize = 1024;
+
+/// One way of a thread's table: a key seen once (`copy: None`, no
+/// allocation), or this thread's copy of a hot token.
+struct Way {
+    /// The cache it belongs to (0: empty), so two clients never mix.
     cache: u64,
     hash: u64,
-    generation: u64,
-    epoch: u64,
-    key: CacheKey,
+    copy: Option<Box<Copy>>,
+}
+
+/// One thread's copy of a cached token, with its own reference count, so
+/// that threads hitting the same tokens do not write to shared memory.
+struct Copy {
+    /// The shared entry: when it is superseded, the copy is not served.
+    master: Arc<Node>,
     token: AccessToken,
-    fresh_until_ms: i64,
-    refresh_at_ms: i64,
+}
+
+impl Copy {
+    fn serves(&self, key: &KeyRef<'_>, now_ms: i64) -> bool {
+        let m = &self.token.node.meta;
+        !self.master.meta.superseded.load(Ordering::Relaxed)
+            && now_ms < m.fresh_until_ms
+            && now_ms < m.refresh_at_ms
+            && m.matches(key)
+    }
+}
+
+/// A thread's table of copies (set-associative, 4 ways).
+struct Local {
+    ways: Vec<Way>,
+    /// Hits served by the shared index since the table last grew.
+    shared_hits: usize,
+    /// The way served last (checked before hashing).
+    mru: usize,
+    /// Round-robin victim within a set.
+    victim: usize,
+}
+
+impl Local {
+    const fn new() -> Local {
+        Local {
+            ways: Vec::new(),
+            shared_hits: 0,
+            mru: usize::MAX,
+            victim: 0,
+        }
+    }
+
+    fn set(&self, hash: u64) -> std::ops::Range<usize> {
+        let sets = self.ways.len() / WAYS;
+        let start = (hash as usize & (sets - 1)) * WAYS;
+        start..start + WAYS
+    }
+
+    fn find(&self, me: u64, key: &KeyRef<'_>, now_ms: i64) -> Option<AccessToken> {
+        if let Some(Way {
+            cache,
+            copy: Some(c),
+            ..
+        }) = self.ways.get(self.mru)
+            && *cache == me
+            && c.serves(key, now_ms)
+        {
+            return Some(c.token.clone());
+        }
+        None
+    }
+
+    fn find_hashed(
+        &mut self,
+        me: u64,
+        hash: u64,
+        key: &KeyRef<'_>,
+        now_ms: i64,
+    ) -> Option<AccessToken> {
+        if self.ways.is_empty() {
+            return None;
+        }
+        for i in self.set(hash) {
+            let w = &self.ways[i];
+            if w.cache == me
+                && w.hash == hash
+                && let Some(c) = &w.copy
+                && c.serves(key, now_ms)
+            {
+                self.mru = i;
+                return Some(c.token.clone());
+            }
+        }
+        None
+    }
+
+    /// Notes a hit served by the shared index: the second one in a row on a
+    /// key (while its way survives) makes this thread's copy.
+    fn remember(&mut self, me: u64, node: &Arc<Node>) {
+        let hash = node.meta.hash;
+        self.shared_hits += 1;
+        if self.ways.is_empty() {
+            self.resize(MIN_SETS);
+        } else if self.shared_hits > 2 * self.ways.len() && self.ways.len() < MAX_SETS * WAYS {
+            self.resize(self.ways.len() / WAYS * 4);
+        }
+        let set = self.set(hash);
+        if let Some(i) = set
+            .clone()
+            .find(|&i| self.ways[i].cache == me && self.ways[i].hash == hash)
+        {
+            let w = &mut self.ways[i];
+            if !w
+                .copy
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(&c.master, node))
+            {
+                w.copy = Some(Box::new(Copy {
+                    master: Arc::clone(node),
+                    token: AccessToken::from_node(Arc::clone(node)).with_meta(node.meta.copy()),
+                }));
+            }
+            self.mru = i;
+            return;
+        }
+        // A new key: an empty way, else a key seen once, else a copy.
+        let pick = set
+            .clone()
+            .find(|&i| self.ways[i].cache == 0)
+            .or_else(|| set.clone().find(|&i| self.ways[i].copy.is_none()))
+            .unwrap_or_else(|| {
+                self.victim = self.victim.wrapping_add(1);
+                set.start + self.victim % WAYS
+            });
+        self.ways[pick] = Way {
+            cache: me,
+            hash,
+            copy: None,
+        };
+    }
+
+    /// Rebuilds the table with `sets` sets, keeping the copies.
+    fn resize(&mut self, sets: usize) {
+        let old = std::mem::take(&mut self.ways);
+        self.ways = (0..sets * WAYS)
+            .map(|_| Way {
+                cache: 0,
+                hash: 0,
+                copy: None,
+            })
+            .collect();
+        self.shared_hits = 0;
+        self.mru = usize::MAX;
+        for w in old.into_iter().filter(|w| w.copy.is_some()) {
+            if let Some(i) = self.set(w.hash).find(|&i| self.ways[i].cache == 0) {
+                self.ways[i] = w;
+            }
+        }
+    }
 }
 
 thread_local! {
-    /// The slot of the copy this thread used last.
-    static MRU: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
-    static REPLICAS: std::cell::RefCell<Vec<Slot>> =
-        std::cell::RefCell::new((0..REPLICA_SLOTS).map(|_| Slot::Empty).collect());
+    static LOCAL: RefCell<Local> = const { RefCell::new(Local::new()) };
+}
+
+pub(crate) struct Cache {
+    table: ArcSwap<Table>,
+    /// Serialises writers (stores, sweeps, rebuilds); readers never take it.
+    writer: Mutex<()>,
+    len: AtomicUsize,
+    hasher: foldhash::fast::RandomState,
+    pub(crate) inflight: Mutex<HashMap<CacheKey, SharedFetch>>,
+    throttled: Mutex<HashMap<CacheKey, Throttle>>,
+    schedule: Mutex<BinaryHeap<Reverse<Due>>>,
+    max_entries: Option<usize>,
+    generation: AtomicU64,
+    /// Unique per cache (per-thread copies name their cache by it).
+    id: u64,
 }
 
 impl std::fmt::Debug for Cache {
@@ -366,17 +736,15 @@ impl std::fmt::Debug for Cache {
 impl Cache {
     pub(crate) fn new(max_entries: Option<usize>) -> Cache {
         Cache {
-            map: papaya::HashMap::builder()
-                .hasher(foldhash::fast::RandomState::default())
-                .build(),
+            table: ArcSwap::from_pointee(Table::with_capacity(MIN_CAPACITY)),
+            writer: Mutex::new(()),
+            len: AtomicUsize::new(0),
+            hasher: foldhash::fast::RandomState::default(),
             inflight: Mutex::new(HashMap::new()),
             throttled: Mutex::new(HashMap::new()),
             schedule: Mutex::new(BinaryHeap::new()),
-            sweeping: Mutex::new(()),
             max_entries,
             generation: AtomicU64::new(0),
-            epoch: AtomicU64::new(0),
-            replica_hasher: foldhash::fast::RandomState::default(),
             id: {
                 static NEXT: AtomicU64 = AtomicU64::new(1);
                 NEXT.fetch_add(1, Ordering::Relaxed)
@@ -385,10 +753,18 @@ impl Cache {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.len.load(Ordering::Relaxed)
     }
 
-    /// The hot path: no lock, no allocation but the token's reference count.
+    fn hash(&self, key: &KeyRef<'_>) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn get(&self, key: &KeyRef<'_>) -> Option<Arc<Node>> {
+        self.table.load().get(key, self.hash(key))
+    }
+
+    /// The hot path: no lock, no allocation, one reference-count increment.
     pub(crate) fn lookup(
         &self,
         key: &KeyRef<'_>,
@@ -396,125 +772,67 @@ impl Cache {
         refresh_backoff: Duration,
     ) -> Lookup {
         let me = self.id;
-        let epoch = self.epoch.load(Ordering::Acquire);
-        // 0. The copy this thread used last (no hashing at all).
-        let mru = MRU.with(|m| m.get());
-        let fast = REPLICAS.with(|r| match r.borrow().get(mru) {
-            Some(Slot::Replica(rep))
-                if rep.cache == me
-                    && rep.epoch == epoch
-                    && now_ms < rep.fresh_until_ms
-                    && now_ms < rep.refresh_at_ms
-                    && key.parts_eq(&rep.key) =>
-            {
-                Some(rep.token.clone())
-            }
-            _ => None,
-        });
-        if let Some(token) = fast {
+        // 0. The copy this thread served last (no hashing at all).
+        let local = LOCAL.try_with(|l| l.borrow().find(me, key, now_ms));
+        if let Ok(Some(token)) = local {
             return Lookup::Hit {
                 token,
                 refresh: false,
             };
         }
-        let hash = self.replica_hasher.hash_one(key);
-        // 1. This thread's copy of a hot token: nothing shared is written.
-        let fast = REPLICAS.with(|r| {
-            let r = r.borrow();
-            let index = hash as usize % REPLICA_SLOTS;
-            match &r[index] {
-                Slot::Replica(rep)
-                    if rep.cache == me
-                        && rep.hash == hash
-                        && rep.epoch == epoch
-                        && now_ms < rep.fresh_until_ms
-                        && now_ms < rep.refresh_at_ms
-                        && key.parts_eq(&rep.key) =>
-                {
-                    MRU.with(|m| m.set(index));
-                    Some(rep.token.clone())
-                }
-                _ => None,
-            }
-        });
-        if let Some(token) = fast {
+        let hash = self.hash(key);
+        // 1. This thread's copies: nothing shared is written.
+        let local = LOCAL.try_with(|l| l.borrow_mut().find_hashed(me, hash, key, now_ms));
+        if let Ok(Some(token)) = local {
             return Lookup::Hit {
                 token,
                 refresh: false,
             };
         }
-        // 2. The shared map.
-        let map = self.map.pin();
-        let Some(entry) = map.get(key) else {
+        // 2. The shared index.
+        let Some(node) = self.table.load().get(key, hash) else {
             return Lookup::Miss;
         };
-        if now_ms >= entry.fresh_until_ms {
-            return Lookup::Stale(entry.token.clone());
+        let m = &node.meta;
+        if now_ms >= m.fresh_until_ms {
+            return Lookup::Stale(AccessToken::from_node(node));
         }
-        if !entry.used.load(Ordering::Relaxed) {
-            entry.used.store(true, Ordering::Relaxed);
+        if !m.used.load(Ordering::Relaxed) {
+            m.used.store(true, Ordering::Relaxed);
         }
-        let refresh = now_ms >= entry.refresh_at_ms && entry.claim_refresh(now_ms, refresh_backoff);
+        let refresh = now_ms >= m.refresh_at_ms && m.claim_refresh(now_ms, refresh_backoff);
         if !refresh {
-            self.remember(key, hash, me, epoch, entry);
+            let _ = LOCAL.try_with(|l| l.borrow_mut().remember(me, &node));
         }
         Lookup::Hit {
-            token: entry.token.clone(),
+            token: AccessToken::from_node(node),
             refresh,
         }
     }
 
-    /// Notes a shared hit in this thread's slot: the second hit in a row on
-    /// the same key makes a per-thread copy (one allocation per thread and
-    /// hot key); an epoch change on the same token only refreshes the stamp.
-    fn remember(&self, key: &KeyRef<'_>, hash: u64, me: u64, epoch: u64, entry: &Entry) {
-        REPLICAS.with(|r| {
-            let mut r = r.borrow_mut();
-            let slot = &mut r[hash as usize % REPLICA_SLOTS];
-            match slot {
-                Slot::Replica(rep)
-                    if rep.cache == me
-                        && rep.hash == hash
-                        && rep.generation == entry.generation
-                        && key.parts_eq(&rep.key) =>
-                {
-                    rep.epoch = epoch;
-                }
-                Slot::Candidate { cache, hash: h } if *cache == me && *h == hash => {
-                    *slot = Slot::Replica(Box::new(Replica {
-                        cache: me,
-                        hash,
-                        generation: entry.generation,
-                        epoch,
-                        key: key.to_owned_key_plain(),
-                        token: entry.token.replicate(),
-                        fresh_until_ms: entry.fresh_until_ms,
-                        refresh_at_ms: entry.refresh_at_ms,
-                    }));
-                }
-                _ => *slot = Slot::Candidate { cache: me, hash },
-            }
-        });
-    }
-
     /// The entry for `key`, if it is still the given generation.
     pub(crate) fn entry_if(&self, key: &CacheKey, generation: u64) -> Option<EntryView> {
-        let map = self.map.pin();
-        map.get(key)
-            .filter(|e| e.generation == generation)
-            .map(Entry::view)
+        self.get(&key.as_ref())
+            .filter(|n| n.meta.generation == generation)
+            .as_ref()
+            .and_then(view)
     }
 
     /// The current entry for `key`.
     pub(crate) fn entry(&self, key: &CacheKey) -> Option<EntryView> {
-        self.map.pin().get(key).map(Entry::view)
+        self.get(&key.as_ref()).as_ref().and_then(view)
     }
 
     /// Every cached entry (for export).
     pub(crate) fn snapshot(&self) -> Vec<(CacheKey, AccessToken, OffsetDateTime)> {
-        let map = self.map.pin();
-        map.iter()
-            .map(|(k, e)| (k.clone(), e.token.clone(), e.stored_at))
+        let table = self.table.load();
+        table
+            .nodes()
+            .filter_map(|n| {
+                let key = n.meta.key.clone()?;
+                let at = n.meta.stored_at;
+                Some((key, AccessToken::from_node(n), at))
+            })
             .collect()
     }
 
@@ -526,10 +844,9 @@ impl Cache {
         now: OffsetDateTime,
         backoff: Duration,
     ) -> bool {
-        let map = self.map.pin();
-        map.get(key)
-            .filter(|e| e.generation == generation)
-            .is_some_and(|e| e.claim_refresh(unix_ms(now), backoff))
+        self.get(&key.as_ref())
+            .filter(|n| n.meta.generation == generation)
+            .is_some_and(|n| n.meta.claim_refresh(unix_ms(now), backoff))
     }
 
     /// Stores a new token; returns whether the refresh schedule got an
@@ -546,17 +863,19 @@ impl Cache {
         scopes: Scopes,
     ) -> bool {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let entry = Entry {
+        let meta = Meta {
+            hash: self.hasher.hash_one(&key),
             fresh_until_ms: unix_ms(token.expires_on() - EXPIRY_MARGIN),
             refresh_at_ms: refresh_at.map_or(i64::MAX, unix_ms),
-            token,
-            stored_at: now,
+            superseded: AtomicBool::new(false),
             used: AtomicBool::new(used),
+            key: Some(key.clone()),
             next_refresh_attempt: AtomicI64::new(i64::MIN),
             generation,
-            authority,
-            scopes,
+            stored_at: now,
+            origin: Some(Box::new((authority, scopes))),
         };
+        let node = token.with_meta(meta).node;
         self.throttled
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -565,10 +884,31 @@ impl Cache {
         if let Some(at) = refresh_at {
             earlier = self.schedule_at(&key, generation, at);
         }
-        self.map.pin().insert(key, entry);
-        self.epoch.fetch_add(1, Ordering::Release);
+        {
+            let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let table = self.table.load_full();
+            let replaced = match table.put(&node) {
+                Some(r) => r,
+                None => {
+                    // Full: rebuild at a size for one more entry, then put.
+                    let bigger = Table::sized_for(self.len() + 1);
+                    for n in table.nodes() {
+                        bigger.put(&n);
+                    }
+                    let r = bigger.put(&node).flatten();
+                    self.table.store(Arc::new(bigger));
+                    r
+                }
+            };
+            match replaced {
+                Some(old) => old.meta.superseded.store(true, Ordering::Release),
+                None => {
+                    self.len.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
         self.maybe_sweep(now, generation);
-        metrics::gauge!("apptoken_cache_entries").set(self.map.len() as f64);
+        metrics::gauge!("apptoken_cache_entries").set(self.len() as f64);
         earlier
     }
 
@@ -628,58 +968,58 @@ impl Cache {
 
     /// Drops expired entries; with a bound, also the oldest entries until the
     /// cache holds at most 90% of it. Runs when the bound is passed, and
-    /// every 4096 stores otherwise.
+    /// every 4096 stores otherwise. Readers are never blocked.
     fn maybe_sweep(&self, now: OffsetDateTime, stores: u64) {
-        let len = self.map.len();
-        let over = self.max_entries.is_some_and(|m| len > m);
+        let over = self.max_entries.is_some_and(|m| self.len() > m);
         if !over && !stores.is_multiple_of(4096) {
             return;
         }
-        let Ok(_guard) = self.sweeping.try_lock() else {
-            return;
-        };
-        let map = self.map.pin();
-        let mut evicted = 0u64;
-        map.retain(|_, e| {
-            let keep =
-                e.token.expires_on() > now || e.token.ext_expires_on().is_some_and(|x| x > now);
-            if !keep {
-                evicted += 1;
-            }
-            keep
-        });
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let table = self.table.load_full();
+        let mut removed = table
+            .remove_where(|n| n.expires_on <= now && n.ext_expires_on.is_none_or(|x| x <= now));
+        self.len.fetch_sub(removed.len(), Ordering::Relaxed);
         if let Some(max) = self.max_entries {
-            let len = map.len();
+            let len = self.len();
             if len > max {
                 let target = max - max / 10;
-                let mut ages: Vec<(OffsetDateTime, u64)> = map
-                    .iter()
-                    .map(|(_, e)| (e.stored_at, e.generation))
+                let mut ages: Vec<(OffsetDateTime, u64)> = table
+                    .nodes()
+                    .map(|n| (n.meta.stored_at, n.meta.generation))
                     .collect();
                 ages.sort_unstable();
-                let remove = len.saturating_sub(target);
-                if let Some(&(cut_at, cut_gen)) = ages.get(remove.saturating_sub(1)) {
-                    map.retain(|_, e| {
-                        let old = (e.stored_at, e.generation) <= (cut_at, cut_gen);
-                        if old {
-                            evicted += 1;
-                        }
-                        !old
-                    });
+                if let Some(&cut) = ages.get(len.saturating_sub(target).saturating_sub(1)) {
+                    let old = table.remove_where(|n| (n.meta.stored_at, n.meta.generation) <= cut);
+                    self.len.fetch_sub(old.len(), Ordering::Relaxed);
+                    removed.extend(old);
                 }
             }
         }
-        drop(map);
-        if evicted > 0 {
-            metrics::counter!("apptoken_cache_evictions_total").increment(evicted);
+        for n in &removed {
+            n.meta.superseded.store(true, Ordering::Release);
+        }
+        // Tombstones piling up, or a table far larger than its entries:
+        // rebuild at the right size.
+        let live = self.len();
+        let tombstones = table.used.load(Ordering::Relaxed).saturating_sub(live);
+        if tombstones > table.capacity() / 4 || table.capacity() > 2 * capacity_for(live) {
+            let fresh = Table::sized_for(live);
+            for n in table.nodes() {
+                fresh.put(&n);
+            }
+            self.table.store(Arc::new(fresh));
+        }
+        drop(_writer);
+        if !removed.is_empty() {
+            metrics::counter!("apptoken_cache_evictions_total").increment(removed.len() as u64);
         }
         // The refresh heap must not outgrow the cache (evicted keys linger in it).
         let mut heap = self.schedule.lock().unwrap_or_else(|p| p.into_inner());
-        if heap.len() > 2 * self.map.len() + 1024 {
-            let map = self.map.pin();
+        if heap.len() > 2 * self.len() + 1024 {
             heap.retain(|Reverse(d)| {
                 let key = CacheKey::from(d.key.clone());
-                map.get(&key).is_some_and(|e| e.generation == d.generation)
+                self.get(&key.as_ref())
+                    .is_some_and(|n| n.meta.generation == d.generation)
             });
         }
     }
@@ -743,15 +1083,159 @@ mod tests {
             let upper = tenant.to_ascii_uppercase();
             let borrowed = r(&upper, &scope);
             prop_assert_eq!(s.hash_one(&key), s.hash_one(borrowed));
-            prop_assert!(papaya::Equivalent::equivalent(&borrowed, &key));
+            prop_assert!(borrowed.parts_eq(&key));
         }
 
+        #[test]
+        fn eight_bytes_are_lower_cased_like_the_standard_library(x in any::<u64>()) {
+            let want = u64::from_le_bytes(x.to_le_bytes().map(|b| b.to_ascii_lowercase()));
+            prop_assert_eq!(lower8(x), want);
+        }
+
+        #[test]
+        fn keys_compare_like_eq_ignore_ascii_case(a in proptest::collection::vec(any::<u8>(), 0..40), b in proptest::collection::vec(any::<u8>(), 0..40), same in any::<bool>()) {
+            let b = if same { a.to_ascii_uppercase() } else { b };
+            let lower = b.to_ascii_lowercase();
+            prop_assert_eq!(eq_lower(&a, &lower), a.eq_ignore_ascii_case(&lower));
+        }
+
+        #[test]
+        fn moving_the_border_between_tenant_and_scope_makes_another_key(t in "[a-z]{2,20}", scope in "[a-z]{1,20}", cut in 1usize..20) {
+            let cut = cut.min(t.len() - 1);
+            let (t1, rest) = t.split_at(cut);
+            let s2 = format!("{rest}{scope}");
+            prop_assert_ne!(owned(&t, &scope), owned(t1, &s2));
+            prop_assert!(!r(t1, &s2).parts_eq(&owned(&t, &scope)));
+        }
+
+        /// The shared index against a `HashMap` model: stores, replacements,
+        /// removals (tombstones), growth and shrinking rebuilds.
+        #[test]
+        fn the_index_behaves_like_a_map(ops in proptest::collection::vec((0u8..3, 0u16..300), 1..600)) {
+            let cache = Cache::new(None);
+            let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+            let mut model: HashMap<u16, OffsetDateTime> = HashMap::new();
+            for (i, (op, k)) in ops.into_iter().enumerate() {
+                let tenant = format!("t{k}");
+                match op {
+                    0 | 1 => {
+                        let exp = now + Duration::hours(1) + Duration::seconds(i as i64);
+                        store(&cache, &tenant, exp, None, now);
+                        model.insert(k, exp);
+                    }
+                    _ => {
+                        let _w = cache.writer.lock().unwrap();
+                        let table = cache.table.load_full();
+                        let gone = table.remove_where(|n| n.meta.key.as_ref().is_some_and(|key| key.tenant() == tenant));
+                        cache.len.fetch_sub(gone.len(), Ordering::Relaxed);
+                        prop_assert_eq!(gone.len(), usize::from(model.remove(&k).is_some()));
+                    }
+                }
+                prop_assert_eq!(cache.len(), model.len());
+            }
+            // Force a rebuild the way a sweep does, then check every key.
+            cache.maybe_sweep(now, 4096);
+            prop_assert_eq!(cache.len(), model.len());
+            for k in 0u16..300 {
+                let tenant = format!("t{k}");
+                let found = cache.get(&r(&tenant, "api://x/.default"));
+                prop_assert_eq!(found.map(|n| n.expires_on), model.get(&k).copied());
+            }
+            let table = cache.table.load();
+            prop_assert!(table.used.load(Ordering::Relaxed) * 8 <= table.capacity() * 7);
+        }
+    }
+
+    proptest! {
         #[test]
         fn different_tenants_never_share_a_key(a in "[a-z0-9.-]{1,40}", b in "[a-z0-9.-]{1,40}") {
             prop_assume!(!a.eq_ignore_ascii_case(&b));
             prop_assert_ne!(owned(&a, "api://x/.default"), owned(&b, "api://x/.default"));
-            prop_assert!(!papaya::Equivalent::equivalent(&r(&a, "api://x/.default"), &owned(&b, "api://x/.default")));
+            prop_assert!(!r(&a, "api://x/.default").parts_eq(&owned(&b, "api://x/.default")));
         }
+    }
+
+    /// Readers on two threads look up while a writer replaces tokens,
+    /// evicts (a bound of 64) and rebuilds the index: every hit is a token
+    /// of the key asked for, and nothing panics.
+    #[test]
+    fn readers_always_get_their_own_key_while_writers_churn() {
+        let cache = Arc::new(Cache::new(Some(64)));
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|seed| {
+                let (cache, stop) = (Arc::clone(&cache), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut hits = 0u64;
+                    let mut i = seed;
+                    while !stop.load(Ordering::Relaxed) || hits == 0 {
+                        i = (i + 7) % 200;
+                        let tenant = format!("T{i}");
+                        if let Lookup::Hit { token, .. } = cache.lookup(
+                            &r(&tenant, "API://X/.default"),
+                            unix_ms(now),
+                            Duration::seconds(30),
+                        ) {
+                            assert_eq!(token.tenant(), format!("t{i}"));
+                            hits += 1;
+                        }
+                    }
+                    hits
+                })
+            })
+            .collect();
+        for round in 0..20_000i64 {
+            let i = round % 200;
+            let tenant = format!("t{i}");
+            cache.store(
+                owned(&tenant, "api://x/.default"),
+                AccessToken::new(
+                    SecretString::from(format!("token-{round}")),
+                    "Bearer".into(),
+                    now + Duration::hours(1),
+                    None,
+                    None,
+                    tenant.clone(),
+                    vec![],
+                ),
+                None,
+                true,
+                now + Duration::milliseconds(round),
+                Authority::parse("https://h.example/t.example").unwrap(),
+                Scopes::new(["api://x/.default"]).unwrap(),
+            );
+            assert!(cache.len() <= 64);
+        }
+        stop.store(true, Ordering::Relaxed);
+        for r in readers {
+            assert!(r.join().unwrap() > 0);
+        }
+    }
+
+    #[test]
+    fn an_evicted_token_is_not_served_from_a_threads_copy() {
+        let cache = Cache::new(Some(10));
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        store(&cache, "first", now + Duration::hours(1), None, now);
+        let k = r("first", "api://x/.default");
+        let ms = unix_ms(now);
+        for _ in 0..3 {
+            hit(cache.lookup(&k, ms, Duration::seconds(30)));
+        }
+        for i in 0..20 {
+            store(
+                &cache,
+                &format!("t{i}"),
+                now + Duration::hours(1),
+                None,
+                now + Duration::seconds(i + 1),
+            );
+        }
+        assert!(matches!(
+            cache.lookup(&k, ms, Duration::seconds(30)),
+            Lookup::Miss
+        ));
     }
 
     #[test]

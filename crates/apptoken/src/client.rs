@@ -566,7 +566,12 @@ impl ConfidentialClient {
     /// there, otherwise from the identity provider. A cache hit takes no
     /// lock and allocates nothing.
     pub async fn acquire_token<S: AsRef<str>>(&self, scopes: &[S]) -> Result<AccessToken> {
-        self.acquire(scopes, None, false, None, None).await
+        if let Some(token) = self.cached(scopes, None) {
+            return Ok(token);
+        }
+        // The miss path's future is boxed, so that the future a caller moves
+        // around (and polls once on a hit) stays small.
+        Box::pin(self.acquire(scopes, None, false, None, None)).await
     }
 
     /// An app-only token from another tenant than the client's (a
@@ -577,34 +582,38 @@ impl ConfidentialClient {
         scopes: &[S],
         tenant: &str,
     ) -> Result<AccessToken> {
-        self.acquire(scopes, Some(tenant), false, None, None).await
+        if let Some(token) = self.cached(scopes, Some(tenant)) {
+            return Ok(token);
+        }
+        Box::pin(self.acquire(scopes, Some(tenant), false, None, None)).await
     }
 
     /// An app-only token, with per-call options.
     pub async fn acquire_token_with(&self, request: TokenRequest) -> Result<AccessToken> {
-        self.acquire(
+        if !request.force_refresh
+            && request.claims.is_none()
+            && let Some(token) = self.cached(&request.scopes, request.tenant.as_deref())
+        {
+            return Ok(token);
+        }
+        Box::pin(self.acquire(
             &request.scopes,
             request.tenant.as_deref(),
             request.force_refresh || request.claims.is_some(),
             request.correlation_id,
             request.claims.as_deref(),
-        )
+        ))
         .await
     }
 
-    async fn acquire<S: AsRef<str>>(
-        &self,
-        scopes: &[S],
-        tenant: Option<&str>,
-        force: bool,
-        correlation: Option<uuid::Uuid>,
-        claims: Option<&str>,
-    ) -> Result<AccessToken> {
+    /// The hot path: a fresh cached token for the strings as given, if
+    /// there is one. Only validated keys are ever stored, so a hit needs no
+    /// validation; anything unusual (several scopes, whitespace) is left to
+    /// the full path.
+    #[inline]
+    fn cached<S: AsRef<str>>(&self, scopes: &[S], tenant: Option<&str>) -> Option<AccessToken> {
         let inner = &self.inner;
-        // Hot path: look up first with the strings as given. Only validated
-        // keys are ever stored, so a hit needs no validation.
-        if !force
-            && let [one] = scopes
+        if let [one] = scopes
             && let one = one.as_ref()
             && !one.bytes().any(|b| b.is_ascii_whitespace())
         {
@@ -623,9 +632,21 @@ impl ConfidentialClient {
                 if refresh {
                     self.refresh_in_background(&key.to_owned_key(&inner.host, &inner.client_id));
                 }
-                return Ok(token);
+                return Some(token);
             }
         }
+        None
+    }
+
+    async fn acquire<S: AsRef<str>>(
+        &self,
+        scopes: &[S],
+        tenant: Option<&str>,
+        force: bool,
+        correlation: Option<uuid::Uuid>,
+        claims: Option<&str>,
+    ) -> Result<AccessToken> {
+        let inner = &self.inner;
         let scope = scope::single_resource(scopes)?;
         let tenant = match tenant {
             Some(t) => {
