@@ -12,6 +12,9 @@
 //!   task, in-process source, store).
 //! - `coalesced_miss`: 64 callers on one cold key; time per caller.
 //!
+//! - `calibration_*`: this machine's floor for the same work without the
+//!   cache (hashing; one read from memory outside the CPU caches).
+//!
 //! The token source is in-process, so these measure the cache, not HTTP.
 
 use std::sync::Arc;
@@ -200,4 +203,40 @@ fn calibration_hash_80_bytes(bencher: divan::Bencher) {
     let s = foldhash::fast::FixedState::with_seed(7);
     let data = [7u8; 80];
     bencher.bench(|| s.hash_one(divan::black_box(&data[..])));
+}
+
+/// Calibration: one dependent read from memory that is not in the CPU's
+/// caches (a random cycle over 64 MiB), the floor for a hit on a token that
+/// is not in the caches either.
+#[divan::bench(threads = [1, 2], sample_size = 2000, sample_count = 200)]
+fn calibration_memory_access(bencher: divan::Bencher) {
+    static CYCLE: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    let cycle = CYCLE.get_or_init(|| {
+        // Sattolo's algorithm: one cycle through all slots, 64 bytes apart.
+        let n = (64 << 20) / 64;
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in (1..n).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            order.swap(i, (x % i as u64) as usize);
+        }
+        let mut next = vec![0usize; n * 8];
+        for w in 0..n {
+            next[order[w] * 8] = order[(w + 1) % n] * 8;
+        }
+        next
+    });
+    // Each thread starts at its own place in the cycle.
+    thread_local! {
+        static AT: std::cell::Cell<usize> = std::cell::Cell::new(next_index(1 << 20) * 8);
+    }
+    bencher.bench(|| {
+        AT.with(|at| {
+            let i = cycle[at.get()];
+            at.set(i);
+            i
+        })
+    });
 }

@@ -544,7 +544,7 @@ impl Table {
 /// Ways per set in a thread's table of copies.
 const WAYS: usize = 4;
 /// Sets in a thread's table of copies: it starts small and grows (×4) while
-/// the thread keeps reading the shared index, up to 4,096 ways (96 KiB).
+/// the thread keeps reading the shared index, up to 4,096 ways (160 KiB).
 const MIN_SETS: usize = 16;
 const MAX_SETS: usize = 1024;
 
@@ -554,18 +554,18 @@ struct Way {
     /// The cache it belongs to (0: empty), so two clients never mix.
     cache: u64,
     hash: u64,
-    copy: Option<Box<Copy>>,
+    copy: Option<Replica>,
 }
 
 /// One thread's copy of a cached token, with its own reference count, so
 /// that threads hitting the same tokens do not write to shared memory.
-struct Copy {
+struct Replica {
     /// The shared entry: when it is superseded, the copy is not served.
     master: Arc<Node>,
     token: AccessToken,
 }
 
-impl Copy {
+impl Replica {
     fn serves(&self, key: &KeyRef<'_>, now_ms: i64) -> bool {
         let m = &self.token.node.meta;
         !self.master.meta.superseded.load(Ordering::Relaxed)
@@ -661,10 +661,10 @@ impl Local {
                 .as_ref()
                 .is_some_and(|c| Arc::ptr_eq(&c.master, node))
             {
-                w.copy = Some(Box::new(Copy {
+                w.copy = Some(Replica {
                     master: Arc::clone(node),
                     token: AccessToken::from_node(Arc::clone(node)).with_meta(node.meta.copy()),
-                }));
+                });
             }
             self.mru = i;
             return;
