@@ -548,36 +548,40 @@ const WAYS: usize = 4;
 const MIN_SETS: usize = 16;
 const MAX_SETS: usize = 1024;
 
-/// One way of a thread's table: a key seen once (`copy: None`, no
-/// allocation), or this thread's copy of a hot token.
-struct Way {
-    /// The cache it belongs to (0: empty), so two clients never mix.
-    cache: u64,
-    hash: u64,
-    copy: Option<Replica>,
-}
-
 /// One thread's copy of a cached token, with its own reference count, so
 /// that threads hitting the same tokens do not write to shared memory.
 struct Replica {
+    /// The cache it belongs to, so two clients never mix.
+    cache: u64,
     /// The shared entry: when it is superseded, the copy is not served.
     master: Arc<Node>,
     token: AccessToken,
 }
 
 impl Replica {
-    fn serves(&self, key: &KeyRef<'_>, now_ms: i64) -> bool {
+    fn serves(&self, me: u64, key: &KeyRef<'_>, now_ms: i64) -> bool {
         let m = &self.token.node.meta;
-        !self.master.meta.superseded.load(Ordering::Relaxed)
+        self.cache == me
+            && !self.master.meta.superseded.load(Ordering::Relaxed)
             && now_ms < m.fresh_until_ms
             && now_ms < m.refresh_at_ms
             && m.matches(key)
     }
 }
 
-/// A thread's table of copies (set-associative, 4 ways).
+/// A way's tag: the key's hash mixed with its cache's id (never 0, which
+/// marks an empty way).
+fn way_tag(me: u64, hash: u64) -> u64 {
+    (hash ^ me.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1
+}
+
+/// A thread's table of copies: 4-way set-associative. `tags` (scanned
+/// first: a set's four tags share half a cache line) and `ways` are
+/// parallel; a tagged way without a copy is a key seen once (no
+/// allocation).
 struct Local {
-    ways: Vec<Way>,
+    tags: Vec<u64>,
+    ways: Vec<Option<Replica>>,
     /// Hits served by the shared index since the table last grew.
     shared_hits: usize,
     /// The way served last (checked before hashing).
@@ -589,6 +593,7 @@ struct Local {
 impl Local {
     const fn new() -> Local {
         Local {
+            tags: Vec::new(),
             ways: Vec::new(),
             shared_hits: 0,
             mru: usize::MAX,
@@ -596,24 +601,17 @@ impl Local {
         }
     }
 
-    fn set(&self, hash: u64) -> std::ops::Range<usize> {
-        let sets = self.ways.len() / WAYS;
-        let start = (hash as usize & (sets - 1)) * WAYS;
+    fn set(&self, tag: u64) -> std::ops::Range<usize> {
+        let sets = self.tags.len() / WAYS;
+        let start = ((tag >> 1) as usize & (sets - 1)) * WAYS;
         start..start + WAYS
     }
 
     fn find(&self, me: u64, key: &KeyRef<'_>, now_ms: i64) -> Option<AccessToken> {
-        if let Some(Way {
-            cache,
-            copy: Some(c),
-            ..
-        }) = self.ways.get(self.mru)
-            && *cache == me
-            && c.serves(key, now_ms)
-        {
-            return Some(c.token.clone());
+        match self.ways.get(self.mru) {
+            Some(Some(r)) if r.serves(me, key, now_ms) => Some(r.token.clone()),
+            _ => None,
         }
-        None
     }
 
     fn find_hashed(
@@ -623,45 +621,40 @@ impl Local {
         key: &KeyRef<'_>,
         now_ms: i64,
     ) -> Option<AccessToken> {
-        if self.ways.is_empty() {
+        if self.tags.is_empty() {
             return None;
         }
-        for i in self.set(hash) {
-            let w = &self.ways[i];
-            if w.cache == me
-                && w.hash == hash
-                && let Some(c) = &w.copy
-                && c.serves(key, now_ms)
+        let tag = way_tag(me, hash);
+        for i in self.set(tag) {
+            if self.tags[i] == tag
+                && let Some(r) = &self.ways[i]
+                && r.serves(me, key, now_ms)
             {
                 self.mru = i;
-                return Some(c.token.clone());
+                return Some(r.token.clone());
             }
         }
         None
     }
 
-    /// Notes a hit served by the shared index: the second one in a row on a
-    /// key (while its way survives) makes this thread's copy.
+    /// Notes a hit served by the shared index: the second one on a key
+    /// (while its way survives) makes this thread's copy.
     fn remember(&mut self, me: u64, node: &Arc<Node>) {
-        let hash = node.meta.hash;
         self.shared_hits += 1;
-        if self.ways.is_empty() {
+        if self.tags.is_empty() {
             self.resize(MIN_SETS);
-        } else if self.shared_hits > 2 * self.ways.len() && self.ways.len() < MAX_SETS * WAYS {
-            self.resize(self.ways.len() / WAYS * 4);
+        } else if self.shared_hits > 2 * self.tags.len() && self.tags.len() < MAX_SETS * WAYS {
+            self.resize(self.tags.len() / WAYS * 4);
         }
-        let set = self.set(hash);
-        if let Some(i) = set
-            .clone()
-            .find(|&i| self.ways[i].cache == me && self.ways[i].hash == hash)
-        {
-            let w = &mut self.ways[i];
-            if !w
-                .copy
+        let tag = way_tag(me, node.meta.hash);
+        let set = self.set(tag);
+        if let Some(i) = set.clone().find(|&i| self.tags[i] == tag) {
+            let current = self.ways[i]
                 .as_ref()
-                .is_some_and(|c| Arc::ptr_eq(&c.master, node))
-            {
-                w.copy = Some(Replica {
+                .is_some_and(|r| r.cache == me && Arc::ptr_eq(&r.master, node));
+            if !current {
+                self.ways[i] = Some(Replica {
+                    cache: me,
                     master: Arc::clone(node),
                     token: AccessToken::from_node(Arc::clone(node)).with_meta(node.meta.copy()),
                 });
@@ -672,34 +665,29 @@ impl Local {
         // A new key: an empty way, else a key seen once, else a copy.
         let pick = set
             .clone()
-            .find(|&i| self.ways[i].cache == 0)
-            .or_else(|| set.clone().find(|&i| self.ways[i].copy.is_none()))
+            .find(|&i| self.tags[i] == 0)
+            .or_else(|| set.clone().find(|&i| self.ways[i].is_none()))
             .unwrap_or_else(|| {
                 self.victim = self.victim.wrapping_add(1);
                 set.start + self.victim % WAYS
             });
-        self.ways[pick] = Way {
-            cache: me,
-            hash,
-            copy: None,
-        };
+        self.tags[pick] = tag;
+        self.ways[pick] = None;
     }
 
     /// Rebuilds the table with `sets` sets, keeping the copies.
     fn resize(&mut self, sets: usize) {
-        let old = std::mem::take(&mut self.ways);
-        self.ways = (0..sets * WAYS)
-            .map(|_| Way {
-                cache: 0,
-                hash: 0,
-                copy: None,
-            })
-            .collect();
+        let tags = std::mem::replace(&mut self.tags, vec![0; sets * WAYS]);
+        let ways = std::mem::take(&mut self.ways);
+        self.ways = (0..sets * WAYS).map(|_| None).collect();
         self.shared_hits = 0;
         self.mru = usize::MAX;
-        for w in old.into_iter().filter(|w| w.copy.is_some()) {
-            if let Some(i) = self.set(w.hash).find(|&i| self.ways[i].cache == 0) {
-                self.ways[i] = w;
+        for (tag, way) in tags.into_iter().zip(ways) {
+            if way.is_some()
+                && let Some(i) = self.set(tag).find(|&i| self.tags[i] == 0)
+            {
+                self.tags[i] = tag;
+                self.ways[i] = way;
             }
         }
     }

@@ -608,14 +608,14 @@ impl ConfidentialClient {
 
     /// The hot path: a fresh cached token for the strings as given, if
     /// there is one. Only validated keys are ever stored, so a hit needs no
-    /// validation; anything unusual (several scopes, whitespace) is left to
-    /// the full path.
+    /// validation: a scope string that is not exactly one stored scope
+    /// (several scopes, spaces, `openid` beside it) cannot match one and is
+    /// left to the full path, which normalises it and looks up again.
     #[inline]
     fn cached<S: AsRef<str>>(&self, scopes: &[S], tenant: Option<&str>) -> Option<AccessToken> {
         let inner = &self.inner;
         if let [one] = scopes
             && let one = one.as_ref()
-            && !one.bytes().any(|b| b.is_ascii_whitespace())
         {
             let key = KeyRef {
                 host: &inner.host,
