@@ -662,11 +662,19 @@ impl Local {
             self.mru = i;
             return;
         }
-        // A new key: an empty way, else a key seen once, else a copy.
+        // A new key: an empty way, else a key seen once, else a stale copy
+        // (another client's, or superseded), else a copy.
         let pick = set
             .clone()
             .find(|&i| self.tags[i] == 0)
             .or_else(|| set.clone().find(|&i| self.ways[i].is_none()))
+            .or_else(|| {
+                set.clone().find(|&i| {
+                    self.ways[i].as_ref().is_some_and(|r| {
+                        r.cache != me || r.master.meta.superseded.load(Ordering::Relaxed)
+                    })
+                })
+            })
             .unwrap_or_else(|| {
                 self.victim = self.victim.wrapping_add(1);
                 set.start + self.victim % WAYS
