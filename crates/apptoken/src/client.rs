@@ -628,14 +628,29 @@ impl ConfidentialClient {
                     .cache
                     .lookup(&key, inner.clock.now_unix_ms(), REFRESH_BACKOFF)
             {
-                metrics::counter!("apptoken_cache_hits_total").increment(1);
-                if refresh {
-                    self.refresh_in_background(&key.to_owned_key(&inner.host, &inner.client_id));
-                }
-                return Some(token);
+                return Some(self.hit(&key, token, refresh));
             }
         }
         None
+    }
+
+    /// Accounts for a cache hit: a trace-level `acquire_token` span (a
+    /// cached interest check when trace is off), the hit counter, and the
+    /// background refresh this caller claimed, if any.
+    fn hit(&self, key: &KeyRef<'_>, token: AccessToken, refresh: bool) -> AccessToken {
+        let _span = tracing::trace_span!(
+            "acquire_token",
+            tenant = key.tenant,
+            scope = key.scope,
+            cache = "hit"
+        )
+        .entered();
+        metrics::counter!("apptoken_cache_hits_total").increment(1);
+        if refresh {
+            let inner = &self.inner;
+            self.refresh_in_background(&key.to_owned_key(&inner.host, &inner.client_id));
+        }
+        token
     }
 
     async fn acquire<S: AsRef<str>>(
@@ -666,21 +681,13 @@ impl ConfidentialClient {
             None
         } else {
             match inner.cache.lookup(&key, now_ms, REFRESH_BACKOFF) {
-                Lookup::Hit { token, refresh } => {
-                    metrics::counter!("apptoken_cache_hits_total").increment(1);
-                    if refresh {
-                        self.refresh_in_background(
-                            &key.to_owned_key(&inner.host, &inner.client_id),
-                        );
-                    }
-                    return Ok(token);
-                }
+                Lookup::Hit { token, refresh } => return Ok(self.hit(&key, token, refresh)),
                 Lookup::Stale(t) => Some(t),
                 Lookup::Miss => None,
             }
         };
         let now = inner.clock.now();
-        let span = debug_span!("acquire_token", tenant, scope, force);
+        let span = debug_span!("acquire_token", tenant, scope, force, cache = "miss");
         let _enter = span.enter();
         metrics::counter!("apptoken_cache_misses_total").increment(1);
         let owned = key.to_owned_key(&inner.host, &inner.client_id);

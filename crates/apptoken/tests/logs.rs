@@ -112,3 +112,53 @@ async fn trace_logs_hold_no_secret_and_no_token() {
         );
     }
 }
+
+/// Records the `acquire_token` spans opened and their `cache` field.
+#[derive(Clone, Default)]
+struct Spans(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Spans {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        struct Cache(String);
+        impl tracing::field::Visit for Cache {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "cache" {
+                    self.0 = value.to_string();
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        if attrs.metadata().name() == "acquire_token" {
+            let mut cache = Cache(String::new());
+            attrs.record(&mut cache);
+            self.0.lock().unwrap().push(cache.0);
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn every_acquisition_opens_a_span_hits_included() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let spans = Spans::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
+    let env = start().await;
+    let client = env.secret_client();
+    client.acquire_token(&[SCOPE]).await.unwrap();
+    client.acquire_token(&[SCOPE]).await.unwrap();
+    // Through the full path (the scope is normalised first), still a hit.
+    client
+        .acquire_token_with(TokenRequest::new([format!("{SCOPE} openid")]))
+        .await
+        .unwrap();
+    client
+        .acquire_token_for_tenant(&[SCOPE], HOME_TENANT)
+        .await
+        .unwrap();
+    assert_eq!(*spans.0.lock().unwrap(), ["miss", "hit", "hit", "hit"]);
+}
