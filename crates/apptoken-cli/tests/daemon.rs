@@ -71,6 +71,104 @@ fn kill_9_during_a_run_leaves_the_previous_output() {
     );
 }
 
+/// SIGHUP re-reads the configuration: a good one takes effect (a job added
+/// by it runs), a broken one is refused with its problem logged while the
+/// daemon keeps running on the current one; SIGTERM still stops it cleanly.
+#[cfg(unix)]
+#[test]
+fn sighup_reloads_a_good_configuration_and_keeps_the_current_one_on_a_bad_one() {
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
+
+    let emu = start_emulator(None);
+    let dir = tempfile::tempdir().unwrap();
+    let job = |name: &str, every: &str, start: bool| {
+        format!(
+            "[[jobs]]\nname = \"{name}\"\napi = \"sample\"\npath = \"users?$top=2\"\nevery = \"{every}\"\nrun_at_start = {start}\noutput = {{ type = \"file\", path = \"{name}.jsonl\" }}\n"
+        )
+    };
+    let daemon = "listen = \"127.0.0.1:0\"";
+    let cfg = emu.daemon_config(dir.path(), &job("first", "1h", true), daemon);
+    let child = apptoken()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    let logs = Arc::new(Mutex::new(String::new()));
+    let stderr = guard.0.as_mut().unwrap().stderr.take().unwrap();
+    let reader = {
+        let logs = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut l = logs.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        })
+    };
+    // The first run has happened: the signal handlers are installed.
+    until("the first job's output", || {
+        dir.path().join("first.jsonl").exists()
+    });
+    let addr = {
+        let l = logs.lock().unwrap();
+        let at = l
+            .find("on http://")
+            .expect("the listener's address is logged")
+            + 10;
+        l[at..].split_whitespace().next().unwrap().to_string()
+    };
+    let reloads = |outcome: &str| {
+        let m = http(&addr, "GET", "/metrics", "");
+        let want = format!("apptoken_daemon_config_reloads_total{{outcome=\"{outcome}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(want.as_str()))
+            .map_or(0, |v| v.trim().parse::<u64>().unwrap())
+    };
+
+    // A good configuration: a second job, every second.
+    let two = format!("{}{}", job("first", "1h", true), job("second", "1s", false));
+    std::fs::write(&cfg, emu.daemon_toml("", daemon, &two)).unwrap();
+    signal(guard.0.as_ref().unwrap(), "HUP");
+    until("the reload", || reloads("success") == 1);
+    until("the job the reload added", || {
+        dir.path().join("second.jsonl").exists()
+    });
+
+    // A broken one: refused, logged with where the problem is, not used.
+    std::fs::write(
+        &cfg,
+        emu.daemon_toml("", daemon, &job("third", "0s", false)),
+    )
+    .unwrap();
+    signal(guard.0.as_ref().unwrap(), "HUP");
+    until("the refused reload", || reloads("failure") == 1);
+    assert_eq!(reloads("success"), 1);
+    assert!(http(&addr, "GET", "/healthz", "").starts_with("HTTP/1.1 200"));
+    {
+        let l = logs.lock().unwrap();
+        assert!(l.contains("the current one stays"), "{l}");
+        assert!(l.contains("every"), "the problem names the field: {l}");
+    }
+    // Still running on the second configuration: the second job goes on.
+    std::fs::remove_file(dir.path().join("second.jsonl")).unwrap();
+    until("the second job, still scheduled", || {
+        dir.path().join("second.jsonl").exists()
+    });
+    assert!(!dir.path().join("third.jsonl").exists());
+
+    signal(guard.0.as_ref().unwrap(), "TERM");
+    let status = guard.0.take().unwrap().wait().unwrap();
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", logs.lock().unwrap());
+}
+
 #[test]
 fn a_bad_configuration_is_refused_with_line_and_field() {
     let dir = tempfile::tempdir().unwrap();

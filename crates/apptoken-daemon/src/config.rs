@@ -172,6 +172,10 @@ pub struct CacheSettings {
     pub redis: Option<RedisUrl>,
     /// A file holding the Redis password, inserted into the URL at start.
     pub redis_password_file: Option<PathBuf>,
+    /// The CA certificates (PEM) that issued a `rediss://` server's
+    /// certificate, instead of the system's trust store
+    /// (`redis_ca_file`, or `APPTOKEN_REDIS_CA_FILE`).
+    pub redis_ca_file: Option<PathBuf>,
     /// The key that seals cached tokens (required with Redis; with a file
     /// store, default `<file>.key`, created when missing).
     pub key_file: Option<PathBuf>,
@@ -223,6 +227,7 @@ struct RawFile {
 struct RawCache {
     redis: Option<Spanned<String>>,
     redis_password_file: Option<Spanned<String>>,
+    redis_ca_file: Option<Spanned<String>>,
     key_file: Option<Spanned<String>>,
     file: Option<Spanned<String>>,
     timeout_ms: Option<Spanned<u64>>,
@@ -1003,6 +1008,56 @@ fn check_cache(
             Err(m) => ck.at(span, "cache.redis_password_file", m),
         }
     }
+    let ca = match &raw.redis_ca_file {
+        Some(v) => path(ck, &raw.redis_ca_file, "redis_ca_file")
+            .map(|p| (p, Some(v.span()), "cache.redis_ca_file")),
+        None => env("APPTOKEN_REDIS_CA_FILE")
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                (
+                    resolve(&v),
+                    span.clone(),
+                    "environment.APPTOKEN_REDIS_CA_FILE",
+                )
+            }),
+    };
+    if let Some((p, ca_span, field)) = ca {
+        match out
+            .redis
+            .as_ref()
+            .map(|u| u.0.trim_start().starts_with("rediss://"))
+        {
+            None if raw.redis.is_none() && out.redis.is_none() => {
+                ck.at(ca_span, field, "there is no redis URL to use it with")
+            }
+            Some(false) => ck.at(
+                ca_span,
+                field,
+                "a CA for Redis needs a rediss:// URL (TLS); redis:// is not encrypted",
+            ),
+            _ => match std::fs::read(&p) {
+                Ok(pem)
+                    if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") =>
+                {
+                    out.redis_ca_file = Some(p)
+                }
+                Ok(_) => ck.at(
+                    ca_span,
+                    field,
+                    format!(
+                        "'{}' holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                        p.display()
+                    ),
+                ),
+                Err(e) => ck.at(
+                    ca_span,
+                    field,
+                    format!("cannot read '{}': {e}", p.display()),
+                ),
+            },
+        }
+    }
     if let Some(p) = path(ck, &raw.file, "file") {
         let span = raw.file.as_ref().map(|v| v.span());
         let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -1168,6 +1223,59 @@ tenants = ["a.example", "b.example"]
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].location.unwrap().0, 6, "{}", p[0]);
         assert!(p[0].to_string().contains("client_secret"), "{}", p[0]);
+    }
+
+    #[test]
+    fn a_redis_ca_file_needs_rediss_and_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let key = dir.path().join("cache.key");
+        // 32 bytes, base64, readable by the owner only.
+        std::fs::write(&key, "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let with = |url: &str, ca: &Path| {
+            format!(
+                "{GOOD}\n[cache]\nredis = \"{url}\"\nredis_ca_file = \"{}\"\nkey_file = \"{}\"\n",
+                ca.display(),
+                key.display()
+            )
+        };
+        let c = check(&with("rediss://redis.internal:6380/0", &ca)).unwrap();
+        assert_eq!(c.cache.redis_ca_file.as_deref(), Some(ca.as_path()));
+
+        let p = check(&with("redis://redis.internal:6379/0", &ca)).unwrap_err();
+        assert!(
+            p.iter()
+                .any(|p| p.to_string().contains("cache.redis_ca_file")
+                    && p.to_string().contains("rediss://")),
+            "{p:?}"
+        );
+        let not_pem = dir.path().join("not.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let p = check(&with("rediss://redis.internal:6380/0", &not_pem)).unwrap_err();
+        assert!(
+            p.iter()
+                .any(|p| p.to_string().contains("no PEM certificate")),
+            "{p:?}"
+        );
+        let p = check(&with(
+            "rediss://redis.internal:6380/0",
+            &dir.path().join("missing.pem"),
+        ))
+        .unwrap_err();
+        assert!(
+            p.iter().any(|p| p.to_string().contains("cannot read")),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -296,8 +296,15 @@ fn build(config: &DaemonConfig) -> Result<Built, Error> {
             Error::Other("[cache] redis needs key_file (the key that seals tokens)".into())
         })?;
         let key = apptoken::StoreKey::from_file(key_file)?;
-        let store: Arc<dyn apptoken::TokenStore> =
-            Arc::new(apptoken_redis::RedisStore::new(&url)?.with_timeout(cache.timeout));
+        let redis = match &cache.redis_ca_file {
+            Some(ca) => {
+                let pem = std::fs::read(ca)
+                    .map_err(|e| Error::Other(format!("cannot read '{}': {e}", ca.display())))?;
+                apptoken_redis::RedisStore::with_ca(&url, &pem)?
+            }
+            None => apptoken_redis::RedisStore::new(&url)?,
+        };
+        let store: Arc<dyn apptoken::TokenStore> = Arc::new(redis.with_timeout(cache.timeout));
         builder = builder.shared_store(Arc::clone(&store), key);
         let namespace = config.identity.client_id.clone().unwrap_or_default();
         fleet = Some(Arc::new(Fleet::new(

@@ -82,6 +82,48 @@ impl RedisStore {
         })
     }
 
+    /// A store for a `rediss://` URL whose server certificate is issued by
+    /// a private CA: `ca_pem` (PEM, one or more certificates) replaces the
+    /// system's trust store for this connection. Nothing is connected yet.
+    pub fn with_ca(url: &str, ca_pem: &[u8]) -> Result<RedisStore, Error> {
+        let info: redis::ConnectionInfo = redis::IntoConnectionInfo::into_connection_info(url)
+            .map_err(|e| {
+                Error::Configuration(format!("the Redis URL is not valid ({:?})", e.kind()))
+            })?;
+        if !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+            return Err(Error::Configuration(
+                "a CA for Redis needs a rediss:// URL (TLS)".into(),
+            ));
+        }
+        if !String::from_utf8_lossy(ca_pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(Error::Configuration(
+                "the Redis CA file holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+            ));
+        }
+        let client = redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca_pem.to_vec()),
+            },
+        )
+        .map_err(|e| {
+            Error::Configuration(format!(
+                "the Redis CA certificates cannot be used ({:?}: {})",
+                e.kind(),
+                e.detail().unwrap_or("")
+            ))
+        })?;
+        Ok(RedisStore {
+            client,
+            conn: Arc::new(Mutex::new(Connection {
+                manager: None,
+                last_attempt: None,
+            })),
+            timeout: Duration::from_millis(250),
+        })
+    }
+
     /// How long one operation may take before the client goes on without
     /// the store (default 250 ms).
     pub fn with_timeout(mut self, timeout: Duration) -> RedisStore {

@@ -124,3 +124,112 @@ pub fn many_tenants_toml(n: usize) -> String {
     t.push_str("[sample_api]\nresource = \"api://apptoken-sample-api\"\nrequired_role = \"Users.Read.All\"\n");
     t
 }
+
+/// A `redis-server` of the test's own that speaks only TLS, on an
+/// ephemeral 127.0.0.1 port, with a server certificate from a CA made for
+/// the test.
+pub struct TlsRedis {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    pub port: u16,
+    /// The PEM of the CA that issued the server's certificate.
+    pub ca_pem: String,
+}
+
+/// A CA: its PEM and an issuer for leaf certificates.
+pub fn test_ca(name: &str) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), rcgen::Issuer::new(params, key))
+}
+
+impl TlsRedis {
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn start() -> TlsRedis {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca_pem, issuer) = test_ca("apptoken test Redis CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "redis");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.path().join("server.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), &ca_pem).unwrap();
+        // An ephemeral port: the OS picks it, redis-server binds it next.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let d = |f: &str| dir.path().join(f);
+        let child = Command::new(&bin)
+            .args(["--port", "0", "--bind", "127.0.0.1", "--tls-port"])
+            .arg(port.to_string())
+            .arg("--tls-cert-file")
+            .arg(d("server.pem"))
+            .arg("--tls-key-file")
+            .arg(d("server.key"))
+            .arg("--tls-ca-cert-file")
+            .arg(d("ca.pem"))
+            .args([
+                "--tls-auth-clients",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} ({e}): run scripts/test.sh, which installs redis-server")
+            });
+        let r = TlsRedis {
+            child: Some(child),
+            dir,
+            port,
+            ca_pem,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        r
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
