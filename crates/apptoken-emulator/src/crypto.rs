@@ -1,6 +1,8 @@
 //! Keys, certificates, digests and base64: thin wrappers over aws-lc-rs,
 //! rcgen and x509-cert (no cryptography is implemented here).
 
+use std::sync::{Arc, OnceLock};
+
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::SecureRandom;
 use aws_lc_rs::rsa::KeyPair as RsaKeyPair;
@@ -105,10 +107,48 @@ pub(crate) fn to_pem(label: &str, der: &[u8]) -> String {
 /// The public key inside a registered certificate.
 #[derive(Debug, Clone)]
 pub(crate) enum CertKey {
-    /// An RSA key: the PKCS#1 RSAPublicKey DER.
-    Rsa(Vec<u8>),
+    /// An RSA key.
+    Rsa(RsaKey),
     /// Any other algorithm (named by OID); never verifies an assertion.
     Other(String),
+}
+
+/// An RSA public key (PKCS#1 RSAPublicKey DER), parsed for each algorithm
+/// the first time an assertion needs it and kept: verifying a client
+/// assertion then costs the signature check alone, not a key parse each time.
+#[derive(Clone)]
+pub(crate) struct RsaKey {
+    pub(crate) der: Vec<u8>,
+    parsed: Arc<[OnceLock<Option<signature::ParsedPublicKey>>; 2]>,
+}
+
+impl std::fmt::Debug for RsaKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RsaKey")
+            .field("der_len", &self.der.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RsaKey {
+    pub(crate) fn new(der: Vec<u8>) -> RsaKey {
+        RsaKey {
+            der,
+            parsed: Arc::new([OnceLock::new(), OnceLock::new()]),
+        }
+    }
+
+    /// Verifies an RSA signature (`None` from the parse: a key aws-lc
+    /// refuses, which verifies nothing).
+    pub(crate) fn verify(&self, alg: RsaAlg, message: &[u8], sig: &[u8]) -> bool {
+        let (slot, params): (_, &'static dyn signature::VerificationAlgorithm) = match alg {
+            RsaAlg::Rs256 => (&self.parsed[0], &signature::RSA_PKCS1_2048_8192_SHA256),
+            RsaAlg::Ps256 => (&self.parsed[1], &signature::RSA_PSS_2048_8192_SHA256),
+        };
+        slot.get_or_init(|| signature::ParsedPublicKey::new(params, &self.der).ok())
+            .as_ref()
+            .is_some_and(|k| k.verify_sig(message, sig).is_ok())
+    }
 }
 
 /// A parsed certificate with the facts the emulator needs.
@@ -135,7 +175,7 @@ impl ParsedCert {
         let spki = tbs.subject_public_key_info();
         let oid = spki.algorithm.oid.to_string();
         let key = if oid == RSA_ENCRYPTION_OID {
-            CertKey::Rsa(spki.subject_public_key.raw_bytes().to_vec())
+            CertKey::Rsa(RsaKey::new(spki.subject_public_key.raw_bytes().to_vec()))
         } else {
             CertKey::Other(oid)
         };
@@ -290,6 +330,35 @@ impl SigningKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_registered_key_verifies_both_algorithms_from_its_kept_parse() {
+        let now = OffsetDateTime::now_utc();
+        let g = GeneratedCert::generate("t", now, now + time::Duration::days(1)).unwrap();
+        let CertKey::Rsa(key) = ParsedCert::from_der(&g.cert_der).unwrap().key else {
+            panic!("an RSA certificate");
+        };
+        let pair = RsaKeyPair::from_pkcs8(&g.pkcs8_der).unwrap();
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let sign = |enc: &'static dyn signature::RsaEncoding| {
+            let mut sig = vec![0u8; pair.public_modulus_len()];
+            pair.sign(enc, &rng, b"message", &mut sig).unwrap();
+            sig
+        };
+        let (pkcs1, pss) = (
+            sign(&signature::RSA_PKCS1_SHA256),
+            sign(&signature::RSA_PSS_SHA256),
+        );
+        for _ in 0..2 {
+            assert!(key.verify(RsaAlg::Rs256, b"message", &pkcs1));
+            assert!(key.verify(RsaAlg::Ps256, b"message", &pss));
+            assert!(!key.verify(RsaAlg::Rs256, b"message", &pss));
+            assert!(!key.verify(RsaAlg::Ps256, b"massage", &pss));
+        }
+        // A clone shares the parse; a key aws-lc refuses verifies nothing.
+        assert!(key.clone().verify(RsaAlg::Ps256, b"message", &pss));
+        assert!(!RsaKey::new(b"not a key".to_vec()).verify(RsaAlg::Rs256, b"message", &pkcs1));
+    }
 
     #[test]
     fn lenient_base64_accepts_all_four_forms() {

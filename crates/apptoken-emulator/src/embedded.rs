@@ -118,7 +118,7 @@ fn reusable_certificate(dir: &Path, now: OffsetDateTime) -> Option<(ParsedCert, 
     let CertKey::Rsa(cert_public) = &cert.key else {
         return None;
     };
-    if key.public_key().as_ref() != cert_public.as_slice() {
+    if key.public_key().as_ref() != cert_public.der.as_slice() {
         return None;
     }
     let password = read_trimmed(&dir.join(PFX_PASSWORD_FILE))?;

@@ -639,12 +639,7 @@ fn check_assertion(
             cert.not_after,
         ));
     }
-    if !crypto::verify_rsa(
-        alg,
-        public_key,
-        jwt.signing_input.as_bytes(),
-        &jwt.signature,
-    ) {
+    if !public_key.verify(alg, jwt.signing_input.as_bytes(), &jwt.signature) {
         return Err(AadError::bad_signature(
             &hex_thumbprint,
             cert.not_before,
