@@ -16,7 +16,7 @@ use crate::store::{StoreFuture, TokenStore};
 /// A [`TokenStore`] kept in a JSON file (values are sealed by the client,
 /// so the file holds no token in clear). Every write replaces the file
 /// atomically (temporary file, fsync, rename) with mode 0600; a file that
-/// does not parse is moved aside (`.corrupt-<unix time>`) with a warning and
+/// does not parse is moved aside (`<name>.corrupt-<unix time>`) with a warning and
 /// the store starts empty. Leases are local: one process owns the file.
 pub struct FileStore {
     path: PathBuf,
@@ -47,6 +47,23 @@ fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// `<name>.corrupt-<unix time>` next to `path` (`-2`, `-3`… when one of
+/// that second is already there): nothing moved aside earlier is replaced.
+fn aside_name(path: &std::path::Path) -> PathBuf {
+    let base = format!(
+        "{}.corrupt-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        now_unix()
+    );
+    let mut aside = path.with_file_name(&base);
+    let mut n = 2;
+    while aside.exists() && n < 1000 {
+        aside = path.with_file_name(format!("{base}-{n}"));
+        n += 1;
+    }
+    aside
+}
+
 impl FileStore {
     /// Opens (or creates on first write) the store at `path`.
     pub fn open(path: impl Into<PathBuf>) -> Result<FileStore> {
@@ -55,7 +72,7 @@ impl FileStore {
             Ok(bytes) => match serde_json::from_slice::<FileFormat>(&bytes) {
                 Ok(f) if f.version == 1 => f.entries,
                 _ => {
-                    let aside = path.with_extension(format!("corrupt-{}", now_unix()));
+                    let aside = aside_name(&path);
                     tracing::warn!(
                         path = %path.display(),
                         moved_to = %aside.display(),
@@ -235,7 +252,26 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(names.iter().any(|n| n.contains("corrupt")), "{names:?}");
+        assert!(
+            names.iter().any(|n| n.starts_with("cache.json.corrupt-")),
+            "{names:?}"
+        );
+        // A second corrupt file in the same second does not replace the first.
+        std::fs::write(&path, b"{").unwrap();
+        FileStore::open(&path).unwrap();
+        std::fs::write(&path, b"[").unwrap();
+        FileStore::open(&path).unwrap();
+        let aside = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".corrupt-")
+            })
+            .count();
+        assert_eq!(aside, 3);
         s.put("k2", b"v", Duration::from_secs(60)).await.unwrap();
         assert!(FileStore::open(&path).is_ok());
         assert!(FileStore::open(dir.path().join("missing-dir/cache.json")).is_err());
