@@ -20,6 +20,18 @@ fn signal(child: &Child, sig: &str) {
     assert!(st.success());
 }
 
+/// `apptoken run --config cfg`, its standard error piped.
+fn run_daemon(cfg: &std::path::Path) -> ChildGuard {
+    let child = apptoken()
+        .args(["run", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ChildGuard(Some(child))
+}
+
 #[cfg(unix)]
 #[test]
 fn sigterm_during_a_long_job_finishes_it_and_exits_0() {
@@ -27,14 +39,7 @@ fn sigterm_during_a_long_job_finishes_it_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = emu.daemon_config(dir.path(), SLOW_JOB, "grace_period = \"2m\"");
     emu.add_fault(r#"{"target":"api","delay_ms":2000,"times":1}"#);
-    let child = apptoken()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(Some(child));
+    let mut guard = run_daemon(&cfg);
     until("the slow request", || emu.faults_pending() == 0);
     signal(guard.0.as_ref().unwrap(), "TERM");
     let out = guard.0.take().unwrap().wait_with_output().unwrap();
@@ -89,14 +94,7 @@ fn sighup_reloads_a_good_configuration_and_keeps_the_current_one_on_a_bad_one() 
     };
     let daemon = "listen = \"127.0.0.1:0\"";
     let cfg = emu.daemon_config(dir.path(), &job("first", "1h", true), daemon);
-    let child = apptoken()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(Some(child));
+    let mut guard = run_daemon(&cfg);
     let logs = Arc::new(Mutex::new(String::new()));
     let stderr = guard.0.as_mut().unwrap().stderr.take().unwrap();
     let reader = {

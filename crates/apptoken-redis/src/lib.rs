@@ -72,14 +72,7 @@ impl RedisStore {
             // Never echo the URL: it may carry a password.
             Error::Configuration(format!("the Redis URL is not valid ({:?})", e.kind()))
         })?;
-        Ok(RedisStore {
-            client,
-            conn: Arc::new(Mutex::new(Connection {
-                manager: None,
-                last_attempt: None,
-            })),
-            timeout: Duration::from_millis(250),
-        })
+        Ok(RedisStore::from_client(client))
     }
 
     /// A store for a `rediss://` URL whose server certificate is issued by
@@ -114,14 +107,18 @@ impl RedisStore {
                 e.detail().unwrap_or("")
             ))
         })?;
-        Ok(RedisStore {
+        Ok(RedisStore::from_client(client))
+    }
+
+    fn from_client(client: redis::Client) -> RedisStore {
+        RedisStore {
             client,
             conn: Arc::new(Mutex::new(Connection {
                 manager: None,
                 last_attempt: None,
             })),
             timeout: Duration::from_millis(250),
-        })
+        }
     }
 
     /// How long one operation may take before the client goes on without

@@ -75,6 +75,17 @@ impl Names {
     }
 }
 
+/// One cache hit for `tenant`: the future completes on its first poll.
+#[inline(always)]
+fn hit_once(c: &ConfidentialClient, tenant: &str) {
+    let token = c
+        .acquire_token_for_tenant(&[SCOPE], divan::black_box(tenant))
+        .now_or_never()
+        .expect("a hit completes at once")
+        .unwrap();
+    divan::black_box(token);
+}
+
 /// A per-thread walk over `0..n` (a shared counter would make the threads
 /// contend on it and measure that instead). Each thread starts at its own
 /// place, so two threads do not walk the same keys in lockstep.
@@ -121,15 +132,7 @@ fn hit(bencher: divan::Bencher, n: usize) {
     let (c, ts, _rt) = filled(n);
     let names = Names::new(n);
     assert_eq!(names.get(n - 1), ts[n - 1]);
-    bencher.bench(|| {
-        let name = names.get(next_index(n));
-        let token = c
-            .acquire_token_for_tenant(&[SCOPE], divan::black_box(name))
-            .now_or_never()
-            .expect("a hit completes at once")
-            .unwrap();
-        divan::black_box(token);
-    });
+    bencher.bench(|| hit_once(&c, names.get(next_index(n))));
 }
 
 /// A cache hit on one key of N cached (each thread its own key): what the
@@ -141,13 +144,7 @@ fn hit_hot_key(bencher: divan::Bencher, n: usize) {
         thread_local! {
             static KEY: usize = next_index(usize::MAX);
         }
-        let name = &ts[KEY.with(|k| *k) % ts.len()];
-        let token = c
-            .acquire_token_for_tenant(&[SCOPE], divan::black_box(name))
-            .now_or_never()
-            .expect("a hit completes at once")
-            .unwrap();
-        divan::black_box(token);
+        hit_once(&c, &ts[KEY.with(|k| *k) % ts.len()]);
     });
 }
 
@@ -155,15 +152,7 @@ fn hit_hot_key(bencher: divan::Bencher, n: usize) {
 #[divan::bench(args = [1, 1_000, 100_000], threads = [1, 2], sample_size = 2000, sample_count = 200)]
 fn hit_names_from_a_list(bencher: divan::Bencher, n: usize) {
     let (c, ts, _rt) = filled(n);
-    bencher.bench(|| {
-        let k = next_index(n);
-        let token = c
-            .acquire_token_for_tenant(&[SCOPE], &ts[k])
-            .now_or_never()
-            .expect("a hit completes at once")
-            .unwrap();
-        divan::black_box(token);
-    });
+    bencher.bench(|| hit_once(&c, &ts[next_index(n)]));
 }
 
 /// A cold acquisition through the whole miss path.
