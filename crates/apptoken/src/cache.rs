@@ -7,10 +7,10 @@
 //! pointers whose entries are the tokens' own allocations, so a hit on a
 //! cold entry costs one dependent memory access after the table's slot.
 //! No path takes a lock; a hit allocates nothing but a thread's first copy
-//! of a hot token (once per thread and token). Misses go through a small in-flight
-//! map so that each key has at most one request running; the result is
-//! stored before the in-flight slot is released, so no caller can miss
-//! both. Proactive refreshes are kept in a time-ordered heap that the
+//! of a hot token (once per thread and token). Misses go through a small
+//! in-flight map so that each key has at most one request running; the
+//! result is stored before the in-flight slot is released, so no caller can
+//! miss both. Proactive refreshes are kept in a time-ordered heap that the
 //! client's refresher task drains.
 
 use std::cell::RefCell;
