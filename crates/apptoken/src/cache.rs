@@ -20,7 +20,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use futures::future::Shared;
@@ -246,8 +246,8 @@ pub(crate) struct Meta {
     fresh_until_ms: i64,
     /// Unix milliseconds from which a refresh is due (`i64::MAX`: never).
     refresh_at_ms: i64,
-    /// Set when the cache replaced or dropped this entry: per-thread copies
-    /// of it stop being served.
+    /// Set when the cache replaced or dropped this entry — on a thread's
+    /// copy, by the entry it copies: the copy stops being served.
     superseded: AtomicBool,
     /// Used by a caller since it was stored; unused tokens are not refreshed.
     used: AtomicBool,
@@ -259,6 +259,9 @@ pub(crate) struct Meta {
     stored_at: OffsetDateTime,
     /// What a refresh needs (only on the shared entry, not on copies).
     origin: Option<Box<(Authority, Scopes)>>,
+    /// The threads' copies of this entry, marked superseded with it (only
+    /// on the shared entry).
+    copies: Mutex<Vec<Weak<Node>>>,
 }
 
 impl Meta {
@@ -275,6 +278,7 @@ impl Meta {
             generation: 0,
             stored_at: OffsetDateTime::UNIX_EPOCH,
             origin: None,
+            copies: Mutex::new(Vec::new()),
         }
     }
 
@@ -291,7 +295,33 @@ impl Meta {
             generation: self.generation,
             stored_at: self.stored_at,
             origin: None,
+            copies: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Marks this entry superseded, and every thread's copy of it.
+    fn supersede(&self) {
+        self.superseded.store(true, Ordering::Release);
+        let copies = std::mem::take(&mut *self.copies.lock().unwrap_or_else(|p| p.into_inner()));
+        for c in copies.iter().filter_map(Weak::upgrade) {
+            c.meta.superseded.store(true, Ordering::Release);
+        }
+    }
+
+    /// A copy of the token in `node` (whose metadata this is) for one
+    /// thread, registered so that it is superseded with the entry; `None`
+    /// if the entry already is.
+    fn copy_token(&self, node: &Arc<Node>) -> Option<AccessToken> {
+        let mut copies = self.copies.lock().unwrap_or_else(|p| p.into_inner());
+        // Checked under the lock `supersede` takes after setting the flag:
+        // a copy is either seen by `supersede` or never made.
+        if self.superseded.load(Ordering::Acquire) {
+            return None;
+        }
+        let token = AccessToken::from_node(Arc::clone(node)).with_meta(self.copy());
+        copies.retain(|w| w.strong_count() > 0);
+        copies.push(Arc::downgrade(&token.node));
+        Some(token)
     }
 
     fn matches(&self, key: &KeyRef<'_>) -> bool {
@@ -550,12 +580,12 @@ const MIN_SETS: usize = 16;
 const MAX_SETS: usize = 1024;
 
 /// One thread's copy of a cached token, with its own reference count, so
-/// that threads hitting the same tokens do not write to shared memory.
+/// that threads hitting the same tokens do not write to shared memory. The
+/// entry it copies marks it superseded when the cache replaces or drops
+/// that entry.
 struct Replica {
     /// The cache it belongs to, so two clients never mix.
     cache: u64,
-    /// The shared entry: when it is superseded, the copy is not served.
-    master: Arc<Node>,
     token: AccessToken,
 }
 
@@ -563,10 +593,14 @@ impl Replica {
     fn serves(&self, me: u64, key: &KeyRef<'_>, now_ms: i64) -> bool {
         let m = &self.token.node.meta;
         self.cache == me
-            && !self.master.meta.superseded.load(Ordering::Relaxed)
+            && !m.superseded.load(Ordering::Relaxed)
             && now_ms < m.fresh_until_ms
             && now_ms < m.refresh_at_ms
             && m.matches(key)
+    }
+
+    fn is_stale(&self, me: u64) -> bool {
+        self.cache != me || self.token.node.meta.superseded.load(Ordering::Relaxed)
     }
 }
 
@@ -650,15 +684,15 @@ impl Local {
         let tag = way_tag(me, node.meta.hash);
         let set = self.set(tag);
         if let Some(i) = set.clone().find(|&i| self.tags[i] == tag) {
-            let current = self.ways[i]
-                .as_ref()
-                .is_some_and(|r| r.cache == me && Arc::ptr_eq(&r.master, node));
+            // Each store has its own generation: a copy of this very entry?
+            let current = self.ways[i].as_ref().is_some_and(|r| {
+                !r.is_stale(me) && r.token.node.meta.generation == node.meta.generation
+            });
             if !current {
-                self.ways[i] = Some(Replica {
-                    cache: me,
-                    master: Arc::clone(node),
-                    token: AccessToken::from_node(Arc::clone(node)).with_meta(node.meta.copy()),
-                });
+                self.ways[i] = node
+                    .meta
+                    .copy_token(node)
+                    .map(|token| Replica { cache: me, token });
             }
             self.mru = i;
             return;
@@ -670,11 +704,8 @@ impl Local {
             .find(|&i| self.tags[i] == 0)
             .or_else(|| set.clone().find(|&i| self.ways[i].is_none()))
             .or_else(|| {
-                set.clone().find(|&i| {
-                    self.ways[i].as_ref().is_some_and(|r| {
-                        r.cache != me || r.master.meta.superseded.load(Ordering::Relaxed)
-                    })
-                })
+                set.clone()
+                    .find(|&i| self.ways[i].as_ref().is_some_and(|r| r.is_stale(me)))
             })
             .unwrap_or_else(|| {
                 self.victim = self.victim.wrapping_add(1);
@@ -871,6 +902,7 @@ impl Cache {
             generation,
             stored_at: now,
             origin: Some(Box::new((authority, scopes))),
+            copies: Mutex::new(Vec::new()),
         };
         let node = token.with_meta(meta).node;
         self.throttled
@@ -898,7 +930,7 @@ impl Cache {
                 }
             };
             match replaced {
-                Some(old) => old.meta.superseded.store(true, Ordering::Release),
+                Some(old) => old.meta.supersede(),
                 None => {
                     self.len.fetch_add(1, Ordering::Relaxed);
                 }
@@ -993,7 +1025,7 @@ impl Cache {
             }
         }
         for n in &removed {
-            n.meta.superseded.store(true, Ordering::Release);
+            n.meta.supersede();
         }
         // Tombstones piling up, or a table far larger than its entries:
         // rebuild at the right size.
@@ -1208,6 +1240,56 @@ mod tests {
         for r in readers {
             assert!(r.join().unwrap() > 0);
         }
+    }
+
+    /// A token replaced by a store on one thread is never served again by
+    /// another thread that hears of the store afterwards, though that
+    /// thread holds its own copy of it.
+    #[test]
+    fn a_replaced_token_is_not_served_from_another_threads_copy() {
+        let cache = Arc::new(Cache::new(None));
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        let (to_reader, reader_rx) = std::sync::mpsc::channel::<u32>();
+        let (to_writer, writer_rx) = std::sync::mpsc::channel::<()>();
+        let reader = {
+            let cache = Arc::clone(&cache);
+            std::thread::spawn(move || {
+                for round in reader_rx {
+                    for _ in 0..3 {
+                        let t = hit(cache.lookup(
+                            &r("t", "api://x/.default"),
+                            unix_ms(now),
+                            Duration::seconds(30),
+                        ));
+                        assert_eq!(t.secret(), format!("token-{round}"));
+                    }
+                    to_writer.send(()).unwrap();
+                }
+            })
+        };
+        for round in 0..200u32 {
+            cache.store(
+                owned("t", "api://x/.default"),
+                AccessToken::new(
+                    SecretString::from(format!("token-{round}")),
+                    "Bearer".into(),
+                    now + Duration::hours(1),
+                    None,
+                    None,
+                    "t".into(),
+                    vec![],
+                ),
+                None,
+                true,
+                now,
+                Authority::parse("https://h.example/t.example").unwrap(),
+                Scopes::new(["api://x/.default"]).unwrap(),
+            );
+            to_reader.send(round).unwrap();
+            writer_rx.recv().unwrap();
+        }
+        drop(to_reader);
+        reader.join().unwrap();
     }
 
     #[test]
