@@ -15,6 +15,10 @@
 //! # let _ = client; Ok(()) }
 //! ```
 //!
+//! `rediss://` uses the system's trust store (Azure Cache for Redis and
+//! other services with public certificates need nothing more); a server
+//! whose certificate comes from a private CA takes [`RedisStore::with_ca`].
+//!
 //! The store never makes Redis a single point of failure: every operation
 //! has a short timeout, a failed connection is retried in the background at
 //! most once a second, and the client carries on from memory and the
