@@ -564,7 +564,8 @@ impl ConfidentialClient {
 
     /// An app-only token for `scopes`, from the cache when a fresh one is
     /// there, otherwise from the identity provider. A cache hit takes no
-    /// lock and allocates nothing.
+    /// lock and allocates nothing (but once per thread and hot token, when
+    /// the thread makes its own copy of it).
     pub async fn acquire_token<S: AsRef<str>>(&self, scopes: &[S]) -> Result<AccessToken> {
         if let Some(token) = self.cached(scopes, None) {
             return Ok(token);
@@ -576,7 +577,8 @@ impl ConfidentialClient {
 
     /// An app-only token from another tenant than the client's (a
     /// multi-tenant app serving a customer's directory), without building a
-    /// [`TokenRequest`]: a cache hit allocates nothing.
+    /// [`TokenRequest`]: a cache hit allocates nothing, as with
+    /// [`ConfidentialClient::acquire_token`].
     pub async fn acquire_token_for_tenant<S: AsRef<str>>(
         &self,
         scopes: &[S],
