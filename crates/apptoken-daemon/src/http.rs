@@ -205,7 +205,7 @@ impl Api {
                 let wait = headers
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| retry_after(v, clock.now()))
+                    .and_then(|v| apptoken::retry_after(v, clock.now()))
                     .unwrap_or_else(|| backoff(retries + 1));
                 if wait > self.config.max_retry_wait {
                     return Err(CallError::Status {
@@ -255,22 +255,6 @@ fn transport_message(e: &reqwest::Error) -> String {
         source = s.source();
     }
     message
-}
-
-/// `Retry-After`: delay-seconds or an HTTP date.
-pub(crate) fn retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(v).ok()?;
-    let when = time::OffsetDateTime::from(when);
-    let d = when - now;
-    Some(if d.is_negative() {
-        Duration::ZERO
-    } else {
-        d.unsigned_abs()
-    })
 }
 
 /// The target of a `Link` header's `rel="next"` (RFC 8288).
@@ -323,11 +307,17 @@ mod tests {
         );
         assert_eq!(link_next("garbage, <x>"), None);
         let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-        assert_eq!(retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            apptoken::retry_after("7", now),
+            Some(Duration::from_secs(7))
+        );
         let later = httpdate::fmt_http_date(
             std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_030),
         );
-        assert_eq!(retry_after(&later, now), Some(Duration::from_secs(30)));
-        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(
+            apptoken::retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(apptoken::retry_after("soon", now), None);
     }
 }

@@ -183,17 +183,34 @@ pub(crate) fn strip_query(url: &str) -> String {
     url.split(['?', '#']).next().unwrap_or(url).to_string()
 }
 
-/// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+/// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3), by
+/// the wall clock.
 pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
+    retry_after(v, time::OffsetDateTime::now_utc())
+}
+
+/// How long a `Retry-After` value asks to wait at `now`: delta-seconds or
+/// an HTTP date (RFC 9110 §10.2.3); a date already past is no wait, a value
+/// that is neither is `None`.
+///
+/// ```
+/// # use std::time::Duration;
+/// let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+/// assert_eq!(apptoken::retry_after("7", now), Some(Duration::from_secs(7)));
+/// assert_eq!(apptoken::retry_after("soon", now), None);
+/// ```
+pub fn retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
+    let v = value.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = httpdate::parse_http_date(v).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    let when = time::OffsetDateTime::from(httpdate::parse_http_date(v).ok()?);
+    let d = when - now;
+    Some(if d.is_negative() {
+        Duration::ZERO
+    } else {
+        d.unsigned_abs()
+    })
 }
 
 impl Response {

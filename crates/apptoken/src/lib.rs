@@ -31,6 +31,7 @@ pub use credential::{
 };
 pub use error::{Error, Result, ServerError};
 pub use file_store::FileStore;
+pub use http::retry_after;
 pub use retry::RetryPolicy;
 pub use scope::Scopes;
 pub use source::{SourceFuture, SourceRequest, TokenResponse, TokenSource};
