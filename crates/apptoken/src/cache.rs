@@ -1065,16 +1065,35 @@ mod tests {
         CacheKey::new(Arc::from("https://h"), Arc::from("c"), tenant, scope)
     }
 
-    fn token(expires_on: OffsetDateTime) -> AccessToken {
+    fn token(secret: &str, tenant: &str, expires_on: OffsetDateTime) -> AccessToken {
         AccessToken::new(
-            SecretString::from("t".to_string()),
+            SecretString::from(secret.to_string()),
             "Bearer".into(),
             expires_on,
             None,
             None,
-            "t".into(),
+            tenant.into(),
             vec![],
         )
+    }
+
+    /// Stores `token` for `tenant` and `api://x/.default`.
+    fn store_token(
+        cache: &Cache,
+        tenant: &str,
+        token: AccessToken,
+        refresh_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) {
+        cache.store(
+            owned(tenant, "api://x/.default"),
+            token,
+            refresh_at,
+            true,
+            now,
+            Authority::parse("https://h.example/t.example").unwrap(),
+            Scopes::new(["api://x/.default"]).unwrap(),
+        );
     }
 
     fn store(
@@ -1084,15 +1103,7 @@ mod tests {
         refresh_at: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) {
-        cache.store(
-            owned(tenant, "api://x/.default"),
-            token(expires_on),
-            refresh_at,
-            true,
-            now,
-            Authority::parse("https://h.example/t.example").unwrap(),
-            Scopes::new(["api://x/.default"]).unwrap(),
-        );
+        store_token(cache, tenant, token("t", "t", expires_on), refresh_at, now);
     }
 
     fn r<'a>(tenant: &'a str, scope: &'a str) -> KeyRef<'a> {
@@ -1217,22 +1228,12 @@ mod tests {
         for round in 0..20_000i64 {
             let i = round % 200;
             let tenant = format!("t{i}");
-            cache.store(
-                owned(&tenant, "api://x/.default"),
-                AccessToken::new(
-                    SecretString::from(format!("token-{round}")),
-                    "Bearer".into(),
-                    now + Duration::hours(1),
-                    None,
-                    None,
-                    tenant.clone(),
-                    vec![],
-                ),
+            store_token(
+                &cache,
+                &tenant,
+                token(&format!("token-{round}"), &tenant, now + Duration::hours(1)),
                 None,
-                true,
                 now + Duration::milliseconds(round),
-                Authority::parse("https://h.example/t.example").unwrap(),
-                Scopes::new(["api://x/.default"]).unwrap(),
             );
             assert!(cache.len() <= 64);
         }
@@ -1268,22 +1269,12 @@ mod tests {
             })
         };
         for round in 0..200u32 {
-            cache.store(
-                owned("t", "api://x/.default"),
-                AccessToken::new(
-                    SecretString::from(format!("token-{round}")),
-                    "Bearer".into(),
-                    now + Duration::hours(1),
-                    None,
-                    None,
-                    "t".into(),
-                    vec![],
-                ),
+            store_token(
+                &cache,
+                "t",
+                token(&format!("token-{round}"), "t", now + Duration::hours(1)),
                 None,
-                true,
                 now,
-                Authority::parse("https://h.example/t.example").unwrap(),
-                Scopes::new(["api://x/.default"]).unwrap(),
             );
             to_reader.send(round).unwrap();
             writer_rx.recv().unwrap();
