@@ -248,29 +248,25 @@ mod tests {
         std::fs::write(&path, &full[..full.len() / 2]).unwrap();
         let s = FileStore::open(&path).unwrap();
         assert_eq!(s.get("k").await.unwrap(), None);
-        let names: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let names = || -> Vec<String> {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        let names_now = names();
         assert!(
-            names.iter().any(|n| n.starts_with("cache.json.corrupt-")),
-            "{names:?}"
+            names_now
+                .iter()
+                .any(|n| n.starts_with("cache.json.corrupt-")),
+            "{names_now:?}"
         );
         // A second corrupt file in the same second does not replace the first.
         std::fs::write(&path, b"{").unwrap();
         FileStore::open(&path).unwrap();
         std::fs::write(&path, b"[").unwrap();
         FileStore::open(&path).unwrap();
-        let aside = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .contains(".corrupt-")
-            })
-            .count();
+        let aside = names().iter().filter(|n| n.contains(".corrupt-")).count();
         assert_eq!(aside, 3);
         s.put("k2", b"v", Duration::from_secs(60)).await.unwrap();
         assert!(FileStore::open(&path).is_ok());
