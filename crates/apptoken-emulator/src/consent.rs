@@ -11,29 +11,13 @@ use axum::response::{IntoResponse, Response};
 
 use crate::aad::{RequestContext, format_timestamp};
 use crate::config::{App, Tenant};
+use crate::params::Params;
 use crate::server::AppState;
 use crate::token::{TenantRef, resolve_tenant};
 
-/// The request, from the query string (GET) or the form (POST).
-#[derive(Debug, Default)]
-struct Params(Vec<(String, String)>);
-
-impl Params {
-    fn parse(text: &[u8]) -> Params {
-        Params(
-            url::form_urlencoded::parse(text)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    }
+/// A parameter that is there and not empty.
+fn get<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+    params.first(name).filter(|v| !v.is_empty())
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -105,7 +89,7 @@ fn check<'a>(
             )));
         }
     };
-    let client_id = params.get("client_id").unwrap_or_default();
+    let client_id = get(params, "client_id").unwrap_or_default();
     let directory = tenant.map_or(segment, |t| t.display_name.as_str());
     let app = st
         .config
@@ -115,7 +99,7 @@ fn check<'a>(
             let e = crate::aad::AadError::unknown_client(client_id, directory);
             Box::new(error_page(StatusCode::BAD_REQUEST, e.code, &e.message, ctx))
         })?;
-    let redirect_uri = params.get("redirect_uri").unwrap_or_default();
+    let redirect_uri = get(params, "redirect_uri").unwrap_or_default();
     if !app.redirect_uris.iter().any(|u| u == redirect_uri) {
         return Err(Box::new(error_page(
             StatusCode::BAD_REQUEST,
@@ -143,7 +127,7 @@ pub(crate) async fn page(
 ) -> Response {
     let ctx = RequestContext::new(&headers, uri.query(), st.clock.now());
     let segment = tenant.map(|p| p.0).unwrap_or_default();
-    let params = Params::parse(uri.query().unwrap_or_default().as_bytes());
+    let params = Params::of_query(&uri);
     let checked = match check(&st, &segment, &params, &ctx) {
         Ok(c) => c,
         Err(page) => return *page,
@@ -187,8 +171,7 @@ pub(crate) async fn page(
             )
         }
     };
-    let state = params
-        .get("state")
+    let state = get(&params, "state")
         .map(|s| {
             format!(
                 "<input type=\"hidden\" name=\"state\" value=\"{}\">",
@@ -243,13 +226,13 @@ pub(crate) async fn decide(
             &ctx,
         );
     };
-    let state = params.get("state").map(str::to_string);
-    match params.get("decision") {
+    let state = get(&params, "state").map(str::to_string);
+    match get(&params, "decision") {
         Some("approve") => {
             let tenant = checked
                 .tenant
                 .map(|t| t.id.clone())
-                .or_else(|| params.get("tenant").map(str::to_string))
+                .or_else(|| get(&params, "tenant").map(str::to_string))
                 .unwrap_or_default();
             let tid = match st
                 .directory

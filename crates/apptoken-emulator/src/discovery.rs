@@ -148,16 +148,8 @@ pub(crate) async fn instance_discovery(
 ) -> Response {
     st.stats.discovery();
     let ctx = RequestContext::new(&headers, uri.query(), st.clock.now());
-    let query: Vec<(String, String)> =
-        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-    let param = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let query = crate::params::Params::of_query(&uri);
+    let param = |name: &str| query.first(name);
     // The tenant: first path segment of authorization_endpoint, else `common`.
     let tenant = param("authorization_endpoint")
         .and_then(|a| url::Url::parse(a).ok())

@@ -35,6 +35,7 @@ mod federation;
 #[doc(hidden)]
 pub mod fuzzing;
 mod jwt;
+mod params;
 mod sample_api;
 mod serve;
 mod server;

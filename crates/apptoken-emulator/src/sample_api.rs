@@ -225,16 +225,8 @@ fn list(
     ctx: &RequestContext,
 ) -> Result<Value, GraphError> {
     let tid = authorize(st, headers, ctx.now)?;
-    let query: Vec<(String, String)> =
-        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-    let param = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let query = crate::params::Params::of_query(uri);
+    let param = |name: &str| query.first(name);
     let top = match param("$top") {
         None => DEFAULT_TOP,
         Some(t) => t.trim().parse::<usize>().ok().filter(|n| (1..=MAX_TOP).contains(n)).ok_or_else(|| {

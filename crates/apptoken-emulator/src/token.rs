@@ -17,6 +17,7 @@ use crate::aad::{AadError, RequestContext, json_response};
 use crate::config::{App, Config, Tenant};
 use crate::crypto::{self, CertKey, RsaAlg, b64_lenient};
 use crate::jwt::{self, Jwt};
+use crate::params::Params;
 use crate::server::AppState;
 
 /// Largest accepted request body.
@@ -92,9 +93,9 @@ pub(crate) fn resolve_tenant<'a>(
     Err(AadError::malformed_tenant(segment))
 }
 
-/// The request's parameters: first value wins; invalid UTF-8 is replaced.
-#[derive(Debug, Default)]
-struct Form(Vec<(String, String)>);
+/// The request's form parameters (none unless the body is
+/// `application/x-www-form-urlencoded`).
+struct Form(Params);
 
 impl Form {
     fn parse(headers: &HeaderMap, body: &[u8]) -> Form {
@@ -106,23 +107,16 @@ impl Form {
                 v.trim()
                     .eq_ignore_ascii_case("application/x-www-form-urlencoded")
             });
-        if !is_form {
-            return Form::default();
-        }
-        Form(
-            url::form_urlencoded::parse(body)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
+        Form(if is_form {
+            Params::parse(body)
+        } else {
+            Params::default()
+        })
     }
 
-    /// A non-empty parameter.
+    /// A parameter that is there and not blank.
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.trim().is_empty())
+        self.0.first(name).filter(|v| !v.trim().is_empty())
     }
 }
 
