@@ -800,23 +800,23 @@ impl Cache {
         refresh_backoff: Duration,
     ) -> Lookup {
         let me = self.id;
-        // 0. The copy this thread served last (no hashing at all).
-        let local = LOCAL.try_with(|l| l.borrow().find(me, key, now_ms));
+        // 0. The copy this thread served last (no hashing at all), then
+        // 1. this thread's copies: nothing shared is written.
+        let mut hash = None;
+        let local = LOCAL.try_with(|l| {
+            let mut l = l.borrow_mut();
+            l.find(me, key, now_ms).or_else(|| {
+                let h = *hash.insert(self.hash(key));
+                l.find_hashed(me, h, key, now_ms)
+            })
+        });
         if let Ok(Some(token)) = local {
             return Lookup::Hit {
                 token,
                 refresh: false,
             };
         }
-        let hash = self.hash(key);
-        // 1. This thread's copies: nothing shared is written.
-        let local = LOCAL.try_with(|l| l.borrow_mut().find_hashed(me, hash, key, now_ms));
-        if let Ok(Some(token)) = local {
-            return Lookup::Hit {
-                token,
-                refresh: false,
-            };
-        }
+        let hash = hash.unwrap_or_else(|| self.hash(key));
         // 2. The shared index.
         let Some(node) = self.table.load().get(key, hash) else {
             return Lookup::Miss;
