@@ -2,7 +2,6 @@
 //! sample API's checks and credential expiry.
 
 use std::path::Path;
-use std::time::Duration;
 
 use apptoken_emulator::{Config, Emulator};
 use reqwest::Method;
@@ -15,17 +14,23 @@ use crate::support::{Harness, claims, start};
 #[tokio::test]
 async fn advancing_past_expiry_makes_the_sample_api_refuse_the_token() {
     let h = start().await;
+    // Frozen, so that the real clock ticking between two requests cannot move
+    // the emulator's "now"; the instants below are taken from the token itself.
+    h.emu.freeze_clock();
     let token = h.secret_grant(&h.tenant()).await.access_token().to_string();
+    let exp = claims(&token)["exp"].as_i64().expect("exp");
+    let at = |unix: i64| OffsetDateTime::from_unix_timestamp(unix).expect("instant");
     let users = format!("{}/users", h.emu.info().sample_api);
     assert_eq!(h.get(&users, Some(&token)).await.status, 200);
-    h.emu.advance_clock(Duration::from_secs(3599));
+    // The last second before `exp` is accepted; `exp` itself is not.
+    h.emu.set_clock(at(exp - 1));
     assert_eq!(h.get(&users, Some(&token)).await.status, 200);
-    h.emu.advance_clock(Duration::from_secs(2));
+    h.emu.set_clock(at(exp));
     let refused = h.get(&users, Some(&token)).await;
     assert_eq!(refused.status, 401);
     let challenge = refused.headers["www-authenticate"].to_str().expect("ascii");
     assert!(challenge.contains("invalid_token"), "{challenge}");
-    // A token issued now (on the advanced clock) is accepted.
+    // A token issued now (on the moved clock) is accepted.
     let fresh = h.secret_grant(&h.tenant()).await.access_token().to_string();
     assert_eq!(h.get(&users, Some(&fresh)).await.status, 200);
 }
