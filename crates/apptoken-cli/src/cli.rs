@@ -207,9 +207,16 @@ pub(crate) struct EmulatorArgs {
     /// The emulator's configuration (TOML); default: the embedded one, one app in two tenants.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// Address to listen on; port 0 picks a free port.
+    /// Address to listen on; port 0 picks a free port. Loopback only (127.0.0.0/8, [::1]) unless
+    /// --allow-remote is given.
     #[arg(long, default_value = "127.0.0.1:8400")]
     pub(crate) listen: SocketAddr,
+    /// Allow a --listen address that is not loopback, such as 0.0.0.0 or [::]. The admin API
+    /// (/_emulator/*: faults, clock, token lifetimes, consent, key rotation, revocation, stats) is
+    /// unauthenticated: anyone who can reach the port can change how the emulator answers. Without
+    /// this flag such an address is refused; with it a warning is logged.
+    #[arg(long)]
+    pub(crate) allow_remote: bool,
     /// Serve HTTPS with a generated local CA (written to the state directory as ca.pem). The server
     /// certificate is also valid for login.microsoftonline.com and the regional and national-cloud
     /// hosts, so clients can be pointed at the emulator by address alone.

@@ -181,6 +181,11 @@ fn default_state_dir() -> PathBuf {
 }
 
 async fn emulator(args: EmulatorArgs) -> Result<(), Failure> {
+    // Refused before anything is generated or written (Emulator::start checks again).
+    Emulator::check_listen(args.listen, args.allow_remote).map_err(|e| Failure {
+        code: exit::CONFIG,
+        error: e.into(),
+    })?;
     let state_dir = args.state_dir.unwrap_or_else(default_state_dir);
     std::fs::create_dir_all(&state_dir).with_context(|| {
         format!(
@@ -205,6 +210,7 @@ async fn emulator(args: EmulatorArgs) -> Result<(), Failure> {
     } else {
         config
     };
+    let config = config.with_allow_remote(args.allow_remote);
     let running = Emulator::start(config, args.listen)
         .await
         .map_err(|e| Failure {

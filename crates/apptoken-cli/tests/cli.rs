@@ -431,6 +431,42 @@ fn emulator_over_tls_with_the_ca_from_the_env_file() {
     assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
 }
 
+/// `--listen 0.0.0.0:P` without `--allow-remote` exits 3 naming the reason and
+/// the flag, before writing anything. `P` is held on 127.0.0.1 by this test,
+/// so an emulator that bound before deciding would fail with "address in use"
+/// (a different message) rather than open a non-loopback socket.
+#[test]
+fn emulator_refuses_a_non_loopback_address_without_allow_remote() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let state = tempfile::tempdir().unwrap();
+    let out = run(apptoken(&HashMap::new())
+        .args(["emulator", "--listen", &format!("0.0.0.0:{port}")])
+        .arg("--state-dir")
+        .arg(state.path()));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    for part in [
+        &format!("refusing to listen on 0.0.0.0:{port}"),
+        "not a loopback address",
+        "/_emulator/*",
+        "--allow-remote",
+    ] {
+        assert!(stderr.contains(part), "{part:?} not in {stderr}");
+    }
+    assert!(
+        std::fs::read_dir(state.path()).unwrap().next().is_none(),
+        "the refused emulator wrote into its state directory"
+    );
+    let help = run(apptoken(&HashMap::new()).args(["emulator", "--help"]));
+    let help = text(&help.stdout);
+    assert!(
+        help.contains("--allow-remote") && help.contains("unauthenticated"),
+        "{help}"
+    );
+    drop(held);
+}
+
 #[test]
 fn demo_runs_to_exit_zero() {
     let out = run(apptoken(&HashMap::new()).arg("demo"));

@@ -318,6 +318,8 @@ pub struct Config {
     pub(crate) primary_app: Option<String>,
     pub(crate) state_dir: Option<PathBuf>,
     pub(crate) tls: bool,
+    /// Whether `start` may listen on an address that is not loopback.
+    pub(crate) allow_remote: bool,
     /// How long a rotated-out signing key stays in the JWKS.
     pub(crate) key_overlap_secs: u64,
 }
@@ -377,6 +379,22 @@ impl Config {
     #[must_use]
     pub fn with_tls(mut self, enabled: bool) -> Config {
         self.tls = enabled;
+        self
+    }
+
+    /// Lets [`Emulator::start`](crate::Emulator::start) listen on an address
+    /// that is not loopback (not in `127.0.0.0/8`, not `::1`), such as
+    /// `0.0.0.0`; default `false`, and without it such an address is refused
+    /// with [`Error::RemoteListen`] before anything is bound. There is no
+    /// TOML key for it: exposing the emulator is the caller's decision.
+    ///
+    /// The admin API (`/_emulator/*`: faults, clock, token lifetimes,
+    /// consent, key rotation, revocation, stats) has no authentication:
+    /// anyone who can reach the port can change the emulator's behaviour.
+    /// `start` logs a warning saying so when this is used.
+    #[must_use]
+    pub fn with_allow_remote(mut self, allow: bool) -> Config {
+        self.allow_remote = allow;
         self
     }
 
@@ -859,6 +877,7 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
         primary_app,
         state_dir: None,
         tls: raw.tls.unwrap_or(false),
+        allow_remote: false,
         key_overlap_secs: raw.key_overlap_secs.unwrap_or(DEFAULT_KEY_OVERLAP_SECS),
     })
 }

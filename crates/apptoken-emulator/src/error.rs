@@ -31,6 +31,21 @@ pub enum Error {
     /// A certificate or key could not be parsed, generated or encoded.
     #[error("certificate or key error: {0}")]
     Crypto(String),
+    /// The listen address is not loopback (not in `127.0.0.0/8`, not `::1`;
+    /// `0.0.0.0` and `::` included) and the configuration does not allow
+    /// it ([`Config::with_allow_remote`](crate::Config::with_allow_remote)).
+    /// Raised before anything is bound.
+    #[error(
+        "refusing to listen on {addr}: it is not a loopback address (127.0.0.0/8 or ::1), and the \
+         emulator's admin API (/_emulator/*: faults, clock, token lifetimes, consent, key rotation, \
+         revocation, stats) has no authentication, so anyone who can reach the port could change \
+         it. Listen on 127.0.0.1 (or [::1]), or, to expose it anyway, pass --allow-remote \
+         (Config::with_allow_remote(true) in Rust)"
+    )]
+    RemoteListen {
+        /// The requested address.
+        addr: std::net::SocketAddr,
+    },
     /// The listener could not be bound or the server failed to start.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

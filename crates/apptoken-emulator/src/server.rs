@@ -251,6 +251,48 @@ fn write_state_files(dir: &Path, info: &EmulatorInfo) -> Result<(), Error> {
     write_private(&dir.join("emulator.json"), &json)
 }
 
+/// Where a listen address exposes the emulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exposure {
+    /// 127.0.0.0/8, `::1` (or `::ffff:127.x.y.z`): this machine only.
+    Loopback,
+    /// Anything else, `0.0.0.0` and `::` included: allowed, with a warning.
+    Remote,
+}
+
+/// Whether `listen` is loopback.
+pub(crate) fn exposure(listen: SocketAddr) -> Exposure {
+    let loopback = match listen.ip() {
+        IpAddr::V4(ip) => ip.is_loopback(),
+        IpAddr::V6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    if loopback {
+        Exposure::Loopback
+    } else {
+        Exposure::Remote
+    }
+}
+
+/// The rule `start` applies before binding: a non-loopback address needs
+/// `allow_remote`.
+pub(crate) fn listen_policy(listen: SocketAddr, allow_remote: bool) -> Result<Exposure, Error> {
+    match exposure(listen) {
+        Exposure::Remote if !allow_remote => Err(Error::RemoteListen { addr: listen }),
+        e => Ok(e),
+    }
+}
+
+/// The warning logged when the emulator listens beyond loopback.
+pub(crate) fn remote_warning(listen: SocketAddr) -> String {
+    format!(
+        "the emulator listens on {listen}, which is not a loopback address: its admin API \
+         /_emulator/* (faults, clock, token lifetimes, consent, key rotation, revocation, stats) \
+         is unauthenticated, and anyone who can reach this port can change it"
+    )
+}
+
 /// Entry point: starts the identity provider and the sample API.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -261,12 +303,29 @@ impl Emulator {
     /// and `emulator.json` files when the config has a state directory, and
     /// serves until [`RunningEmulator::shutdown`] or drop.
     ///
+    /// `listen` must be a loopback address (`127.0.0.0/8`, `::1`) unless the
+    /// configuration allows others ([`Config::with_allow_remote`]): the
+    /// admin API (`/_emulator/*`) has no authentication. With it, a warning
+    /// is logged.
+    ///
     /// # Errors
-    /// [`Error::Bind`] if the address cannot be bound; [`Error::Io`] if the
-    /// state files cannot be written; [`Error::Crypto`] if the signing key
-    /// cannot be generated.
+    /// [`Error::RemoteListen`] for a non-loopback address without
+    /// [`Config::with_allow_remote`] (nothing is bound); [`Error::Bind`] if
+    /// the address cannot be bound; [`Error::Io`] if the state files cannot
+    /// be written; [`Error::Crypto`] if the signing key cannot be generated.
     pub async fn start(config: Config, listen: SocketAddr) -> Result<RunningEmulator, Error> {
         Self::start_with_clock(config, listen, Arc::new(SystemClock)).await
+    }
+
+    /// The rule [`start`](Self::start) applies to `listen`, for callers that
+    /// want to refuse an address before doing anything else (the CLI does
+    /// so before generating credentials).
+    ///
+    /// # Errors
+    /// [`Error::RemoteListen`] when `listen` is not loopback (`0.0.0.0` and
+    /// `::` included) and `allow_remote` is false.
+    pub fn check_listen(listen: SocketAddr, allow_remote: bool) -> Result<(), Error> {
+        listen_policy(listen, allow_remote).map(|_| ())
     }
 
     pub(crate) async fn start_with_clock(
@@ -274,6 +333,10 @@ impl Emulator {
         listen: SocketAddr,
         clock: Arc<dyn Clock>,
     ) -> Result<RunningEmulator, Error> {
+        // Before binding: a refused address is never opened, not even briefly.
+        if listen_policy(listen, config.allow_remote)? == Exposure::Remote {
+            tracing::warn!(%listen, "{}", remote_warning(listen));
+        }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| Error::Bind {
@@ -661,6 +724,64 @@ secrets = [{{ value = "pw", expires_at = "{expires}" }}]
             1
         );
         emu.shutdown().await;
+    }
+
+    #[test]
+    fn only_loopback_listens_without_allow_remote() {
+        let addr = |s: &str| s.parse::<SocketAddr>().expect("addr");
+        for loopback in [
+            "127.0.0.1:0",
+            "127.0.0.1:8400",
+            "127.255.255.254:1",
+            "[::1]:0",
+            "[::ffff:127.0.0.1]:0",
+        ] {
+            assert_eq!(
+                listen_policy(addr(loopback), false).ok(),
+                Some(Exposure::Loopback),
+                "{loopback}"
+            );
+            assert_eq!(
+                listen_policy(addr(loopback), true).ok(),
+                Some(Exposure::Loopback),
+                "{loopback}"
+            );
+        }
+        for remote in [
+            "0.0.0.0:0",
+            "0.0.0.0:8400",
+            "[::]:0",
+            "192.168.1.10:8400",
+            "10.0.0.1:0",
+            "128.0.0.1:0",
+            "[fe80::1]:0",
+            "[::ffff:10.0.0.1]:0",
+            "[::ffff:0.0.0.0]:0",
+        ] {
+            let refused = listen_policy(addr(remote), false).expect_err(remote);
+            assert!(
+                matches!(refused, Error::RemoteListen { addr: a } if a == addr(remote)),
+                "{remote}: {refused:?}"
+            );
+            let message = refused.to_string();
+            for part in ["not a loopback address", "/_emulator/*", "--allow-remote"] {
+                assert!(message.contains(part), "{remote}: {message}");
+            }
+            // The allowed case is decided here, never by binding the address.
+            assert_eq!(
+                listen_policy(addr(remote), true).ok(),
+                Some(Exposure::Remote),
+                "{remote}"
+            );
+            assert!(
+                Emulator::check_listen(addr(remote), true).is_ok(),
+                "{remote}"
+            );
+            let warning = remote_warning(addr(remote));
+            for part in ["/_emulator/*", "unauthenticated", "anyone who can reach"] {
+                assert!(warning.contains(part), "{warning}");
+            }
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod errors;
 mod faults;
 mod federation;
 mod lifecycle;
+mod listen;
 mod msal;
 mod robustness;
 mod sample_api;
