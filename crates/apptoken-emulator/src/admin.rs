@@ -127,6 +127,19 @@ fn clock_json(st: &AppState) -> Response {
     .into_response()
 }
 
+/// The 400 for a move that would take the clock out of its range.
+fn out_of_range(what: &str) -> Response {
+    let fmt = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    admin_error(
+        StatusCode::BAD_REQUEST,
+        &format!(
+            "{what} would take the emulator's clock outside {} ..= {}; the clock did not move.",
+            fmt(crate::clock::EARLIEST),
+            fmt(crate::clock::LATEST),
+        ),
+    )
+}
+
 /// `GET /_emulator/clock`.
 pub(crate) async fn get_clock(State(st): State<Arc<AppState>>) -> Response {
     clock_json(&st)
@@ -160,9 +173,24 @@ pub(crate) async fn post_clock(State(st): State<Arc<AppState>>, body: Bytes) -> 
         ClockRequest {
             advance_secs: Some(secs),
             ..
-        } => st.clock.advance(time::Duration::seconds(secs)),
+        } => {
+            // Checked here so that the answer says so, rather than stopping
+            // silently at the end of the range.
+            let to = st
+                .clock
+                .now()
+                .checked_add(time::Duration::seconds(secs))
+                .and_then(crate::clock::in_range);
+            if to.is_none() {
+                return out_of_range(&format!("Advancing it by {secs} seconds"));
+            }
+            st.clock.advance(time::Duration::seconds(secs));
+        }
         ClockRequest { set: Some(at), .. } => match OffsetDateTime::parse(&at, &Rfc3339) {
-            Ok(at) => st.clock.set(at),
+            Ok(parsed) => match crate::clock::in_range(parsed) {
+                Some(utc) => st.clock.set(utc),
+                None => return out_of_range(&format!("Setting it to {at:?}")),
+            },
             Err(e) => {
                 return admin_error(
                     StatusCode::BAD_REQUEST,

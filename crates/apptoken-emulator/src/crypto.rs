@@ -275,11 +275,15 @@ pub(crate) struct SigningKey {
 }
 
 impl SigningKey {
+    /// A new key whose certificate is valid from a day before `now` for a
+    /// year. `now` comes from the emulator's clock (key rotation, issuer keys)
+    /// and may be at the end of its range: the validity saturates (at year
+    /// 9999, which X.509's `GeneralizedTime` can still express).
     pub(crate) fn generate(now: OffsetDateTime) -> Result<SigningKey, Error> {
         let generated = GeneratedCert::generate(
             "apptoken-emulator token signing",
-            now - time::Duration::days(1),
-            now + time::Duration::days(365),
+            now.saturating_sub(time::Duration::days(1)),
+            now.saturating_add(time::Duration::days(365)),
         )?;
         let key = RsaKeyPair::from_pkcs8(&generated.pkcs8_der)
             .map_err(|e| Error::Crypto(format!("loading the signing key: {e}")))?;

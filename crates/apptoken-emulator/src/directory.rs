@@ -96,7 +96,7 @@ impl Directory {
         let old = std::mem::replace(&mut ring.current, fresh.clone());
         ring.retired.retain(|(_, until)| *until > now);
         let old_kid = old.kid.clone();
-        ring.retired.push((old, now + overlap));
+        ring.retired.push((old, now.saturating_add(overlap)));
         Ok((fresh.kid.clone(), old_kid))
     }
 
@@ -278,6 +278,6 @@ impl AppState {
             i64::try_from(self.config.key_overlap_secs).unwrap_or(i64::MAX),
         );
         let (kid, old) = self.directory.rotate(now, overlap)?;
-        Ok((kid, old, now + overlap))
+        Ok((kid, old, now.saturating_add(overlap)))
     }
 }

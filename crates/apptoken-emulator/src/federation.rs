@@ -346,17 +346,7 @@ pub(crate) fn check(
         .flatten()
         .ok_or_else(AadError::malformed_jwt)?;
     let nbf = jwt.claim_date("nbf").ok().flatten();
-    let to_time =
-        |s: i64| OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let skew = crate::token::CLOCK_SKEW_SECS;
-    let now_secs = now.unix_timestamp();
-    if exp + skew <= now_secs || nbf.is_some_and(|n| n - skew > now_secs) {
-        return Err(AadError::assertion_time_range(
-            now,
-            nbf.map(to_time),
-            to_time(exp),
-        ));
-    }
+    crate::token::check_time_range(now, exp, nbf)?;
     let by_subject: Vec<_> = candidates.iter().filter(|f| f.subject == sub).collect();
     if by_subject.is_empty() {
         if candidates

@@ -675,17 +675,42 @@ fn check_assertion(
         .map_err(|()| AadError::malformed_jwt())?;
     jwt.claim_date("iat")
         .map_err(|()| AadError::malformed_jwt())?;
-    let to_time =
-        |secs: i64| OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    check_time_range(now, exp, nbf)
+}
+
+/// An assertion's `exp`/`nbf` against `now`, with [`CLOCK_SKEW_SECS`] each
+/// way; no upper bound on the lifetime. Any `i64` is compared exactly
+/// (saturating: `exp` near `i64::MAX` is far future, `nbf` near `i64::MIN`
+/// far past, never wrapped around).
+pub(crate) fn check_time_range(
+    now: OffsetDateTime,
+    exp: i64,
+    nbf: Option<i64>,
+) -> Result<(), AadError> {
     let now_secs = now.unix_timestamp();
-    if exp + CLOCK_SKEW_SECS <= now_secs || nbf.is_some_and(|n| n - CLOCK_SKEW_SECS > now_secs) {
+    let expired = exp.saturating_add(CLOCK_SKEW_SECS) <= now_secs;
+    let early = nbf.is_some_and(|n| n.saturating_sub(CLOCK_SKEW_SECS) > now_secs);
+    if expired || early {
         return Err(AadError::assertion_time_range(
             now,
-            nbf.map(to_time),
-            to_time(exp),
+            nbf.map(date_of),
+            date_of(exp),
         ));
     }
     Ok(())
+}
+
+/// A NumericDate as a date for messages, the way .NET's `EpochTime.DateTime`
+/// reads it: 0 and before is the Unix epoch, beyond the last second of year
+/// 9999 is that second.
+pub(crate) fn date_of(secs: i64) -> OffsetDateTime {
+    if secs <= 0 {
+        return OffsetDateTime::UNIX_EPOCH;
+    }
+    OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .filter(|t| *t <= crate::clock::LATEST)
+        .unwrap_or(crate::clock::LATEST)
 }
 
 #[cfg(test)]
@@ -707,6 +732,26 @@ mod tests {
         assert_eq!(form_decode("100%"), "100%");
         assert_eq!(form_decode("%zz%4"), "%zz%4");
         assert_eq!(form_decode("%FF"), "\u{FFFD}");
+    }
+
+    #[test]
+    fn time_range_checks_saturate_at_the_ends_of_i64() {
+        let now = time::macros::datetime!(2030-01-01 00:00:00 UTC);
+        let t = now.unix_timestamp();
+        let code = |exp, nbf| check_time_range(now, exp, nbf).map_err(|e| e.code);
+        assert_eq!(code(i64::MAX, None), Ok(()));
+        assert_eq!(code(i64::MAX - 1, Some(i64::MIN)), Ok(()));
+        assert_eq!(code(t - 299, Some(t + 300)), Ok(()));
+        assert_eq!(code(t - 300, None), Err(700024));
+        assert_eq!(code(t + 60, Some(t + 301)), Err(700024));
+        assert_eq!(code(i64::MIN, None), Err(700024));
+        assert_eq!(code(i64::MAX, Some(i64::MAX)), Err(700024));
+        assert_eq!(date_of(i64::MIN), OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(date_of(-1), OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(date_of(t), now);
+        assert_eq!(date_of(253_402_300_799), crate::clock::LATEST);
+        assert_eq!(date_of(253_402_300_800), crate::clock::LATEST);
+        assert_eq!(date_of(i64::MAX), crate::clock::LATEST);
     }
 
     #[test]

@@ -360,3 +360,116 @@ async fn assertion_failures_answer_like_entra() {
             "Client assertion contains an invalid signature. [Reason - The key was not found.",
         );
 }
+
+/// `exp`, `nbf` and `iat` at the ends of the integer range and of the
+/// calendar: compared without overflow (no panic, no wrap-around), answered
+/// like Entra, and named as dates clamped to 1970-01-01 … 9999-12-31.
+#[tokio::test]
+async fn assertion_dates_at_the_extremes() {
+    let h = start().await;
+    h.emu.freeze_clock();
+    let tid = h.tenant();
+    let key = h.key_pem_path();
+    let now = h.emu.now().unix_timestamp();
+    let good = {
+        let mut c = h.assertion_claims(&tid);
+        c["nbf"] = json!(now - 10);
+        c["iat"] = json!(now - 10);
+        c["exp"] = json!(now + 600);
+        c
+    };
+    let grant = |claims: serde_json::Value| {
+        let assertion = sign(&key, Alg::Rs256, &h.x5t_header(), &claims);
+        let h = &h;
+        let tid = tid.clone();
+        async move { h.assertion_grant(&tid, &assertion).await }
+    };
+    let with = |name: &str, value: serde_json::Value| {
+        let mut c = good.clone();
+        c[name] = value;
+        c
+    };
+    const LAST_SECOND_OF_9999: i64 = 253_402_300_799;
+    const YEAR_1: i64 = -62_135_596_800;
+
+    // Accepted: no upper bound on exp; nbf and iat far in the past.
+    for claims in [
+        with("exp", json!(i64::MAX)),
+        with("exp", json!(i64::MAX - 299)),
+        with("exp", json!(LAST_SECOND_OF_9999)),
+        with("exp", json!(LAST_SECOND_OF_9999 + 1)),
+        with("exp", json!("99999999999999")),
+        with("nbf", json!(i64::MIN)),
+        with("nbf", json!(i64::MIN + 300)),
+        with("nbf", json!(YEAR_1)),
+        with("nbf", json!(0)),
+        with("iat", json!(i64::MIN)),
+        with("iat", json!(i64::MAX)),
+        with("iat", json!(0)),
+    ] {
+        let answer = grant(claims.clone()).await;
+        assert_eq!(answer.status, 200, "{claims}: {:#}", answer.body);
+    }
+
+    // Outside the time range: AADSTS700024, the dates clamped into the calendar.
+    for (claims, from, expiry) in [
+        (with("exp", json!(0)), None, "1970-01-01T00:00:00.0000000Z"),
+        (with("exp", json!(-1)), None, "1970-01-01T00:00:00.0000000Z"),
+        (
+            with("exp", json!(i64::MIN)),
+            None,
+            "1970-01-01T00:00:00.0000000Z",
+        ),
+        (
+            with("exp", json!(YEAR_1)),
+            None,
+            "1970-01-01T00:00:00.0000000Z",
+        ),
+        (
+            with("nbf", json!(i64::MAX)),
+            Some("9999-12-31T23:59:59.0000000Z"),
+            "",
+        ),
+        (
+            with("nbf", json!(LAST_SECOND_OF_9999 + 1)),
+            Some("9999-12-31T23:59:59.0000000Z"),
+            "",
+        ),
+    ] {
+        let answer = grant(claims.clone()).await;
+        answer.assert_aad(
+            401,
+            "invalid_client",
+            700024,
+            "Client assertion is not within its valid time range.",
+        );
+        let d = answer.body["error_description"].as_str().expect("text");
+        if let Some(from) = from {
+            assert!(
+                d.contains(&format!("assertion valid from {from}")),
+                "{claims}: {d}"
+            );
+        }
+        assert!(
+            d.contains(&format!("expiry time of assertion {expiry}")),
+            "{claims}: {d}"
+        );
+    }
+
+    // Not a NumericDate at all (u64::MAX is no i64 and too large a float).
+    for claims in [
+        with("exp", json!(u64::MAX)),
+        with("nbf", json!(u64::MAX)),
+        with("iat", json!(u64::MAX)),
+        with("exp", json!(1e300)),
+        with("exp", json!("-1")),
+        with("exp", json!("9999999999999999999999")),
+    ] {
+        grant(claims.clone()).await.assert_aad(
+            401,
+            "invalid_client",
+            50027,
+            "JWT token is invalid or malformed.",
+        );
+    }
+}

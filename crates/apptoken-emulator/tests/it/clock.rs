@@ -2,6 +2,7 @@
 //! sample API's checks and credential expiry.
 
 use std::path::Path;
+use std::time::Duration;
 
 use apptoken_emulator::{Config, Emulator};
 use reqwest::Method;
@@ -137,4 +138,75 @@ secrets = [{{ value = "pw", expires_at = "{expires}" }}]
         7000222,
         "The provided client secret keys",
     );
+}
+
+/// The clock stays between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z:
+/// moves beyond are refused (400, naming the range) instead of saturating to
+/// instants that key generation and date arithmetic cannot handle; at both
+/// ends every time-dependent endpoint still answers.
+#[tokio::test]
+async fn the_clock_stays_between_1970_and_9999() {
+    let h = start().await;
+    let post = |body| h.admin(Method::POST, "/_emulator/clock", Some(body));
+    assert_eq!(post(json!({"freeze": true})).await.status, 200);
+    let frozen = h.emu.now();
+    for bad in [
+        json!({"advance_secs": i64::MAX}),
+        json!({"advance_secs": i64::MIN}),
+        json!({"advance_secs": 300_000_000_000_i64}),
+        json!({"set": "9999-12-31T23:59:59-01:00"}),
+        json!({"set": "1969-12-31T23:59:59Z"}),
+        json!({"set": "1970-01-01T00:59:59+01:00"}),
+        json!({"set": "0000-01-01T00:00:00Z"}),
+    ] {
+        let answer = post(bad.clone()).await;
+        assert_eq!(answer.status, 400, "{bad}: {:#}", answer.body);
+        let description = answer.body["error_description"].as_str().expect("text");
+        assert!(
+            description.contains("1970-01-01T00:00:00Z")
+                && description.contains("9999-12-31T23:59:59Z"),
+            "{bad}: {description}"
+        );
+        assert_eq!(h.emu.now(), frozen, "{bad} moved the clock");
+    }
+
+    let users = format!("{}/users", h.emu.info().sample_api);
+    for (end, beyond) in [("9999-12-31T23:59:59Z", 1), ("1970-01-01T00:00:00Z", -1)] {
+        let set = post(json!({"set": end})).await;
+        assert_eq!(set.status, 200, "{:#}", set.body);
+        assert_eq!(set.body["now"], end);
+        let rotated = h.admin(Method::POST, "/_emulator/keys/rotate", None).await;
+        assert_eq!(rotated.status, 200, "{end}: {:#}", rotated.body);
+        h.emu.rotate_signing_key().expect("rotate in Rust");
+        // A new issuer's key is generated on this clock.
+        let issuer = format!("end-{}", &end[..4]);
+        let minted = h
+            .admin(
+                Method::POST,
+                &format!("/_emulator/federation/{issuer}/token"),
+                Some(json!({"subject": "s", "lifetime_secs": u64::MAX})),
+            )
+            .await;
+        assert_eq!(minted.status, 200, "{end}: {:#}", minted.body);
+        let token = h.secret_grant(&h.tenant()).await.access_token().to_string();
+        assert_eq!(h.get(&users, Some(&token)).await.status, 200, "{end}");
+        let past = post(json!({"advance_secs": beyond})).await;
+        assert_eq!(past.status, 400, "{end} {beyond}: {:#}", past.body);
+        assert_eq!(h.get("/_emulator/clock", None).await.body["now"], end);
+    }
+
+    // In Rust the clock is clamped to the same range.
+    h.emu
+        .set_clock(time::macros::datetime!(-9999-01-01 00:00:00 UTC));
+    assert_eq!(h.emu.now(), OffsetDateTime::UNIX_EPOCH);
+    h.emu
+        .rotate_signing_key()
+        .expect("rotate at the start of 1970");
+    h.emu.set_clock(time::PrimitiveDateTime::MAX.assume_utc());
+    h.emu.advance_clock(Duration::MAX);
+    let last = OffsetDateTime::parse("9999-12-31T23:59:59Z", &Rfc3339).expect("date");
+    assert_eq!(h.emu.now(), last);
+    h.emu
+        .rotate_signing_key()
+        .expect("rotate at the end of 9999");
 }

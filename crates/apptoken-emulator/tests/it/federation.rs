@@ -227,3 +227,21 @@ async fn built_in_issuer_tokens_are_exchanged_like_entra() {
         "Request to External OIDC endpoint failed.",
     );
 }
+
+/// An external token whose `exp` is the largest integer (a lifetime of
+/// `u64::MAX` saturates there) is compared without overflow: no upper bound
+/// on lifetime, so it is exchanged.
+#[tokio::test]
+async fn external_token_with_the_largest_exp_is_exchanged() {
+    let (h, _) = start_fed().await;
+    let minted = mint(
+        &h,
+        "k8s",
+        json!({"subject": SUBJECT, "lifetime_secs": u64::MAX}),
+    )
+    .await;
+    let token = minted["token"].as_str().expect("token");
+    assert_eq!(claims(token)["exp"], json!(i64::MAX));
+    let answer = exchange(&h, token).await;
+    assert_eq!(answer.status, 200, "{:#}", answer.body);
+}

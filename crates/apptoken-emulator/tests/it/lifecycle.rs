@@ -435,3 +435,38 @@ async fn continuous_access_evaluation_challenges_cp1_tokens() {
         "home tenant untouched"
     );
 }
+
+/// The largest `key_overlap_secs` TOML can hold: the old key's end of
+/// publication saturates at the end of year 9999 instead of overflowing.
+#[tokio::test]
+async fn the_largest_key_overlap_saturates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = format!(
+        "key_overlap_secs = {}\n{}",
+        i64::MAX,
+        crate::support::EDGE_TOML
+    );
+    let config = Config::from_toml_str(&toml, dir.path()).expect("config");
+    let emu = Emulator::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("start");
+    let h = Harness {
+        emu,
+        dir,
+        http: reqwest::Client::new(),
+    };
+    let old = h.emu.signing_key_id();
+    let r = h
+        .http
+        .post(format!("{}/_emulator/keys/rotate", h.emu.base_url()))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["previous_kid"], old.as_str());
+    assert_eq!(body["previous_published_until"], json!(253_402_300_799_i64));
+    assert_eq!(jwks_kids(&h).await.len(), 2);
+    h.emu.rotate_signing_key().expect("rotate in Rust");
+    assert_eq!(jwks_kids(&h).await.len(), 3);
+}
