@@ -458,13 +458,17 @@ impl RunningEmulator {
         self.state.clock.freeze();
     }
 
-    /// Moves the emulator's clock forward (it stays frozen if it was).
+    /// Moves the emulator's clock forward (it stays frozen if it was),
+    /// stopping at 9999-12-31T23:59:59Z, the end of the clock's range.
     pub fn advance_clock(&self, by: std::time::Duration) {
         let by = time::Duration::try_from(by).unwrap_or(time::Duration::MAX);
         self.state.clock.advance(by);
     }
 
     /// Sets the emulator's clock to `at` (it stays frozen if it was, else runs on from `at`).
+    /// The clock's range is 1970-01-01T00:00:00Z ..= 9999-12-31T23:59:59Z: an
+    /// instant outside it is clamped to the nearer end (`POST /_emulator/clock`
+    /// refuses it with a 400 instead).
     pub fn set_clock(&self, at: time::OffsetDateTime) {
         self.state.clock.set(at);
     }
