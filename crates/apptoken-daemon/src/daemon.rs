@@ -390,6 +390,8 @@ impl Daemon {
     pub fn new(config: DaemonConfig, options: Options) -> Result<Daemon, Error> {
         observe::install_metrics_recorder();
         let (client, apis, fleet) = build(&config)?;
+        // Before any job runs: what a killed process left behind.
+        crate::output::remove_all_orphans(&config);
         publish_certificate(&client, &config, options.clock.as_ref());
         let (tx, rx) = mpsc::unbounded_channel();
         Ok(Daemon {

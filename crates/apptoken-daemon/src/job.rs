@@ -8,7 +8,7 @@ use apptoken::{Clock, ConfidentialClient};
 use futures::future::join_all;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{JobConfig, join};
 use crate::daemon::Progress;
@@ -212,7 +212,7 @@ async fn run_tenant(
             )
             .await
             .map_err(|e| match e {
-                CallError::Token(e) => format!("no token: {e}"),
+                CallError::Token(e) => token_failure(&job.name, tenant, &e),
                 other => other.to_string(),
             })?;
         pages += 1;
@@ -283,7 +283,50 @@ async fn run_tenant(
     Ok((pages, items))
 }
 
+/// Why a run got no token. `Internal` (a panicked or cancelled token task)
+/// is a bug, not the configuration: the run fails, it is logged as an
+/// internal error, and the next tick runs the job again as usual.
+pub(crate) fn token_failure(job: &str, tenant: Option<&str>, e: &apptoken::Error) -> String {
+    match e {
+        apptoken::Error::Internal(m) => {
+            error!(job, tenant, error = %m, "internal error while getting a token (a bug in apptoken, not the configuration); this run failed, the next tick runs the job again");
+            format!(
+                "no token: internal error (not the configuration; the next run tries again): {m}"
+            )
+        }
+        e => format!("no token: {e}"),
+    }
+}
+
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_fails_the_run_as_internal_not_as_configuration() {
+        let m = token_failure(
+            "users",
+            None,
+            &apptoken::Error::Internal("the token task panicked".into()),
+        );
+        assert!(
+            m.contains("internal error") && m.contains("panicked"),
+            "{m}"
+        );
+        assert!(m.contains("not the configuration"), "{m}");
+        let m = token_failure(
+            "users",
+            Some("t.example"),
+            &apptoken::Error::Configuration("no client id".into()),
+        );
+        assert!(
+            m.starts_with("no token: ") && !m.contains("internal"),
+            "{m}"
+        );
+    }
 }

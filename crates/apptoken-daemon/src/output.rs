@@ -2,11 +2,18 @@
 //! in the same directory and renamed into place (after fsync) when the run
 //! completes, so readers never see half a run and a crash leaves the
 //! previous output intact.
+//!
+//! Temporary files are named `.NAME.tmp-PID-INSTANCE-RANDOM`: `INSTANCE` is
+//! a random nonce drawn once per process start. A temporary file of an
+//! output that this process instance did not create is an orphan (a run
+//! killed with `kill -9`) and is removed — at start, before any job runs,
+//! and again whenever a run opens the output. The PID alone cannot tell:
+//! in a container the daemon is PID 1 at every start.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 
@@ -19,7 +26,7 @@ pub(crate) enum Output {
     File {
         target: PathBuf,
         temp: PathBuf,
-        writer: Mutex<Option<BufWriter<File>>>,
+        writer: Mutex<Option<File>>,
     },
 }
 
@@ -31,31 +38,63 @@ fn temp_prefix(target: &Path) -> String {
     format!(".{name}.tmp-")
 }
 
+/// `PID-INSTANCE`: this process instance, as it appears in its temporary
+/// files' names.
+fn this_instance() -> &'static str {
+    static INSTANCE: OnceLock<String> = OnceLock::new();
+    INSTANCE.get_or_init(|| format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()))
+}
+
+/// Removes the temporary files of `target` that this process instance did
+/// not create (left by a run that was killed); returns how many.
+pub(crate) fn remove_orphans(target: &Path) -> usize {
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let prefix = temp_prefix(target);
+    let mine = format!("{prefix}{}-", this_instance());
+    let mut removed = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            if n.starts_with(&prefix)
+                && !n.starts_with(&mine)
+                && std::fs::remove_file(e.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// At start, before any job runs: the orphaned temporary files of every
+/// file output of `config`.
+pub(crate) fn remove_all_orphans(config: &crate::DaemonConfig) {
+    for job in &config.jobs {
+        if let OutputConfig::File(target) = &job.output {
+            let n = remove_orphans(target);
+            if n > 0 {
+                tracing::info!(job = %job.name, removed = n, "removed the temporary files of an earlier run that did not finish (killed)");
+            }
+        }
+    }
+}
+
 impl Output {
     pub(crate) fn open(config: &OutputConfig) -> std::io::Result<Output> {
         match config {
             OutputConfig::Stdout => Ok(Output::Stdout),
             OutputConfig::File(target) => {
                 let dir = target.parent().unwrap_or(Path::new("."));
-                let prefix = temp_prefix(target);
                 // Left-overs of a run that was killed.
-                if let Ok(entries) = std::fs::read_dir(dir) {
-                    for e in entries.flatten() {
-                        let n = e.file_name();
-                        let n = n.to_string_lossy();
-                        let stale_pid = n
-                            .strip_prefix(&prefix)
-                            .and_then(|r| r.split('-').next())
-                            .and_then(|p| p.parse::<u32>().ok())
-                            .is_some_and(|p| p != std::process::id());
-                        if stale_pid {
-                            let _ = std::fs::remove_file(e.path());
-                        }
-                    }
-                }
+                remove_orphans(target);
                 let temp = dir.join(format!(
-                    "{prefix}{}-{}",
-                    std::process::id(),
+                    "{}{}-{}",
+                    temp_prefix(target),
+                    this_instance(),
                     uuid::Uuid::new_v4().simple()
                 ));
                 let mut opts = std::fs::OpenOptions::new();
@@ -69,13 +108,15 @@ impl Output {
                 Ok(Output::File {
                     target: target.clone(),
                     temp,
-                    writer: Mutex::new(Some(BufWriter::new(file))),
+                    writer: Mutex::new(Some(file)),
                 })
             }
         }
     }
 
-    /// Appends lines (one JSON value each).
+    /// Appends lines (one JSON value each): one page, written to the
+    /// temporary file at once (a reader of the directory sees the run's
+    /// progress; nothing is renamed before the run completes).
     pub(crate) fn write_lines(&self, lines: &[Value]) -> std::io::Result<()> {
         let mut buf = Vec::new();
         for l in lines {
@@ -108,8 +149,7 @@ impl Output {
                 writer,
             } => {
                 let w = writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if let Some(w) = w {
-                    let file = w.into_inner().map_err(|e| e.into_error())?;
+                if let Some(file) = w {
                     file.sync_all()?;
                 }
                 std::fs::rename(temp, target)?;
@@ -167,5 +207,77 @@ mod tests {
             "{\"a\":2}\n{\"a\":3}\n"
         );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A temporary file with this process's own PID, as a killed earlier
+    /// process with the same PID left it (PID 1 in a container): the old
+    /// naming (`PID-RANDOM`) and the current one (`PID-INSTANCE-RANDOM`,
+    /// another instance). Both are orphans: removed at start, before any
+    /// job runs; a file of this instance (a run in progress) stays.
+    #[test]
+    fn a_temp_file_with_this_processs_pid_is_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.jsonl");
+        std::fs::write(&target, "previous\n").unwrap();
+        let pid = std::process::id();
+        let old_style = dir.path().join(format!(
+            ".out.jsonl.tmp-{pid}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let other_instance = dir.path().join(format!(
+            ".out.jsonl.tmp-{pid}-{}-{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let other_output = dir.path().join(format!(".other.jsonl.tmp-{pid}-x"));
+        for f in [&old_style, &other_instance, &other_output] {
+            std::fs::write(f, "{\"half\":\"a run\"}\n").unwrap();
+        }
+        // A run of this instance, in progress.
+        let running = Output::open(&OutputConfig::File(target.clone())).unwrap();
+        let Output::File { temp: live, .. } = &running else {
+            unreachable!()
+        };
+        let live = live.clone();
+        assert!(!old_style.exists() && !other_instance.exists());
+        for f in [&old_style, &other_instance] {
+            std::fs::write(f, "{\"half\":\"a run\"}\n").unwrap();
+        }
+
+        // Start: a daemon whose job writes out.jsonl, never run here.
+        let cfg = dir.path().join("daemon.toml");
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        std::fs::write(
+            &cfg,
+            "[identity]\nauthority_host = \"http://127.0.0.1:9\"\ntenant_id = \"t.example\"\nclient_id = \"c\"\nclient_secret_file = \"secret\"\n\n[apis.a]\nbase_url = \"http://127.0.0.1:9/v1\"\nscopes = [\"api://a/.default\"]\n\n[[jobs]]\nname = \"j\"\napi = \"a\"\npath = \"x\"\nevery = \"1d\"\noutput = { type = \"file\", path = \"out.jsonl\" }\n",
+        )
+        .unwrap();
+        let config = crate::DaemonConfig::load(&cfg, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+        let _daemon = crate::Daemon::new(config, crate::Options::default()).unwrap();
+        assert!(
+            !old_style.exists(),
+            "an old-style orphan with our PID stays"
+        );
+        assert!(
+            !other_instance.exists(),
+            "an orphan with our PID from another instance stays"
+        );
+        assert!(
+            live.exists(),
+            "this instance's run in progress keeps its file"
+        );
+        assert!(
+            other_output.exists(),
+            "another output's files are not touched"
+        );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "previous\n");
+        drop(running);
+        assert!(!live.exists());
     }
 }
