@@ -28,6 +28,8 @@ pub(crate) mod exit {
     pub(crate) const UNREACHABLE: u8 = 5;
     /// The web API answered with a non-2xx status.
     pub(crate) const API: u8 = 6;
+    /// A bug in apptoken (a panicked or cancelled task): not the configuration.
+    pub(crate) const INTERNAL: u8 = 70;
 }
 
 /// An error with the exit code it maps to.
@@ -56,6 +58,7 @@ pub(crate) fn code_for(e: &apptoken::Error) -> u8 {
         }
         E::IdentityProvider(_) => exit::AUTH,
         E::Transport { .. } => exit::UNREACHABLE,
+        E::Internal(_) => exit::INTERNAL,
         _ => exit::FAILURE,
     }
 }

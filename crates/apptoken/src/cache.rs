@@ -16,18 +16,15 @@
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::future::Future;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use futures::future::Shared;
 use time::{Duration, OffsetDateTime};
 
 use crate::authority::Authority;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::scope::Scopes;
 use crate::token::{AccessToken, Node};
 
@@ -382,13 +379,22 @@ pub(crate) enum Lookup {
     Miss,
 }
 
-pub(crate) type SharedFetch = Shared<Pin<Box<dyn Future<Output = Result<AccessToken>> + Send>>>;
-
 #[derive(Debug, Clone)]
 struct Throttle {
     until: OffsetDateTime,
     error: Error,
 }
+
+/// The throttle memory: keys the identity provider throttled, until when.
+#[derive(Debug)]
+struct Throttles {
+    map: HashMap<CacheKey, Throttle>,
+    /// The size at which the next insertion first sweeps passed throttles.
+    sweep_at: usize,
+}
+
+/// The throttle memory is never swept below this many keys.
+const THROTTLE_SWEEP_MIN: usize = 64;
 
 /// A key due for a proactive refresh.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -623,7 +629,13 @@ struct Local {
     mru: usize,
     /// Round-robin victim within a set.
     victim: usize,
+    /// [`DROPPED_CACHES`] when this table last released dropped caches' copies.
+    drops_seen: u64,
 }
+
+/// How many caches were dropped in this process. A thread that sees it
+/// change releases its copies of their tokens (see [`Local::release_dropped`]).
+static DROPPED_CACHES: AtomicU64 = AtomicU64::new(0);
 
 impl Local {
     const fn new() -> Local {
@@ -633,7 +645,39 @@ impl Local {
             shared_hits: 0,
             mru: usize::MAX,
             victim: 0,
+            drops_seen: 0,
         }
+    }
+
+    /// Releases the copies whose entry is gone, if a cache was dropped since
+    /// the last call. Called on this thread's misses and when it makes room
+    /// for a new key — never on a hit from a copy, which stays free of
+    /// atomics. A dropped cache supersedes every entry (and so every copy),
+    /// so a copy of one of its tokens lives at most until this thread's next
+    /// miss or new key in any cache, its way's reuse, or the thread's exit;
+    /// and it is never served (copies name their cache and are superseded).
+    fn release_dropped(&mut self) {
+        let drops = DROPPED_CACHES.load(Ordering::Relaxed);
+        if drops == self.drops_seen {
+            return;
+        }
+        self.drops_seen = drops;
+        for (tag, way) in self.tags.iter_mut().zip(self.ways.iter_mut()) {
+            if way
+                .as_ref()
+                .is_some_and(|r| r.token.node.meta.superseded.load(Ordering::Acquire))
+            {
+                *way = None;
+                *tag = 0;
+            }
+        }
+        self.mru = usize::MAX;
+    }
+
+    /// How many copies this thread holds (tests).
+    #[cfg(test)]
+    fn copies(&self) -> usize {
+        self.ways.iter().filter(|w| w.is_some()).count()
     }
 
     fn set(&self, tag: u64) -> std::ops::Range<usize> {
@@ -697,8 +741,11 @@ impl Local {
             self.mru = i;
             return;
         }
-        // A new key: an empty way, else a key seen once, else a stale copy
-        // (another client's, or superseded), else a copy.
+        // A new key: first let go of dropped caches' copies (rare: a
+        // relaxed load of a counter that changes when a cache is dropped).
+        self.release_dropped();
+        // An empty way, else a key seen once, else a stale copy (another
+        // client's, or superseded), else a copy.
         let pick = set
             .clone()
             .find(|&i| self.tags[i] == 0)
@@ -743,8 +790,8 @@ pub(crate) struct Cache {
     writer: Mutex<()>,
     len: AtomicUsize,
     hasher: foldhash::fast::RandomState,
-    pub(crate) inflight: Mutex<HashMap<CacheKey, SharedFetch>>,
-    throttled: Mutex<HashMap<CacheKey, Throttle>>,
+    pub(crate) inflight: crate::flight::InFlight,
+    throttled: Mutex<Throttles>,
     schedule: Mutex<BinaryHeap<Reverse<Due>>>,
     max_entries: Option<usize>,
     generation: AtomicU64,
@@ -761,6 +808,23 @@ impl std::fmt::Debug for Cache {
     }
 }
 
+impl Drop for Cache {
+    /// Supersedes every entry, and so every thread's copy of it, then tells
+    /// the threads (by [`DROPPED_CACHES`]) to release those copies.
+    fn drop(&mut self) {
+        for n in self.table.load().nodes() {
+            n.meta.supersede();
+        }
+        DROPPED_CACHES.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// How many copies of tokens this thread holds (tests).
+#[cfg(test)]
+pub(crate) fn thread_copies() -> usize {
+    LOCAL.with(|l| l.borrow().copies())
+}
+
 impl Cache {
     pub(crate) fn new(max_entries: Option<usize>) -> Cache {
         Cache {
@@ -768,8 +832,11 @@ impl Cache {
             writer: Mutex::new(()),
             len: AtomicUsize::new(0),
             hasher: foldhash::fast::RandomState::default(),
-            inflight: Mutex::new(HashMap::new()),
-            throttled: Mutex::new(HashMap::new()),
+            inflight: crate::flight::InFlight::default(),
+            throttled: Mutex::new(Throttles {
+                map: HashMap::new(),
+                sweep_at: THROTTLE_SWEEP_MIN,
+            }),
             schedule: Mutex::new(BinaryHeap::new()),
             max_entries,
             generation: AtomicU64::new(0),
@@ -819,6 +886,7 @@ impl Cache {
         let hash = hash.unwrap_or_else(|| self.hash(key));
         // 2. The shared index.
         let Some(node) = self.table.load().get(key, hash) else {
+            let _ = LOCAL.try_with(|l| l.borrow_mut().release_dropped());
             return Lookup::Miss;
         };
         let m = &node.meta;
@@ -893,7 +961,10 @@ impl Cache {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let meta = Meta {
             hash: self.hasher.hash_one(&key),
-            fresh_until_ms: unix_ms(token.expires_on() - EXPIRY_MARGIN),
+            fresh_until_ms: unix_ms(crate::limits::sub(
+                token.expires_on(),
+                crate::limits::freshness_margin(token.expires_on() - now),
+            )),
             refresh_at_ms: refresh_at.map_or(i64::MAX, unix_ms),
             superseded: AtomicBool::new(false),
             used: AtomicBool::new(used),
@@ -908,6 +979,7 @@ impl Cache {
         self.throttled
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .map
             .remove(&key);
         let mut earlier = false;
         if let Some(at) = refresh_at {
@@ -975,20 +1047,41 @@ impl Cache {
     }
 
     /// Remembers that the identity provider throttled `key` until `until`.
-    pub(crate) fn throttle(&self, key: CacheKey, until: OffsetDateTime, error: Error) {
+    /// Passed throttles are swept whenever the map has doubled since the
+    /// last sweep, so it holds about twice the keys throttled right now
+    /// (at least [`THROTTLE_SWEEP_MIN`]), however many keys were ever.
+    pub(crate) fn throttle(
+        &self,
+        key: CacheKey,
+        until: OffsetDateTime,
+        error: Error,
+        now: OffsetDateTime,
+    ) {
+        let mut t = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
+        if t.map.len() >= t.sweep_at {
+            t.map.retain(|_, th| now < th.until);
+            t.sweep_at = t.map.len().saturating_mul(2).max(THROTTLE_SWEEP_MIN);
+        }
+        t.map.insert(key, Throttle { until, error });
+    }
+
+    /// How many keys the throttle memory holds (tests).
+    #[cfg(test)]
+    pub(crate) fn throttled_len(&self) -> usize {
         self.throttled
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, Throttle { until, error });
+            .map
+            .len()
     }
 
     /// The error to answer at once while `key` is throttled.
     pub(crate) fn throttled(&self, key: &CacheKey, now: OffsetDateTime) -> Option<Error> {
         let mut t = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
-        match t.get(key) {
+        match t.map.get(key) {
             Some(th) if now < th.until => Some(th.error.clone()),
             Some(_) => {
-                t.remove(key);
+                t.map.remove(key);
                 None
             }
             None => None,
@@ -1400,6 +1493,44 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_caches_copies_are_released_at_the_threads_next_miss() {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        let ms = unix_ms(now);
+        let a = Cache::new(None);
+        let tenants: Vec<String> = (0..8).map(|i| format!("t{i}")).collect();
+        for t in &tenants {
+            store(&a, t, now + Duration::hours(1), None, now);
+        }
+        let mut weak = Vec::new();
+        for t in &tenants {
+            let k = r(t, "api://x/.default");
+            for _ in 0..2 {
+                hit(a.lookup(&k, ms, Duration::seconds(30)));
+            }
+            // the third hit is served by this thread's copy
+            weak.push(Arc::downgrade(
+                &hit(a.lookup(&k, ms, Duration::seconds(30))).node,
+            ));
+        }
+        let held = thread_copies();
+        assert!(held >= 4, "{held} copies");
+        drop(a);
+        // A hit from a copy looks at nothing shared: the copies are still
+        // held (never served: they are superseded) until this thread misses.
+        assert_eq!(thread_copies(), held);
+        let b = Cache::new(None);
+        assert!(matches!(
+            b.lookup(&r("other", "api://x/.default"), ms, Duration::seconds(30)),
+            Lookup::Miss
+        ));
+        assert_eq!(thread_copies(), 0);
+        assert!(
+            weak.iter().all(|w| w.upgrade().is_none()),
+            "a copy's token is still alive"
+        );
+    }
+
+    #[test]
     fn the_bound_keeps_the_newest_entries() {
         let cache = Cache::new(Some(100));
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
@@ -1464,9 +1595,42 @@ mod tests {
             key.clone(),
             now + Duration::seconds(60),
             Error::Configuration("throttled".into()),
+            now,
         );
         assert!(cache.throttled(&key, now + Duration::seconds(59)).is_some());
         assert!(cache.throttled(&key, now + Duration::seconds(60)).is_none());
+    }
+
+    #[test]
+    fn throttle_memory_stays_bounded_over_a_hundred_thousand_tenants() {
+        let cache = Cache::new(None);
+        let start = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        let mut most = 0;
+        // 100,000 tenants throttled one after another, each for a minute,
+        // one per second: about 60 are throttled at any time.
+        for i in 0..100_000i64 {
+            let now = start + Duration::seconds(i);
+            cache.throttle(
+                owned(&format!("tenant-{i}"), "api://x/.default"),
+                now + Duration::seconds(60),
+                Error::Configuration("throttled".into()),
+                now,
+            );
+            most = most.max(cache.throttled_len());
+        }
+        assert!(most <= 2 * 64 + 1, "the throttle memory held {most} keys");
+        // The last one is still throttled, an early one is not.
+        let end = start + Duration::seconds(100_000);
+        assert!(
+            cache
+                .throttled(&owned("tenant-99999", "api://x/.default"), end)
+                .is_some()
+        );
+        assert!(
+            cache
+                .throttled(&owned("tenant-5", "api://x/.default"), end)
+                .is_none()
+        );
     }
 
     #[test]

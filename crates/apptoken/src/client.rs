@@ -1,21 +1,21 @@
 //! The confidential client: acquires app-only tokens through the cache.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use futures::FutureExt;
 use time::OffsetDateTime;
 use tracing::{debug, debug_span, warn};
 
 use crate::authority::{Authority, check_tenant};
-use crate::cache::{Cache, CacheKey, KeyRef, Lookup, SharedFetch};
+use crate::cache::{Cache, CacheKey, KeyRef, Lookup};
 use crate::clock::{Clock, SystemClock};
 use crate::credential::Credential;
 use crate::error::{Error, Result};
+use crate::flight::SharedFetch;
 use crate::http::{Http, HttpOptions};
+use crate::limits;
 use crate::retry::{self, RetryPolicy};
 use crate::scope::{self, Scopes};
 use crate::source::{ClientCredentialsSource, SourceRequest, TokenResponse, TokenSource};
@@ -280,7 +280,7 @@ impl ConfidentialClientBuilder {
                 http: Http::new(self.timeout, &self.http)?,
                 region: self.region.clone(),
                 credential: Arc::clone(c),
-                discovery: Mutex::new(HashMap::new()),
+                discovery: Default::default(),
                 clock: Arc::clone(&self.clock),
             }),
             (None, None) => {
@@ -513,7 +513,7 @@ impl ConfidentialClient {
             ) else {
                 continue;
             };
-            if expires_on - crate::cache::EXPIRY_MARGIN <= now
+            if limits::sub(expires_on, crate::cache::EXPIRY_MARGIN) <= now
                 || check_tenant(field("realm")).is_err()
             {
                 continue;
@@ -763,14 +763,10 @@ impl ConfidentialClient {
             used,
         } = spec;
         let inner = &self.inner;
-        let mut inflight = inner
-            .cache
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let inflight = inner.cache.inflight.lock();
         if let Some(f) = inflight.get(&key) {
             metrics::counter!("apptoken_cache_coalesced_total").increment(1);
-            return Ok(Err(f.clone()));
+            return Ok(Err(f));
         }
         if recheck {
             // A request may have completed between our lookup and now.
@@ -797,22 +793,14 @@ impl ConfidentialClient {
                 None => return Err(Error::Configuration("nothing cached to refresh".into())),
             },
         };
+        // The slot is freed by its drop guard whatever happens to the task
+        // (flight.rs); the task is spawned after the map's lock is released.
+        let (slot, shared) = inflight.reserve(key.clone());
         let me = Arc::clone(&self.inner);
-        let task_key = key.clone();
-        let handle = tokio::spawn(async move {
-            Inner::fetch(me, task_key, authority, scopes, correlation, claims, used).await
+        tokio::spawn(async move {
+            let result = Inner::fetch(me, key, authority, scopes, correlation, claims, used).await;
+            slot.finish(result);
         });
-        let fut: std::pin::Pin<Box<dyn std::future::Future<Output = Result<AccessToken>> + Send>> =
-            Box::pin(async move {
-                match handle.await {
-                    Ok(r) => r,
-                    Err(e) => Err(Error::Configuration(format!(
-                        "the token request task failed: {e}"
-                    ))),
-                }
-            });
-        let shared = fut.shared();
-        inflight.insert(key, shared.clone());
         Ok(Err(shared))
     }
 
@@ -944,7 +932,8 @@ impl Inner {
     }
 
     /// The body of one shared request: the source, with retries; the result
-    /// stored (or the throttle remembered) before the in-flight slot is freed.
+    /// stored (or the throttle remembered) before the caller frees the
+    /// in-flight slot with [`crate::flight::Slot::finish`].
     async fn fetch(
         inner: Arc<Inner>,
         key: CacheKey,
@@ -971,7 +960,7 @@ impl Inner {
         };
         let result = result.map(|(token, _from_store)| token);
         let now = inner.clock.now();
-        let out = match result {
+        match result {
             Ok(token) => {
                 let refresh_at = refresh_at(&token, now);
                 let earlier = inner.cache.store(
@@ -997,27 +986,25 @@ impl Inner {
             Err(e) => {
                 if e.is_throttled() || e.retry_after().is_some() {
                     let wait = e.retry_after().unwrap_or(DEFAULT_THROTTLE);
-                    inner.cache.throttle(key.clone(), now + wait, e.clone());
+                    inner
+                        .cache
+                        .throttle(key.clone(), limits::later(now, wait), e.clone(), now);
                 }
                 // A failed refresh of a cached token: try again later.
                 if let Some(entry) = inner.cache.entry(&key)
                     && entry.token.expires_on() > now
                 {
-                    let retry_at = now + REFRESH_BACKOFF + jitter(time::Duration::seconds(10));
+                    let retry_at = limits::add(
+                        limits::add(now, REFRESH_BACKOFF),
+                        jitter(time::Duration::seconds(10)),
+                    );
                     if inner.cache.schedule_at(&key, entry.generation, retry_at) {
                         inner.refresher_wake.notify_one();
                     }
                 }
                 Err(e)
             }
-        };
-        inner
-            .cache
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
-        out
+        }
     }
 }
 
@@ -1025,6 +1012,17 @@ impl Inner {
 /// were stored, at their (jittered) refresh time. Ends when the client is
 /// dropped.
 async fn refresher(weak: Weak<Inner>, wake: Arc<tokio::sync::Notify>) {
+    /// If this task ends while the client lives (a panic, or its runtime
+    /// dropped it), the next stored token starts a new refresher.
+    struct Restart(Weak<Inner>);
+    impl Drop for Restart {
+        fn drop(&mut self) {
+            if let Some(inner) = self.0.upgrade() {
+                inner.refresher_started.store(false, Ordering::Release);
+            }
+        }
+    }
+    let _restart = Restart(weak.clone());
     loop {
         let sleep = {
             let Some(inner) = weak.upgrade() else { return };
@@ -1046,8 +1044,7 @@ async fn refresher(weak: Weak<Inner>, wake: Arc<tokio::sync::Notify>) {
                 }
             }
             let wait = match client.inner.cache.next_due() {
-                Some(at) => Duration::try_from((at - now).max(time::Duration::ZERO))
-                    .unwrap_or(Duration::ZERO),
+                Some(at) => limits::until(now, at),
                 None => Duration::from_secs(3600),
             };
             client.inner.clock.sleep(wait.max(Duration::from_millis(1)))
@@ -1129,12 +1126,12 @@ fn refresh_at(token: &AccessToken, now: OffsetDateTime) -> Option<OffsetDateTime
     let base = match token.refresh_on() {
         Some(r) => r,
         None if lifetime > time::Duration::minutes(15) => {
-            token.expires_on() - time::Duration::minutes(10)
+            limits::sub(token.expires_on(), time::Duration::minutes(10))
         }
         None => return None,
     };
     let spread: time::Duration = (lifetime / 20_i32).min(time::Duration::minutes(5));
-    Some((base - jitter(spread)).max(now))
+    Some(limits::sub(base, jitter(spread)).max(now))
 }
 
 fn make_token(
@@ -1143,22 +1140,23 @@ fn make_token(
     authority: &Authority,
     scopes: &Scopes,
 ) -> AccessToken {
-    let secs = |d: Duration| time::Duration::seconds(d.as_secs().min(i64::MAX as u64) as i64);
-    let expires_in = secs(resp.expires_in);
+    // Whatever a source says, the times stay within sane bounds (see limits.rs).
+    let secs = |d: Duration| limits::to_time(d.min(limits::MAX_LIFETIME));
+    let expires_in = limits::to_time(limits::clamp_lifetime(resp.expires_in));
     let refresh_on = match resp.refresh_in.map(secs) {
-        Some(r) if r < expires_in => Some(now + r),
-        _ if expires_in >= time::Duration::hours(2) => Some(now + expires_in / 2),
+        Some(r) if r < expires_in => Some(limits::add(now, r)),
+        _ if expires_in >= time::Duration::hours(2) => Some(limits::add(now, expires_in / 2)),
         _ => None,
     };
     AccessToken::new(
         resp.access_token,
         resp.token_type,
-        now + expires_in,
+        limits::add(now, expires_in),
         refresh_on,
         resp.ext_expires_in
             .map(secs)
             .filter(|e| *e >= expires_in)
-            .map(|e| now + e),
+            .map(|e| limits::add(now, e)),
         authority.tenant().to_string(),
         scopes.as_slice().to_vec(),
     )

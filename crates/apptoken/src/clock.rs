@@ -104,10 +104,11 @@ impl ManualClock {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Moves the clock forward and wakes the sleeps that are due.
+    /// Moves the clock forward and wakes the sleeps that are due. The clock
+    /// stops at the last representable instant (year 9999).
     pub fn advance(&self, by: Duration) {
         let mut s = self.lock();
-        s.now += by;
+        s.now = crate::limits::later(s.now, by);
         Self::wake_due(&mut s);
     }
 
@@ -159,7 +160,7 @@ impl Clock for ManualClock {
         let (tx, rx) = tokio::sync::oneshot::channel();
         {
             let mut s = self.lock();
-            let deadline = s.now + duration;
+            let deadline = crate::limits::later(s.now, duration);
             s.sleepers.push((deadline, tx));
         }
         Box::pin(async move {

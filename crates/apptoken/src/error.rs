@@ -79,6 +79,14 @@ pub enum Error {
         /// What was wrong with it.
         message: String,
     },
+
+    /// A bug in apptoken or in a [`crate::TokenSource`] it called, not in
+    /// the configuration: the task that was getting the token panicked or
+    /// was cancelled (the runtime shutting down). Nothing is cached for the
+    /// key and the next call starts a fresh request. Please report it, with
+    /// the log.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -128,9 +136,12 @@ impl Error {
         self.status() == Some(429)
     }
 
-    /// The wait the server asked for with `Retry-After`, if any.
+    /// The wait the server asked for with `Retry-After`, if any, capped at
+    /// [`crate::MAX_RETRY_AFTER`] (an hour) whoever built the error.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.server_error().and_then(|e| e.retry_after)
+        self.server_error()
+            .and_then(|e| e.retry_after)
+            .map(|d| d.min(crate::MAX_RETRY_AFTER))
     }
 }
 
@@ -167,6 +178,26 @@ pub struct ServerError {
 }
 
 impl ServerError {
+    /// An answer with this HTTP status and OAuth `error`, every other field
+    /// empty: for [`crate::TokenSource`] implementations, which then set
+    /// the fields they know (`retry_after`, `error_codes`, …).
+    pub fn new(status: u16, error: impl Into<String>) -> ServerError {
+        ServerError {
+            status,
+            error: error.into(),
+            error_description: None,
+            error_codes: Vec::new(),
+            suberror: None,
+            trace_id: None,
+            correlation_id: None,
+            timestamp: None,
+            error_uri: None,
+            retry_after: None,
+            url: String::new(),
+            body_excerpt: None,
+        }
+    }
+
     /// The `AADSTSnnnnn` codes as strings, for messages and searches.
     pub fn aadsts(&self) -> Vec<String> {
         self.error_codes

@@ -104,7 +104,8 @@ impl Http {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+            .and_then(parse_retry_after)
+            .map(|d| crate::limits::cap_retry_after(d, &shown));
         if resp.content_length().is_some_and(|l| l > MAX_BODY as u64) {
             return Err(Error::InvalidResponse {
                 url: shown,
@@ -204,13 +205,14 @@ pub fn retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = time::OffsetDateTime::from(httpdate::parse_http_date(v).ok()?);
-    let d = when - now;
-    Some(if d.is_negative() {
-        Duration::ZERO
-    } else {
-        d.unsigned_abs()
-    })
+    // Checked all the way: the date may be any year httpdate accepts, the
+    // `now` any instant a clock gives.
+    let since_epoch = httpdate::parse_http_date(v)
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let when = crate::limits::later(time::OffsetDateTime::UNIX_EPOCH, since_epoch);
+    Some(crate::limits::until(now, when))
 }
 
 impl Response {

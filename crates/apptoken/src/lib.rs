@@ -13,7 +13,12 @@ mod discovery;
 mod error;
 mod file_store;
 mod files;
+mod flight;
+/// Entry points for the fuzz targets (`fuzz/`). Not public API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
+mod limits;
 mod retry;
 mod scope;
 mod source;
@@ -32,6 +37,7 @@ pub use credential::{
 pub use error::{Error, Result, ServerError};
 pub use file_store::FileStore;
 pub use http::retry_after;
+pub use limits::{MAX_LIFETIME, MAX_RETRY_AFTER, MIN_LIFETIME};
 pub use retry::RetryPolicy;
 pub use scope::Scopes;
 pub use source::{SourceFuture, SourceRequest, TokenResponse, TokenSource};

@@ -140,7 +140,7 @@ where
         };
         let elapsed = (clock.now() - start).max(time::Duration::ZERO);
         let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::ZERO);
-        if elapsed + wait > policy.deadline {
+        if elapsed.saturating_add(wait) > policy.deadline {
             debug!(
                 wait_ms = wait.as_millis() as u64,
                 "the next retry would pass the deadline; giving up"

@@ -2,11 +2,10 @@
 //! other [`TokenSource`] (an in-process source for tests, a managed identity
 //! endpoint…). The cache, single flight, retries and throttling sit above it.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -111,7 +110,7 @@ pub(crate) struct ClientCredentialsSource {
     pub(crate) region: Option<String>,
     /// Swappable: a rotated credential is used from the next request.
     pub(crate) credential: Arc<std::sync::RwLock<Credential>>,
-    pub(crate) discovery: Mutex<HashMap<String, Metadata>>,
+    pub(crate) discovery: discovery::DiscoveryCache,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -142,19 +141,11 @@ impl TokenSource for ClientCredentialsSource {
 impl ClientCredentialsSource {
     async fn metadata(&self, authority: &Authority, client_request_id: &str) -> Result<Metadata> {
         let url = authority.discovery_url();
-        if let Some(m) = self
-            .discovery
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&url)
-        {
-            return Ok(m.clone());
+        if let Some(m) = self.discovery.get(&url, self.clock.now()) {
+            return Ok(m);
         }
         let m = discovery::fetch(&self.http, &url, client_request_id).await?;
-        self.discovery
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(url, m.clone());
+        self.discovery.insert(url, m.clone(), self.clock.now());
         Ok(m)
     }
 
@@ -299,17 +290,24 @@ pub(crate) fn parse_token_response(body: &[u8], url: &str, status: u16) -> Resul
     } else {
         token_type
     };
+    // A number of seconds: not negative; any size (the client clamps
+    // lifetimes to MIN_LIFETIME..=MAX_LIFETIME and logs it, see limits.rs).
     let seconds = |name: &str| -> Result<Option<u64>> {
         match obj.get(name) {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(v) => {
                 let n = v
-                    .as_i64()
-                    .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-                    .or_else(|| v.as_str().and_then(|s| s.trim().parse::<i64>().ok()));
+                    .as_u64()
+                    .or_else(|| v.as_i64().filter(|n| *n >= 0).map(|n| n as u64))
+                    .or_else(|| {
+                        v.as_f64()
+                            .filter(|f| f.is_finite() && *f >= 0.0)
+                            .map(|f| f as u64)
+                    })
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse::<u64>().ok()));
                 match n {
-                    Some(n) if (0..=10 * 365 * 24 * 3600).contains(&n) => Ok(Some(n as u64)),
-                    _ => Err(invalid(&format!(
+                    Some(n) => Ok(Some(n)),
+                    None => Err(invalid(&format!(
                         "the token answer's {name} is not a number of seconds"
                     ))),
                 }
@@ -318,11 +316,6 @@ pub(crate) fn parse_token_response(body: &[u8], url: &str, status: u16) -> Resul
     };
     let expires_in =
         seconds("expires_in")?.ok_or_else(|| invalid("the token answer has no expires_in"))?;
-    if expires_in == 0 {
-        return Err(invalid(
-            "the token answer's expires_in is 0: the token is already expired",
-        ));
-    }
     Ok(TokenResponse {
         access_token: SecretString::from(token.to_string()),
         token_type,
@@ -389,6 +382,22 @@ mod tests {
         assert_eq!(t.refresh_in, Some(Duration::from_secs(3600)));
         assert_eq!(t.token_type, "Bearer");
         assert!(!format!("{t:?}").contains("abc"));
+        // Absurd but numeric lifetimes parse; the client clamps them (limits.rs).
+        for (body, want) in [
+            (&br#"{"access_token":"a","expires_in":0}"#[..], 0),
+            (
+                br#"{"access_token":"a","expires_in":18446744073709551615}"#,
+                u64::MAX,
+            ),
+            (br#"{"access_token":"a","expires_in":1e300}"#, u64::MAX),
+            (
+                br#"{"access_token":"a","expires_in":"99999999999999"}"#,
+                99_999_999_999_999,
+            ),
+        ] {
+            let t = parse_token_response(body, "u", 200).unwrap();
+            assert_eq!(t.expires_in, Duration::from_secs(want));
+        }
     }
 
     #[test]
@@ -411,8 +420,12 @@ mod tests {
                 "expires_in is not",
             ),
             (
-                br#"{"access_token":"secret-token","expires_in":0}"#,
-                "already expired",
+                br#"{"access_token":"secret-token","expires_in":-1e300}"#,
+                "expires_in is not",
+            ),
+            (
+                br#"{"access_token":"secret-token","expires_in":"-0"}"#,
+                "expires_in is not",
             ),
             (
                 br#"{"access_token":"secret-token","expires_in":60,"token_type":"a b"}"#,

@@ -311,7 +311,7 @@ impl Shared {
         let stored: Stored = serde_json::from_slice(&plain).ok()?;
         let at = |s: i64| OffsetDateTime::from_unix_timestamp(s).ok();
         let expires_on = at(stored.expires_on)?;
-        if now >= expires_on - crate::cache::EXPIRY_MARGIN
+        if now >= crate::limits::sub(expires_on, crate::cache::EXPIRY_MARGIN)
             || newer_than.is_some_and(|n| expires_on <= n)
         {
             return None;

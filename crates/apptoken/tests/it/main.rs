@@ -6,6 +6,7 @@ mod support;
 mod cache;
 mod credentials;
 mod errors;
+mod hostile;
 mod msal_cache;
 mod regional;
 mod resilience;
