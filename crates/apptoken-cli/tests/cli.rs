@@ -484,3 +484,46 @@ fn demo_runs_to_exit_zero() {
         "{stdout}"
     );
 }
+
+/// POSTs JSON to the emulator's admin API (plain HTTP/1.1 over loopback).
+fn emulator_post(env: &HashMap<String, String>, path: &str, json: &str) -> String {
+    use std::io::{Read, Write};
+    let host = env["AZURE_AUTHORITY_HOST"]
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Regression test for issue #16: one `429` with `Retry-After: 300000000000`
+/// panicked the client's fetch task and the CLI exited 3 ("configuration
+/// error"). It is the identity provider's throttling: exit 4, capped wait.
+#[test]
+fn regression_16_an_absurd_retry_after_is_a_throttle_not_a_configuration_error() {
+    let emu = start_emulator();
+    let env = emu.env.clone();
+    let scope = env["APPTOKEN_SAMPLE_SCOPE"].clone();
+    let r = emulator_post(
+        &env,
+        "/_emulator/faults",
+        r#"{"target":"token","status":429,"retry_after":"300000000000","times":1}"#,
+    );
+    assert!(r.starts_with("HTTP/1.1 2"), "{r}");
+    let out = run(apptoken(&env).args(["token", "--scope", &scope]));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("configuration"), "{err}");
+    assert!(err.contains("429"), "{err}");
+    // The fault fired once: the next process gets a token.
+    let out = run(apptoken(&env).args(["token", "--scope", &scope]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
