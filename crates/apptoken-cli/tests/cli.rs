@@ -521,7 +521,10 @@ fn regression_16_an_absurd_retry_after_is_a_throttle_not_a_configuration_error()
     let out = run(apptoken(&env).args(["token", "--scope", &scope]));
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(!err.contains("panicked") && !err.contains("configuration"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("configuration"),
+        "{err}"
+    );
     assert!(err.contains("429"), "{err}");
     // The fault fired once: the next process gets a token.
     let out = run(apptoken(&env).args(["token", "--scope", &scope]));
