@@ -1174,6 +1174,46 @@ mod tests {
         Authority::parse("https://login.example/t.example").unwrap()
     }
 
+    /// Throttles every request for a second (an ISV's tenants, one by one).
+    #[derive(Debug)]
+    struct Throttling;
+
+    impl TokenSource for Throttling {
+        fn request_token<'a>(&'a self, _: SourceRequest<'a>) -> crate::source::SourceFuture<'a> {
+            let mut e = crate::ServerError::new(429, "throttled");
+            e.retry_after = Some(Duration::from_secs(1));
+            Box::pin(async move { Err(Error::IdentityProvider(Box::new(e))) })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn state_stays_bounded_over_a_hundred_thousand_throttled_tenants() {
+        let clock = Arc::new(crate::ManualClock::starting_now());
+        let client = ConfidentialClient::builder()
+            .authority(authority())
+            .client_id("c")
+            .token_source(Arc::new(Throttling))
+            .clock(clock.clone())
+            .retry_policy(RetryPolicy::none())
+            .build()
+            .unwrap();
+        let mut most = 0;
+        for i in 0..100_000 {
+            let e = client
+                .acquire_token_for_tenant(&["api://x/.default"], &format!("tenant-{i}.example"))
+                .await
+                .unwrap_err();
+            assert!(e.is_throttled(), "{e:?}");
+            clock.advance(Duration::from_millis(100));
+            most = most.max(client.inner.cache.throttled_len());
+        }
+        // About ten tenants are throttled at any time: the memory holds at
+        // most twice that, or the sweep's floor.
+        assert!(most <= 2 * 64 + 1, "the throttle memory held {most} keys");
+        assert_eq!(client.inner.cache.inflight.len(), 0);
+        assert_eq!(client.cached_tokens(), 0);
+    }
+
     #[test]
     fn refresh_times() {
         let now = OffsetDateTime::UNIX_EPOCH;
