@@ -915,10 +915,15 @@ impl Inner {
                     shared.release(key).await;
                     return r.map(|t| (t, false));
                 }
-                Some(false) if waited < shared.lease_ttl + shared.poll * 4 => {
+                Some(false)
+                    if waited
+                        < shared
+                            .lease_ttl
+                            .saturating_add(shared.poll.saturating_mul(4)) =>
+                {
                     // Another instance is asking: wait for its token.
                     self.clock.sleep(shared.poll).await;
-                    waited += shared.poll;
+                    waited = waited.saturating_add(shared.poll);
                     if let Some(t) = shared
                         .read(key, self.clock.now(), newer_than, tenant, scopes)
                         .await

@@ -185,7 +185,8 @@ impl TokenStore for FileStore {
                 key.to_string(),
                 FileEntry {
                     value: base64::engine::general_purpose::STANDARD.encode(value),
-                    expires: now_unix().saturating_add(ttl.as_secs() as i64),
+                    expires: now_unix()
+                        .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
                 },
             );
             self.persist(&entries)
