@@ -1124,8 +1124,10 @@ fn jitter(max: time::Duration) -> time::Duration {
 /// When to refresh a token ahead of expiry: at `refresh_on` (`refresh_in`, or
 /// half-life for tokens of two hours or more, as MSAL does), otherwise ten
 /// minutes before it expires (five before the cache stops serving it) —
-/// minus a random jitter of up to 5% of its lifetime (at most five minutes),
-/// so that many tenants' tokens do not refresh in the same second.
+/// minus a random jitter of up to 5% of its lifetime (at most five minutes,
+/// and at most a tenth of the time left until that refresh time, so a short
+/// `refresh_in` is not swamped by the jitter), so that many tenants' tokens
+/// do not refresh in the same second.
 fn refresh_at(token: &AccessToken, now: OffsetDateTime) -> Option<OffsetDateTime> {
     let lifetime = token.expires_on() - now;
     let base = match token.refresh_on() {
@@ -1135,7 +1137,10 @@ fn refresh_at(token: &AccessToken, now: OffsetDateTime) -> Option<OffsetDateTime
         }
         None => return None,
     };
-    let spread: time::Duration = (lifetime / 20_i32).min(time::Duration::minutes(5));
+    let lead = (base - now).max(time::Duration::ZERO);
+    let spread: time::Duration = (lifetime / 20_i32)
+        .min(time::Duration::minutes(5))
+        .min(lead / 10_i32);
     Some(limits::sub(base, jitter(spread)).max(now))
 }
 
@@ -1262,6 +1267,24 @@ mod tests {
             &scopes(),
         );
         assert_eq!(refresh_at(&short, now), None);
+        // A short refresh_in on a long token: the jitter stays within a
+        // tenth of it (it once moved the refresh up to five minutes early,
+        // so the token was refreshed at once after every store).
+        let t = make_token(
+            TokenResponse::new("a", Duration::from_secs(86400))
+                .with_refresh_in(Duration::from_secs(4)),
+            now,
+            &authority(),
+            &scopes(),
+        );
+        for _ in 0..100 {
+            let at = refresh_at(&t, now).unwrap();
+            assert!(
+                at <= now + time::Duration::seconds(4)
+                    && at >= now + time::Duration::milliseconds(3600),
+                "{at}"
+            );
+        }
     }
 
     #[test]
