@@ -1,6 +1,7 @@
 //! An in-process entry point over the whole router, for the property tests
-//! (`tests/it/robustness.rs`) and the cargo-fuzz target (`fuzz/`). Not part
-//! of the public API.
+//! (`tests/it/robustness.rs`) and the cargo-fuzz targets (`fuzz/`, see
+//! docs/FUZZING.md), and thin wrappers over the form and JWT parsers for the
+//! fuzz targets. Not public API: hidden, no stability promise.
 
 use std::sync::Arc;
 
@@ -133,4 +134,33 @@ impl Harness {
             body,
         )
     }
+}
+
+/// `params::Params`, the form and query parser of every endpoint: the first
+/// value of `name` in `text`, as sent.
+pub fn form_first(text: &[u8], name: &str) -> Option<String> {
+    crate::params::Params::parse(text)
+        .first(name)
+        .map(str::to_string)
+}
+
+/// `jwt::Jwt::parse` and the readers the token endpoint applies to a client
+/// assertion (string and date claims, audiences, lenient base64 thumbprints).
+/// Returns the signing input when the token parses.
+pub fn jwt(token: &str) -> Option<String> {
+    let jwt = crate::jwt::Jwt::parse(token)?;
+    for name in ["alg", "kid", "typ"] {
+        let _ = jwt.header_str(name);
+    }
+    for name in ["x5t", "x5t#S256"] {
+        let _ = jwt.header_str(name).map(crate::crypto::b64_lenient);
+    }
+    for name in ["iss", "sub", "jti"] {
+        let _ = jwt.claim_str(name);
+    }
+    for name in ["exp", "nbf", "iat"] {
+        let _ = jwt.claim_date(name);
+    }
+    let _ = crate::jwt::audiences(jwt.claims.get("aud"));
+    Some(jwt.signing_input.to_string())
 }
