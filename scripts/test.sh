@@ -62,3 +62,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 say "cargo test"
 cargo test --workspace --locked "$@"
+
+# A bounded fuzzing campaign of every target in fuzz/ (stable toolchain; it
+# installs cargo-fuzz when missing and fails on any crash): docs/FUZZING.md.
+say "fuzzing (scripts/fuzz.sh)"
+./scripts/fuzz.sh
