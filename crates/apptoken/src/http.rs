@@ -231,20 +231,9 @@ impl Response {
             error_uri: Option<String>,
         }
         let parsed: Option<Body> = serde_json::from_slice(&self.body).ok();
-        let mut err = ServerError {
-            status: self.status,
-            error: String::new(),
-            error_description: None,
-            error_codes: Vec::new(),
-            suberror: None,
-            trace_id: None,
-            correlation_id: None,
-            timestamp: None,
-            error_uri: None,
-            retry_after: self.retry_after,
-            url: self.url,
-            body_excerpt: None,
-        };
+        let mut err = ServerError::new(self.status, String::new());
+        err.retry_after = self.retry_after;
+        err.url = self.url;
         match parsed {
             Some(b) if b.error.is_some() => {
                 err.error = b.error.unwrap_or_default();

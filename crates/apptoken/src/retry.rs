@@ -160,20 +160,9 @@ mod tests {
     use crate::error::ServerError;
 
     fn server(status: u16, retry_after: Option<u64>) -> Error {
-        Error::IdentityProvider(Box::new(ServerError {
-            status,
-            error: String::new(),
-            error_description: None,
-            error_codes: vec![],
-            suberror: None,
-            trace_id: None,
-            correlation_id: None,
-            timestamp: None,
-            error_uri: None,
-            retry_after: retry_after.map(Duration::from_secs),
-            url: String::new(),
-            body_excerpt: None,
-        }))
+        let mut e = ServerError::new(status, String::new());
+        e.retry_after = retry_after.map(Duration::from_secs);
+        Error::IdentityProvider(Box::new(e))
     }
 
     #[test]
