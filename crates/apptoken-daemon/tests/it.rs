@@ -81,15 +81,18 @@ fn lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Waits (bounded) until `f` holds; the work it waits for runs on other tasks.
+/// Waits until `f` holds; the work it waits for runs on other tasks. The
+/// deadline is generous (a loaded machine): it only turns a hang into a
+/// failure, nothing is asserted about how long the work takes.
 async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..2000 {
-        if f() {
-            return;
-        }
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("timed out waiting for {what}");
 }
 
 fn clock() -> Arc<ManualClock> {
@@ -120,8 +123,10 @@ tenant_concurrency = 2
     let daemon = Daemon::new(env.load(&path), Options::default().clock(clock.clone())).unwrap();
     let handle = daemon.handle();
     let task = tokio::spawn(daemon.run());
-    // Nothing before the first tick.
-    until("the scheduler to sleep", || clock.sleepers() >= 1).await;
+    // Nothing before the first tick. Two sleeps: the schedule's and the
+    // credential poll's (waiting for one could see only the poll's, and the
+    // schedule would then start after the advance, one minute later).
+    until("the scheduler to sleep", || clock.sleepers() >= 2).await;
     assert!(!out.exists());
     clock.advance(Duration::from_secs(60));
     until("the output", || out.exists()).await;
@@ -282,20 +287,35 @@ async fn a_job_still_running_at_its_next_tick_is_skipped_and_the_listener_answer
     let (status, body) = get("/readyz").await;
     assert_eq!(status, 200, "{body}");
 
-    // The API answers after a delay: the run is still going at the next tick.
+    // The run is still going at the next tick: the API throttles it and
+    // it waits Retry-After on the manual clock (no real delay, so nothing
+    // depends on how fast this test is). Ticks at 60 s and 120 s; the wait
+    // ends at 150 s.
     env.emulator.add_fault(
         Fault::on(Target::SampleApi)
-            .delay(Duration::from_millis(1500))
+            .status(429)
+            .retry_after("90".into())
             .times(1),
     );
     until("the scheduler to sleep", || clock.sleepers() >= 2).await; // schedule + credential poll
     clock.advance(Duration::from_secs(60));
-    until("the slow request", || {
-        env.emulator.stats().sample_api_requests(200) == 0 && clock.sleepers() >= 2
+    until("the run waiting Retry-After", || {
+        env.emulator.stats().sample_api_requests(429) == 1 && clock.sleepers() == 3
     })
     .await;
+    let start = clock.now() - time::Duration::seconds(60);
+    assert_eq!(
+        clock.next_deadline(),
+        Some(start + time::Duration::seconds(120)),
+        "the next tick comes before the end of the wait (150 s)"
+    );
     clock.advance(Duration::from_secs(60));
+    // The tick at 120 s was skipped: the schedule sleeps again (and so
+    // does the credential poll), the run still waits.
+    until("the skipped tick", || clock.sleepers() == 3).await;
     let out = env.dir.path().join("slow.jsonl");
+    assert!(!out.exists(), "the run is still waiting");
+    clock.advance(Duration::from_secs(30));
     until("the output", || out.exists()).await;
     let (status, metrics) = get("/metrics").await;
     assert_eq!(status, 200);
