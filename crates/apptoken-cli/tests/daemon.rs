@@ -3,6 +3,7 @@
 //! Everything on 127.0.0.1, ephemeral ports. Waits poll for a condition
 //! (bounded); no test depends on how long something takes.
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 mod support;
@@ -32,23 +33,75 @@ fn run_daemon(cfg: &std::path::Path) -> ChildGuard {
     ChildGuard(Some(child))
 }
 
+/// `apptoken run --config cfg`, its standard error written to `log`.
+fn run_daemon_logged(cfg: &Path, log: &Path) -> ChildGuard {
+    let child = apptoken()
+        .args(["run", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    ChildGuard(Some(child))
+}
+
+/// The temporary files of `users.jsonl` in `dir`.
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".users.jsonl.tmp-")
+        })
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// SIGTERM while a page is being fetched: the run finishes within the
+/// grace period, is committed, and the exit status is 0. The API is the
+/// test's own and answers the second page only once the daemon has logged
+/// that it is stopping, so the signal certainly comes during the run.
 #[cfg(unix)]
 #[test]
 fn sigterm_during_a_long_job_finishes_it_and_exits_0() {
     let emu = start_emulator(None);
+    let api = GatedApi::start(3, &[1]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = emu.daemon_config(dir.path(), SLOW_JOB, "grace_period = \"2m\"");
-    emu.add_fault(r#"{"target":"api","delay_ms":2000,"times":1}"#);
-    let mut guard = run_daemon(&cfg);
-    until("the slow request", || emu.faults_pending() == 0);
+    let cfg = dir.path().join("daemon.toml");
+    let jobs = "[[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users\"\nevery = \"1h\"\nrun_at_start = true\noutput = { type = \"file\", path = \"users.jsonl\" }\n";
+    std::fs::write(
+        &cfg,
+        emu.daemon_toml("", "grace_period = \"2m\"", jobs)
+            .replace(&emu.s("sample_api"), &api.base),
+    )
+    .unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut guard = run_daemon_logged(&cfg, &log);
+    assert_eq!(api.next_request(), "/v1.0/users");
+    assert_eq!(api.next_request(), "/v1.0/users?page=1", "held");
     signal(guard.0.as_ref().unwrap(), "TERM");
-    let out = guard.0.take().unwrap().wait_with_output().unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    until_logged(&log, "stop signal");
+    assert!(!dir.path().join("users.jsonl").exists());
+    api.release();
+    let status = guard.0.take().unwrap().wait().unwrap();
+    let err = read_lossy(&log);
+    assert_eq!(status.code(), Some(0), "{err}");
     let lines = std::fs::read_to_string(dir.path().join("users.jsonl")).unwrap();
-    assert_eq!(lines.lines().count(), 42, "the whole run is in the output");
+    assert_eq!(lines.lines().count(), 30, "the whole run is in the output");
+    let stop = err.find("stop signal").unwrap();
+    let done = err.find("job run completed").expect("the run completed");
+    assert!(stop < done, "the run completed after the signal: {err}");
+    assert!(temp_files(dir.path()).is_empty());
 }
 
+/// kill -9 in the middle of a run, with page 1 already in the temporary
+/// file: the previous output stays byte for byte, and the next start
+/// removes the orphan — also when the new process has the PID the orphan
+/// is named with (PID 1 at every start in a container).
 #[cfg(unix)]
 #[test]
 fn kill_9_during_a_run_leaves_the_previous_output() {
@@ -56,24 +109,221 @@ fn kill_9_during_a_run_leaves_the_previous_output() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = emu.daemon_config(dir.path(), SLOW_JOB, "");
     let out_file = dir.path().join("users.jsonl");
-    std::fs::write(&out_file, "{\"previous\":true}\n").unwrap();
-    emu.add_fault(r#"{"target":"api","delay_ms":30000,"times":1}"#);
-    let child = apptoken()
-        .args(["run", "--config"])
+    let previous = b"{\"previous\":true}\n\xff not even UTF-8, kept as is\n".to_vec();
+    std::fs::write(&out_file, &previous).unwrap();
+    // Page 2 of 5 (the second API request) is held for ten minutes: the
+    // run cannot finish before the kill.
+    emu.add_fault(r#"{"target":"api","delay_ms":600000,"share":0.5,"times":1}"#);
+    let mut guard = run_daemon_logged(&cfg, &dir.path().join("stderr.log"));
+    let page_1_written = || {
+        let t = temp_files(dir.path());
+        t.len() == 1 && read_lossy(&t[0]).lines().count() == 10
+    };
+    until("page 1 in the temporary file, page 2 held", || {
+        page_1_written() && emu.faults_pending() == 0
+    });
+    let mut c = guard.0.take().unwrap();
+    let pid = c.id();
+    c.kill().unwrap(); // SIGKILL
+    c.wait().unwrap();
+    assert_eq!(std::fs::read(&out_file).unwrap(), previous, "byte for byte");
+    let orphan = temp_files(dir.path())
+        .pop()
+        .expect("the killed run's temporary file");
+    let name = orphan.file_name().unwrap().to_string_lossy().into_owned();
+    let prefix = format!(".users.jsonl.tmp-{pid}-");
+    let rest = name
+        .strip_prefix(&prefix)
+        .expect("named with its PID")
+        .to_string();
+
+    // The next start: `sh` puts the orphan's contents under a name with its
+    // own PID, then execs the daemon, which keeps that PID.
+    let pid_file = dir.path().join("pid");
+    let script = r#"cp "$1" "$2/.users.jsonl.tmp-$$-$3" && echo $$ > "$4" && exec "$5" run --once --config "$6""#;
+    let run = clean_command("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .arg(&orphan)
+        .arg(dir.path())
+        .arg(&rest)
+        .arg(&pid_file)
+        .arg(BIN)
         .arg(&cfg)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut guard = ChildGuard(Some(child));
-    until("the slow request", || emu.faults_pending() == 0);
-    let mut c = guard.0.take().unwrap();
-    c.kill().unwrap();
-    c.wait().unwrap();
+    let new_pid = run.id();
+    let out = run.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
-        std::fs::read_to_string(&out_file).unwrap(),
-        "{\"previous\":true}\n"
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        new_pid.to_string(),
+        "the daemon ran with the PID of the orphan's copy"
     );
+    assert_eq!(
+        temp_files(dir.path()),
+        Vec::<PathBuf>::new(),
+        "both orphans removed (the killed PID's and this process's own)"
+    );
+    let lines = std::fs::read_to_string(&out_file).unwrap();
+    assert_eq!(lines.lines().count(), 42, "the new run replaced the output");
+}
+
+/// Credential rotation without restart: the secret file changes, the
+/// daemon notices (its log), the old secret expires at the identity
+/// provider, and the next token request authenticates with the new one.
+#[cfg(unix)]
+#[test]
+fn a_rotated_secret_is_used_from_the_next_token_request_without_a_restart() {
+    const CLIENT: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+    const TENANT: &str = "11111111-2222-4333-8444-555555555555";
+    const OLD: &str = "old-secret-value-0001";
+    const NEW: &str = "new-secret-value-0002";
+    let dir = tempfile::tempdir().unwrap();
+    // Both secrets are registered; the old one expires in an hour of the
+    // emulator's clock, which the test moves.
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let emu_cfg = dir.path().join("emulator.toml");
+    std::fs::write(
+        &emu_cfg,
+        format!(
+            r#"
+[[tenants]]
+id = "{TENANT}"
+domains = ["tailspin.example"]
+display_name = "Tailspin"
+
+[[resources]]
+app_id = "66666666-7777-4888-9999-000000000000"
+app_id_uri = "api://sample"
+roles = [{{ value = "Users.Read.All" }}]
+
+[[apps]]
+client_id = "{CLIENT}"
+display_name = "rotating daemon"
+home_tenant = "tailspin.example"
+  [[apps.secrets]]
+  value = "{OLD}"
+  expires_at = "{expires}"
+  [[apps.secrets]]
+  value = "{NEW}"
+
+[[grants]]
+tenant = "tailspin.example"
+client_id = "{CLIENT}"
+resource = "api://sample"
+roles = ["Users.Read.All"]
+
+[[users]]
+tenant = "tailspin.example"
+display_name = "Adele Vance"
+given_name = "Adele"
+surname = "Vance"
+user_principal_name = "adele.vance@tailspin.example"
+
+[sample_api]
+resource = "api://sample"
+required_role = "Users.Read.All"
+"#
+        ),
+    )
+    .unwrap();
+    let emu = start_emulator(Some(&emu_cfg));
+    let secret = dir.path().join("client-secret");
+    write_private(&secret, OLD.as_bytes());
+    let cfg = dir.path().join("daemon.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[identity]\nauthority_host = \"{}\"\ntenant_id = \"{TENANT}\"\nclient_id = \"{CLIENT}\"\nclient_secret_file = \"client-secret\"\n\n[apis.sample]\nbase_url = \"{}\"\nscopes = [\"api://sample/.default\"]\n\n[daemon]\ncredential_poll = \"1s\"\n\n[[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users\"\nevery = \"1s\"\nrun_at_start = true\noutput = {{ type = \"file\", path = \"users.jsonl\" }}\n",
+            emu.s("authority_host"),
+            emu.s("sample_api"),
+        ),
+    )
+    .unwrap();
+    let stats = || body(&http(&emu.addr, "GET", "/_emulator/stats", ""));
+    let outcomes = || -> Vec<(String, u64)> {
+        stats()["token_requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["outcome"].as_str().unwrap().to_string(),
+                    c["count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let log = dir.path().join("stderr.log");
+    let mut guard = run_daemon_logged(&cfg, &log);
+    let out = dir.path().join("users.jsonl");
+    until("the first run", || out.exists());
+    assert_eq!(
+        outcomes(),
+        [("success".to_string(), 1)],
+        "one token, old secret"
+    );
+
+    // Rotation: the new secret replaces the file's content (atomically, as
+    // a deployment tool would); the daemon logs that it noticed.
+    let staged = dir.path().join(".client-secret.new");
+    write_private(&staged, NEW.as_bytes());
+    std::fs::rename(&staged, &secret).unwrap();
+    until_logged(&log, "a credential file changed");
+    // Two hours later at the identity provider: the old secret has expired,
+    // and so has the daemon's cached token (the API answers 401), so the
+    // next run makes a token request.
+    let r = http(
+        &emu.addr,
+        "POST",
+        "/_emulator/clock",
+        r#"{"advance_secs":7200}"#,
+    );
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    until("the next token request", || {
+        outcomes().iter().map(|(_, n)| n).sum::<u64>() >= 2
+    });
+    assert_eq!(
+        outcomes(),
+        [("success".to_string(), 2)],
+        "the token request after the rotation authenticated with the new secret"
+    );
+    // And the runs go on with the new token.
+    std::fs::remove_file(&out).unwrap();
+    until("a run after the rotation", || out.exists());
+    assert_eq!(outcomes(), [("success".to_string(), 2)]);
+
+    // The identity provider now refuses the old secret, accepts the new one.
+    let token = |secret: &str| {
+        http_with(
+            &emu.addr,
+            "POST",
+            &format!("/{TENANT}/oauth2/v2.0/token"),
+            "application/x-www-form-urlencoded",
+            &format!(
+                "grant_type=client_credentials&client_id={CLIENT}&client_secret={secret}&scope=api%3A%2F%2Fsample%2F.default"
+            ),
+        )
+    };
+    let old = token(OLD);
+    assert!(
+        old.starts_with("HTTP/1.1 401") && old.contains("7000222"),
+        "{old}"
+    );
+    assert!(token(NEW).starts_with("HTTP/1.1 200"));
+    assert!(
+        !read_lossy(&log).contains(NEW),
+        "the secret is never logged"
+    );
+    signal(guard.0.as_ref().unwrap(), "TERM");
+    let status = guard.0.take().unwrap().wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", read_lossy(&log));
 }
 
 /// SIGHUP re-reads the configuration: a good one takes effect (a job added

@@ -23,7 +23,13 @@ impl Drop for ChildGuard {
 }
 
 pub(crate) fn apptoken() -> Command {
-    let mut cmd = Command::new(BIN);
+    clean_command(BIN)
+}
+
+/// `program` with a clean environment (`PATH`, `HOME`, `TMPDIR` only) and
+/// no standard input.
+pub(crate) fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
     cmd.env_clear();
     for k in ["PATH", "HOME", "TMPDIR"] {
         if let Ok(v) = std::env::var(k) {
@@ -48,16 +54,128 @@ pub(crate) fn until(what: &str, mut f: impl FnMut() -> bool) {
 
 /// A minimal HTTP/1.1 client for the emulator's admin API.
 pub(crate) fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
+    http_with(addr, method, path, "application/json", body)
+}
+
+/// [`http`] with another `Content-Type`.
+pub(crate) fn http_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
+}
+
+/// A file's text, empty while it does not exist (a log being written).
+pub(crate) fn read_lossy(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Waits until the log file holds `needle` (the process wrote that line).
+pub(crate) fn until_logged(log: &Path, needle: &str) {
+    until(&format!("'{needle}' in {}", log.display()), || {
+        read_lossy(log).contains(needle)
+    });
+}
+
+/// A stand-in web API on 127.0.0.1:0 whose pages the test answers when it
+/// wants: every request is reported as it arrives ([`GatedApi::next_request`]),
+/// and a held page is answered only after [`GatedApi::release`]. Page `i`
+/// (from 0) holds ten items `{"page": i, "n": …}` and links to page `i + 1`.
+pub(crate) struct GatedApi {
+    /// `http://127.0.0.1:PORT/v1.0`, the `base_url` of an `[apis]` table.
+    pub(crate) base: String,
+    requests: std::sync::mpsc::Receiver<String>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl GatedApi {
+    /// `pages` pages at `/v1.0/users` (then `?page=N`); those in `held`
+    /// wait for a release.
+    pub(crate) fn start(pages: usize, held: &[usize]) -> GatedApi {
+        use std::sync::{Arc, Mutex, mpsc};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let (req_tx, requests) = mpsc::channel();
+        let (release, rel_rx) = mpsc::channel::<()>();
+        let rel_rx = Arc::new(Mutex::new(rel_rx));
+        let held = held.to_vec();
+        let o = origin.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let (req_tx, rel_rx, held, origin) =
+                    (req_tx.clone(), Arc::clone(&rel_rx), held.clone(), o.clone());
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match conn.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let page = target
+                        .split_once("page=")
+                        .and_then(|(_, p)| p.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    let _ = req_tx.send(target);
+                    if held.contains(&page) {
+                        let rx = rel_rx.lock().unwrap();
+                        if rx.recv().is_err() {
+                            return;
+                        }
+                    }
+                    let items: Vec<_> = (0..10)
+                        .map(|n| serde_json::json!({"page": page, "n": n}))
+                        .collect();
+                    let mut body = serde_json::json!({ "value": items });
+                    if page + 1 < pages {
+                        body["@odata.nextLink"] =
+                            format!("{origin}/v1.0/users?page={}", page + 1).into();
+                    }
+                    let body = body.to_string();
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+            }
+        });
+        GatedApi {
+            base: format!("{origin}/v1.0"),
+            requests,
+            release,
+        }
+    }
+
+    /// The next request's target (path and query), as it arrives.
+    pub(crate) fn next_request(&self) -> String {
+        self.requests
+            .recv_timeout(Duration::from_secs(90))
+            .expect("timed out waiting for a request to the API")
+    }
+
+    /// Answers one held request (now or when it arrives).
+    pub(crate) fn release(&self) {
+        self.release.send(()).unwrap();
+    }
 }
 
 pub(crate) struct Emulator {
