@@ -539,13 +539,9 @@ impl DaemonConfig {
             ck.at(identity_span.clone(), "identity", e.to_string());
         }
         if let Some(ca) = &identity.ca_file
-            && let Err(e) = std::fs::read(ca)
+            && let Err(e) = apptoken::read_ca_file(ca)
         {
-            ck.at(
-                identity_span.clone(),
-                "identity.ca_file",
-                format!("cannot read '{}': {e}", ca.display()),
-            );
+            ck.at(identity_span.clone(), "identity.ca_file", e.to_string());
         }
 
         // [apis.NAME]
@@ -1036,7 +1032,7 @@ fn check_cache(
                 field,
                 "a CA for Redis needs a rediss:// URL (TLS); redis:// is not encrypted",
             ),
-            _ => match std::fs::read(&p) {
+            _ => match apptoken::read_ca_file(&p) {
                 Ok(pem)
                     if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") =>
                 {
@@ -1050,11 +1046,7 @@ fn check_cache(
                         p.display()
                     ),
                 ),
-                Err(e) => ck.at(
-                    ca_span,
-                    field,
-                    format!("cannot read '{}': {e}", p.display()),
-                ),
+                Err(e) => ck.at(ca_span, field, e.to_string()),
             },
         }
     }
@@ -1276,6 +1268,24 @@ tenants = ["a.example", "b.example"]
             p.iter().any(|p| p.to_string().contains("cannot read")),
             "{p:?}"
         );
+        // A device or a FIFO is refused, never read without end (found by
+        // the daemon_config fuzz target: /dev/zero exhausted memory).
+        let p = check(&with(
+            "rediss://redis.internal:6380/0",
+            Path::new("/dev/zero"),
+        ))
+        .unwrap_err();
+        assert!(
+            p.iter()
+                .any(|p| p.to_string().contains("not a regular file")),
+            "{p:?}"
+        );
+        let p = check(&GOOD.replace(
+            "client_id = \"cid\"",
+            "client_id = \"cid\"\nca_file = \"/dev/zero\"",
+        ));
+        let shown = format!("{p:?}");
+        assert!(shown.contains("not a regular file"), "{shown}");
     }
 
     #[test]

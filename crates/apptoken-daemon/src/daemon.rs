@@ -298,8 +298,7 @@ fn build(config: &DaemonConfig) -> Result<Built, Error> {
         let key = apptoken::StoreKey::from_file(key_file)?;
         let redis = match &cache.redis_ca_file {
             Some(ca) => {
-                let pem = std::fs::read(ca)
-                    .map_err(|e| Error::Other(format!("cannot read '{}': {e}", ca.display())))?;
+                let pem = apptoken::read_ca_file(ca).map_err(|e| Error::Other(e.to_string()))?;
                 apptoken_redis::RedisStore::with_ca(&url, &pem)?
             }
             None => apptoken_redis::RedisStore::new(&url)?,
@@ -322,10 +321,7 @@ fn build(config: &DaemonConfig) -> Result<Built, Error> {
     }
     let client = builder.build()?;
     let ca = match &config.identity.ca_file {
-        Some(p) => Some(
-            std::fs::read(p)
-                .map_err(|e| Error::Other(format!("cannot read '{}': {e}", p.display())))?,
-        ),
+        Some(p) => Some(apptoken::read_ca_file(p).map_err(|e| Error::Other(e.to_string()))?),
         None => None,
     };
     let mut apis = BTreeMap::new();

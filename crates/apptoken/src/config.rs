@@ -315,9 +315,7 @@ impl ClientConfig {
             b = b.client_capabilities(c.iter().cloned());
         }
         if let Some(ca) = &self.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| {
-                Error::Configuration(format!("cannot read the CA file '{}': {e}", ca.display()))
-            })?;
+            let pem = crate::files::read_ca_file(ca)?;
             b = b.add_root_certificate_pem(pem);
         }
         Ok(b)

@@ -1,4 +1,4 @@
-//! Reading secret files safely.
+//! Reading secret files safely, and public files (CA bundles) boundedly.
 
 use std::path::Path;
 
@@ -46,6 +46,43 @@ pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<
         )));
     }
     Ok(Zeroizing::new(bytes))
+}
+
+/// Largest CA bundle read (Debian's whole bundle is about 220 KiB).
+const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
+
+/// Reads a file of trusted CA certificates (PEM), as a configuration names
+/// it: a regular file of at most 4 MiB. A device (`/dev/zero`), a FIFO or
+/// a directory is refused with a clear error, never read without end.
+///
+/// ```
+/// let e = apptoken::read_ca_file(std::path::Path::new("/dev/zero")).unwrap_err();
+/// assert!(e.to_string().contains("not a regular file"));
+/// ```
+pub fn read_ca_file(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| {
+        Error::Configuration(format!("cannot read the CA file '{}': {e}", path.display()))
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(Error::Configuration(format!(
+            "the CA file '{}' is not a regular file",
+            path.display()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CA_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_CA_FILE {
+        return Err(Error::Configuration(format!(
+            "the CA file '{}' is larger than 4 MiB; that is not a CA bundle",
+            path.display()
+        )));
+    }
+    Ok(bytes)
 }
 
 #[cfg(unix)]

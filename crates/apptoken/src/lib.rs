@@ -36,6 +36,7 @@ pub use credential::{
 };
 pub use error::{Error, Result, ServerError};
 pub use file_store::FileStore;
+pub use files::read_ca_file;
 pub use http::retry_after;
 pub use limits::{MAX_LIFETIME, MAX_RETRY_AFTER, MIN_LIFETIME};
 pub use retry::RetryPolicy;
