@@ -1,5 +1,8 @@
 //! The shared store against a real `redis-server` (started here on a unix
-//! socket in a temporary directory) and the emulator.
+//! socket in a temporary directory) and the emulator. Store operations
+//! have a patient timeout (only a Redis that is gone fails them), and an
+//! exact token count is asserted only when nothing timing-dependent
+//! happened (see `common::Observed`).
 
 mod common;
 
@@ -9,7 +12,7 @@ use std::time::{Duration, Instant};
 use apptoken::{Authority, ClientSecret, ConfidentialClient, Credential, StoreKey, TokenRequest};
 use apptoken_emulator::{Config, Emulator, RunningEmulator};
 use apptoken_redis::RedisStore;
-use common::Redis;
+use common::{Observed, PATIENT, Redis, assert_one_request_per_key};
 
 struct Env {
     emulator: RunningEmulator,
@@ -31,6 +34,14 @@ async fn emulator() -> Env {
 }
 
 fn instance(env: &Env, store: Option<&RedisStore>, key: &[u8]) -> ConfidentialClient {
+    instance_with(env, store.map(|s| Arc::new(s.clone()) as _), key)
+}
+
+fn instance_with(
+    env: &Env,
+    store: Option<Arc<dyn apptoken::TokenStore>>,
+    key: &[u8],
+) -> ConfidentialClient {
     let info = env.emulator.info();
     let mut b = ConfidentialClient::builder()
         .authority(Authority::from_host(&info.authority_host, &info.tenant_id).unwrap())
@@ -39,7 +50,7 @@ fn instance(env: &Env, store: Option<&RedisStore>, key: &[u8]) -> ConfidentialCl
             info.client_secret.clone().unwrap(),
         )));
     if let Some(s) = store {
-        b = b.shared_store(Arc::new(s.clone()), StoreKey::from_bytes(key).unwrap());
+        b = b.shared_store(s, StoreKey::from_bytes(key).unwrap());
     }
     b.build().unwrap()
 }
@@ -56,8 +67,10 @@ const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 async fn three_instances_make_one_request_per_key() {
     let redis = Redis::start();
     let env = emulator().await;
-    let store = RedisStore::new(&redis.url()).unwrap();
-    let instances: Vec<_> = (0..3).map(|_| instance(&env, Some(&store), KEY)).collect();
+    let store = Observed::new(RedisStore::new(&redis.url()).unwrap().with_timeout(PATIENT));
+    let instances: Vec<_> = (0..3)
+        .map(|_| instance_with(&env, Some(store.clone() as _), KEY))
+        .collect();
     let scope = env.emulator.info().sample_scope.clone();
     let mut tenants = vec![env.emulator.info().tenant_id.clone()];
     tenants.extend(
@@ -85,20 +98,20 @@ async fn three_instances_make_one_request_per_key() {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    assert_eq!(
-        requests(&env),
-        tenants.len() as u64,
-        "one token request per key for the whole fleet"
-    );
-    assert!(
-        instances
-            .iter()
-            .all(|c| c.shared_store_is_up() == Some(true))
-    );
+    assert_one_request_per_key(requests(&env), tenants.len() as u64, 3, store.anomalies());
+    if store.anomalies().0 == 0 {
+        assert!(
+            instances
+                .iter()
+                .all(|c| c.shared_store_is_up() == Some(true))
+        );
+    }
     // The values in Redis reveal no tenant or client id and hold no token in clear.
     let mut raw = redis.raw();
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut raw).unwrap();
-    assert!(!keys.is_empty());
+    if store.anomalies().0 == 0 {
+        assert!(!keys.is_empty());
+    }
     for k in &keys {
         assert!(k.starts_with("apptoken:v1:"), "{k}");
         for t in &tenants {
@@ -117,7 +130,7 @@ async fn three_instances_make_one_request_per_key() {
 async fn tampered_or_foreign_values_are_never_served() {
     let redis = Redis::start();
     let env = emulator().await;
-    let store = RedisStore::new(&redis.url()).unwrap();
+    let store = RedisStore::new(&redis.url()).unwrap().with_timeout(PATIENT);
     let scope = env.emulator.info().sample_scope.clone();
     instance(&env, Some(&store), KEY)
         .acquire_token(&[&scope])
@@ -192,9 +205,9 @@ async fn tampered_or_foreign_values_are_never_served() {
 async fn redis_stopped_and_restarted_fails_no_acquisition() {
     let mut redis = Redis::start();
     let env = emulator().await;
-    let store = RedisStore::new(&redis.url())
-        .unwrap()
-        .with_timeout(Duration::from_millis(200));
+    // Patient while Redis is up; while it is down, operations fail at once
+    // (the socket refuses), not by timing out.
+    let store = RedisStore::new(&redis.url()).unwrap().with_timeout(PATIENT);
     let scope = env.emulator.info().sample_scope.clone();
     let client = instance(&env, Some(&store), KEY);
     client.acquire_token(&[&scope]).await.unwrap();
@@ -215,36 +228,40 @@ async fn redis_stopped_and_restarted_fails_no_acquisition() {
         .unwrap();
 
     redis.restart();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // Back to sharing, by itself: once the client has reconnected, a new
+    // instance gets the token from Redis, not the identity provider.
+    // Polled (reconnecting takes its own time), with a generous deadline.
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         client
             .acquire_token_with(TokenRequest::new([&scope]).force_refresh(true))
             .await
-            .unwrap();
+            .expect("no acquisition fails while Redis comes back");
         if client.shared_store_is_up() == Some(true) {
-            break;
+            let before = requests(&env);
+            instance(&env, Some(&store), KEY)
+                .acquire_token(&[&scope])
+                .await
+                .unwrap();
+            if requests(&env) == before {
+                break;
+            }
         }
         assert!(
             Instant::now() < deadline,
-            "the client never went back to Redis"
+            "the fleet never went back to sharing tokens through Redis"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Back to sharing: a new instance gets the token from Redis, not the identity provider.
-    let before = requests(&env);
-    instance(&env, Some(&store), KEY)
-        .acquire_token(&[&scope])
-        .await
-        .unwrap();
-    assert_eq!(requests(&env), before);
 }
 
 #[tokio::test]
 async fn leases_are_held_renewed_and_released_only_by_their_holder() {
     use apptoken::TokenStore;
     let redis = Redis::start();
-    let store = RedisStore::new(&redis.url()).unwrap();
-    let ttl = Duration::from_secs(30);
+    let store = RedisStore::new(&redis.url()).unwrap().with_timeout(PATIENT);
+    // Longer than any test could take: nothing here expires by itself.
+    let ttl = Duration::from_secs(3600);
     assert!(store.try_lease("job:a", "one", ttl).await.unwrap());
     assert!(
         !store.try_lease("job:a", "two", ttl).await.unwrap(),

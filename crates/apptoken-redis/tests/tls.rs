@@ -14,7 +14,7 @@ async fn rediss_with_the_servers_ca_works() {
     let redis = TlsRedis::start();
     let store = RedisStore::with_ca(&redis.url(), redis.ca_pem.as_bytes())
         .unwrap()
-        .with_timeout(Duration::from_secs(5));
+        .with_timeout(common::PATIENT);
     store
         .put("k", b"sealed value", Duration::from_secs(60))
         .await

@@ -89,6 +89,155 @@ fn wait_for(path: &Path) {
     }
 }
 
+/// How long a test's store operations may take before they count as
+/// failed: long enough that only a Redis that is gone fails them, however
+/// loaded the machine (the library's default, 250 ms, is for production,
+/// where going on without the store beats waiting).
+pub const PATIENT: Duration = Duration::from_secs(30);
+
+/// A lease held this long may have lapsed for another instance (the
+/// library's leases last 10 s; its waiters give up after as long).
+pub const LONG_HOLD: Duration = Duration::from_secs(5);
+
+/// A store that records what makes a fleet's token requests depend on
+/// timing: operations that failed (the client then asks the identity
+/// provider itself) and leases held for [`LONG_HOLD`] or more (another
+/// instance may have taken over, or given up waiting). With neither, a
+/// fleet makes exactly one token request per key.
+#[derive(Debug)]
+pub struct Observed<S> {
+    inner: S,
+    errors: std::sync::atomic::AtomicU64,
+    long_holds: std::sync::atomic::AtomicU64,
+    held: std::sync::Mutex<std::collections::HashMap<(String, String), Instant>>,
+}
+
+impl<S: apptoken::TokenStore> Observed<S> {
+    pub fn new(inner: S) -> std::sync::Arc<Observed<S>> {
+        std::sync::Arc::new(Observed {
+            inner,
+            errors: Default::default(),
+            long_holds: Default::default(),
+            held: Default::default(),
+        })
+    }
+
+    /// Failed operations and long-held leases so far.
+    pub fn anomalies(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.errors.load(SeqCst), self.long_holds.load(SeqCst))
+    }
+
+    fn note<T>(&self, r: &apptoken::Result<T>) {
+        if r.is_err() {
+            self.errors
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+impl<S: apptoken::TokenStore> apptoken::TokenStore for Observed<S> {
+    fn get<'a>(&'a self, key: &'a str) -> apptoken::StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let r = self.inner.get(key).await;
+            self.note(&r);
+            r
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> apptoken::StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let r = self.inner.put(key, value, ttl).await;
+            self.note(&r);
+            r
+        })
+    }
+
+    fn try_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> apptoken::StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let r = self.inner.try_lease(name, holder, ttl).await;
+            self.note(&r);
+            if let Ok(true) = r {
+                self.held
+                    .lock()
+                    .unwrap()
+                    .insert((name.to_string(), holder.to_string()), Instant::now());
+            }
+            r
+        })
+    }
+
+    fn release_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+    ) -> apptoken::StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let since = self
+                .held
+                .lock()
+                .unwrap()
+                .remove(&(name.to_string(), holder.to_string()));
+            if since.is_some_and(|t| t.elapsed() >= LONG_HOLD) {
+                self.long_holds
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            let r = self.inner.release_lease(name, holder).await;
+            self.note(&r);
+            r
+        })
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> apptoken::StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let r = self.inner.renew_lease(name, holder, ttl).await;
+            self.note(&r);
+            r
+        })
+    }
+}
+
+/// One token request per key when nothing timing-dependent happened (no
+/// failed store operation, no long-held lease); otherwise the bounds that
+/// hold whatever the timing: at least one per key, at most one per key and
+/// instance (each instance's own single flight).
+pub fn assert_one_request_per_key(
+    requests: u64,
+    keys: u64,
+    instances: u64,
+    (errors, long_holds): (u64, u64),
+) {
+    if errors == 0 && long_holds == 0 {
+        assert_eq!(
+            requests, keys,
+            "exactly one token request per key for the whole fleet"
+        );
+    } else {
+        println!(
+            "the store failed {errors} operations and {long_holds} leases were held long: {requests} token requests for {keys} keys"
+        );
+        assert!(
+            (keys..=keys * instances).contains(&requests),
+            "{requests} token requests for {keys} keys and {instances} instances"
+        );
+    }
+}
+
 pub const SAMPLE_API_APP_ID: &str = "e3f9a7c1-2b4d-4f6e-8a9b-0c1d2e3f4a5b";
 pub const CLIENT_ID: &str = "0f1e2d3c-4b5a-4968-8776-655443322110";
 pub const SECRET: &str = "fleet-test-secret-not-a-real-one";
