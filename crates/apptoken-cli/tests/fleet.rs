@@ -2,7 +2,11 @@
 //! (started here on a unix socket in a temporary directory) and one
 //! emulator run each tick once; `kill -9` of the instance running a tick
 //! hands it to another; a `[cache] file` survives restarts. Waits poll for
-//! a condition (bounded); nothing depends on how long something takes.
+//! a condition (bounded). Job leases expire in real time (that is what a
+//! kill -9 hand-over is), so their lifetime leaves the test seconds of
+//! slack; store operations are patient (only a Redis that is gone fails
+//! them), and a tick on two instances is accepted only where the daemon
+//! logged the documented reason (the store did not answer).
 
 #[path = "../../apptoken-redis/tests/common/mod.rs"]
 mod redis_server;
@@ -70,11 +74,13 @@ fn three_daemons(emu: &Emulator, redis: &Redis, dir: &Path) -> Vec<Instance> {
             emu.config(
                 &cfg,
                 &format!(
-                    "redis = \"{}\"\nkey_file = \"{}\"",
+                    "redis = \"{}\"\nkey_file = \"{}\"\ntimeout_ms = 30000",
                     redis.url(),
                     dir.join("cache.key").display()
                 ),
-                "job_lease_secs = 2",
+                // The waiters follow a tick until tick + every + 2 leases: a
+                // kill -9 within 8 s of the tick is handed over.
+                "job_lease_secs = 6",
                 "[[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users?$top=3\"\npaging = false\nevery = \"2s\"\noutput = { type = \"file\", path = \"users.jsonl\" }\n",
             );
             let log = d.join("stderr.log");
@@ -92,6 +98,31 @@ fn three_daemons(emu: &Emulator, redis: &Redis, dir: &Path) -> Vec<Instance> {
             }
         })
         .collect()
+}
+
+/// Why a tick may run on several instances (docs/DAEMON.md): the store did
+/// not answer at the tick, or at the fencing renewal before the commit.
+fn store_failed(log: &str) -> bool {
+    log.contains("the shared store does not answer")
+        || log.contains("cannot renew a job lease before committing")
+}
+
+/// Each tick ran on one instance, or on several of which one logged that
+/// the store did not answer.
+fn once_each(instances: &[Instance], seen: &BTreeMap<String, BTreeSet<usize>>) {
+    for (tick, who) in seen {
+        if who.len() > 1 {
+            let logs: Vec<String> = who
+                .iter()
+                .map(|&i| std::fs::read_to_string(&instances[i].log).unwrap_or_default())
+                .collect();
+            assert!(
+                logs.iter().any(|l| store_failed(l)),
+                "tick {tick} ran on instances {who:?}, and the store answered:\n{}",
+                logs.join("\n---\n")
+            );
+        }
+    }
 }
 
 /// Records which instance ran which tick, polling the outputs.
@@ -120,23 +151,29 @@ fn three_daemons_run_each_tick_once_and_kill_9_hands_a_tick_over() {
         observe(&instances, &mut seen);
         seen.len() >= 5
     });
-    for (tick, who) in &seen {
-        assert_eq!(who.len(), 1, "tick {tick} ran on instances {who:?}");
-    }
+    once_each(&instances, &seen);
 
-    // A long tick: its holder is killed; another instance runs it.
-    emu.add_fault(r#"{"target":"api","delay_ms":60000,"times":1}"#);
+    // A long tick (its request held ten minutes): its holder is killed;
+    // another instance runs it.
+    emu.add_fault(r#"{"target":"api","delay_ms":600000,"times":1}"#);
     until("the slow request", || emu.faults_pending() == 0);
-    let holder = instances
-        .iter()
-        .position(|inst| {
-            let log = std::fs::read_to_string(&inst.log).unwrap_or_default();
-            let taken = log.matches("holds the fleet lease").count();
-            let done =
-                log.matches("job run completed").count() + log.matches("job run failed").count();
-            taken > done
-        })
-        .expect("an instance is running the slow tick");
+    // The holder: the one instance with a run it has not finished (another
+    // may be finishing an earlier tick for a moment: wait until it has).
+    let unfinished = || -> Vec<usize> {
+        (0..instances.len())
+            .filter(|&i| {
+                let log = std::fs::read_to_string(&instances[i].log).unwrap_or_default();
+                let taken = log.matches("holds the fleet lease").count();
+                let done = log.matches("job run completed").count()
+                    + log.matches("job run failed").count();
+                taken > done
+            })
+            .collect()
+    };
+    until("one instance running the slow tick", || {
+        unfinished().len() == 1
+    });
+    let holder = unfinished()[0];
     let log = strip_ansi(&std::fs::read_to_string(&instances[holder].log).unwrap());
     let slow_tick = log
         .lines()
@@ -155,18 +192,14 @@ fn three_daemons_run_each_tick_once_and_kill_9_hands_a_tick_over() {
         observe(&instances, &mut seen);
         seen.contains_key(&slow_tick)
     });
-    let who = &seen[&slow_tick];
-    assert_eq!(who.len(), 1, "{who:?}");
-    assert!(!who.contains(&holder));
+    assert!(!seen[&slow_tick].contains(&holder));
     // And the fleet goes on: later ticks, still once each.
     let later = seen.len() + 2;
     until("two more ticks", || {
         observe(&instances, &mut seen);
         seen.len() >= later
     });
-    for (tick, who) in &seen {
-        assert_eq!(who.len(), 1, "tick {tick} ran on instances {who:?}");
-    }
+    once_each(&instances, &seen);
     drop(instances.drain(..));
 }
 
