@@ -4,10 +4,15 @@
 #[path = "it/support.rs"]
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use apptoken::{ClientSecret, ConfidentialClient, Credential, RetryPolicy, TokenRequest};
+use apptoken::{
+    ClientSecret, ConfidentialClient, Credential, RetryPolicy, SourceFuture, SourceRequest,
+    TokenRequest, TokenResponse, TokenSource,
+};
 use apptoken_emulator::{Fault, Target};
+use futures::FutureExt;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use support::*;
 
@@ -39,6 +44,19 @@ impl Totals {
     }
 }
 
+/// A token source that answers once the test adds a permit.
+#[derive(Debug)]
+struct Held(tokio::sync::Semaphore);
+
+impl TokenSource for Held {
+    fn request_token<'a>(&'a self, _: SourceRequest<'a>) -> SourceFuture<'a> {
+        Box::pin(async move {
+            self.0.acquire().await.unwrap().forget();
+            Ok(TokenResponse::new("held-token", Duration::from_secs(3600)))
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_counters_are_exported() {
     let recorder = DebuggingRecorder::new();
@@ -61,22 +79,27 @@ async fn cache_counters_are_exported() {
         .build()
         .unwrap();
 
-    // A slowed-down first request: every caller joins it.
-    env.emulator.add_fault(
-        Fault::on(Target::Token)
-            .delay(Duration::from_millis(200))
-            .times(1),
-    );
-    let calls: Vec<_> = (0..20)
-        .map(|_| {
-            let c = client.clone();
-            tokio::spawn(async move { c.acquire_token(&[SCOPE]).await })
-        })
+    // Callers of a cold key join one request: a source held until all of
+    // them are waiting on it (each joins on its first poll), so none can
+    // come too late, however slow the machine.
+    let source = Arc::new(Held(tokio::sync::Semaphore::new(0)));
+    let held = ConfidentialClient::builder()
+        .authority(env.authority())
+        .client_id(CLIENT_ID)
+        .token_source(source.clone())
+        .build()
+        .unwrap();
+    let mut calls: Vec<_> = (0..20)
+        .map(|_| Box::pin(held.acquire_token(&[SCOPE])))
         .collect();
-    for c in calls {
-        c.await.unwrap().unwrap();
+    for c in &mut calls {
+        assert!(c.as_mut().now_or_never().is_none());
     }
-    client.acquire_token(&[SCOPE]).await.unwrap();
+    source.0.add_permits(1);
+    for c in calls {
+        c.await.unwrap();
+    }
+    held.acquire_token(&[SCOPE]).await.unwrap();
     assert_eq!(
         totals.get(
             &snap,
@@ -85,9 +108,12 @@ async fn cache_counters_are_exported() {
         ),
         1
     );
+    assert_eq!(totals.get(&snap, "apptoken_cache_misses_total", None), 20);
+    assert_eq!(
+        totals.get(&snap, "apptoken_cache_coalesced_total", None),
+        19
+    );
     assert!(totals.get(&snap, "apptoken_cache_hits_total", None) >= 1);
-    assert!(totals.get(&snap, "apptoken_cache_misses_total", None) >= 1);
-    assert!(totals.get(&snap, "apptoken_cache_coalesced_total", None) >= 1);
 
     // One transient failure: one retry.
     env.emulator

@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use apptoken::{
     Authority, ConfidentialClient, SourceFuture, SourceRequest, TokenResponse, TokenSource,
 };
@@ -39,35 +41,58 @@ async fn ten_thousand_callers_on_a_cold_key_make_one_request() {
     );
 }
 
+/// A source that refuses, once the test lets it answer, and counts its calls.
+#[derive(Debug)]
+struct GatedRefusal {
+    calls: AtomicU64,
+    answers: tokio::sync::Semaphore,
+}
+
+impl TokenSource for GatedRefusal {
+    fn request_token<'a>(&'a self, _: SourceRequest<'a>) -> SourceFuture<'a> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.answers.acquire().await.unwrap().forget();
+            Err(apptoken::Error::Credential("refused by the test".into()))
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_shared_request_fails_every_waiter_and_the_next_call_tries_again() {
-    let env = start().await;
-    // The refusal is slowed down so that every caller is waiting on it.
-    env.emulator.add_fault(
-        apptoken_emulator::Fault::on(apptoken_emulator::Target::Token)
-            .delay(Duration::from_millis(300))
-            .times(1),
-    );
-    let client = env.client(apptoken::Credential::secret(apptoken::ClientSecret::new(
-        "wrong",
-    )));
-    let barrier = Arc::new(tokio::sync::Barrier::new(100));
-    let calls: Vec<_> = (0..100)
-        .map(|_| {
-            let c = client.clone();
-            let b = barrier.clone();
-            tokio::spawn(async move {
-                b.wait().await;
-                c.acquire_token(&[SCOPE]).await
-            })
-        })
+    let source = Arc::new(GatedRefusal {
+        calls: AtomicU64::new(0),
+        answers: tokio::sync::Semaphore::new(0),
+    });
+    let client = in_process_client(source.clone());
+    // 100 callers, each polled once: a miss joins the request in flight
+    // (or starts it) on its first poll, before any await. The request is
+    // held until every caller has joined: no caller can come too late.
+    let mut calls: Vec<_> = (0..100)
+        .map(|_| Box::pin(client.acquire_token(&[SCOPE])))
         .collect();
-    for c in calls {
-        assert_eq!(c.await.unwrap().unwrap_err().aadsts_codes(), &[7000215]);
+    for c in &mut calls {
+        assert!(
+            c.as_mut().now_or_never().is_none(),
+            "waiting on the request"
+        );
     }
-    assert_eq!(env.requests(), 1);
+    source.answers.add_permits(1);
+    for c in calls {
+        let e = c.await.unwrap_err();
+        assert!(
+            matches!(&e, apptoken::Error::Credential(m) if m == "refused by the test"),
+            "{e}"
+        );
+    }
+    assert_eq!(source.calls.load(Ordering::SeqCst), 1, "one shared request");
+    source.answers.add_permits(1);
     let _ = client.acquire_token(&[SCOPE]).await.unwrap_err();
-    assert_eq!(env.requests(), 2, "a failure is not cached");
+    assert_eq!(
+        source.calls.load(Ordering::SeqCst),
+        2,
+        "a failure is not cached"
+    );
 }
 
 /// A source that blocks until released, and counts its calls.
@@ -106,17 +131,22 @@ async fn a_dropped_waiter_does_not_cancel_the_shared_request() {
     let c = client.clone();
     let first = tokio::spawn(async move { c.acquire_token(&[SCOPE]).await });
     // Wait until the request is in flight, then give up on it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while source.calls.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never started"
+        );
         tokio::task::yield_now().await;
     }
     first.abort();
     assert!(first.await.unwrap_err().is_cancelled());
-    // A second caller joins the same request...
-    let c = client.clone();
-    let second = tokio::spawn(async move { c.acquire_token(&[SCOPE]).await });
-    tokio::task::yield_now().await;
+    // A second caller joins the same request (on its first poll, while the
+    // source is still held)...
+    let mut second = Box::pin(client.acquire_token(&[SCOPE]));
+    assert!(second.as_mut().now_or_never().is_none());
     source.release.notify_one();
-    let token = second.await.unwrap().unwrap();
+    let token = second.await.unwrap();
     assert_eq!(token.secret(), "token-0", "the first request's answer");
     assert_eq!(source.calls.load(Ordering::SeqCst), 1, "no second request");
 }
