@@ -1,6 +1,11 @@
 //! The daemon's configuration file: parsed, then checked as a whole, so
 //! that `apptoken config check` and a starting daemon report every problem
 //! at once, each with its file, line and field.
+//!
+//! Why one file (for now): the checks share one located-problem collector
+//! and read the raw spanned TOML side by side, so a field's parse and its
+//! check sit together. Splitting it per table (`identity`, `apis`, `jobs`,
+//! `cache`) is part of issue #18's layout step, which moves behaviour-free.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,5 +1,11 @@
 //! The daemon: scheduler, overlap policy, reload, credential rotation,
 //! graceful shutdown, systemd notifications.
+//!
+//! Why one file (for now): these are the phases of one state machine (the
+//! running daemon's lifecycle) and share its state; the pieces that stand
+//! alone (jobs, outputs, fleet, credentials, http) already have their own
+//! files. Splitting the scheduler from the signal/reload loop is part of
+//! issue #18's layout step.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;

@@ -1,5 +1,9 @@
 //! The emulator's configuration: the TOML schema, its validation, and the
 //! validated model the handlers read.
+//!
+//! Why one file (for now): the schema, its validation and the model are
+//! written against each other field by field; a split into `schema` and
+//! `model` is part of issue #18's layout step.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

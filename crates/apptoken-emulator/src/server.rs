@@ -1,4 +1,8 @@
 //! Starting, describing and stopping the emulator.
+//!
+//! Why one file (for now): the router, the listener rules (loopback unless
+//! allowed) and the running handle's admin methods are one lifecycle; moving
+//! the handle's admin methods to their own file is part of issue #18.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -1,5 +1,9 @@
 //! `POST /{tenant}/oauth2/v2.0/token`: the client credentials grant,
 //! validated as Entra ID does.
+//!
+//! Why one file (for now): the checks run in Entra's order and each answers
+//! with Entra's code; keeping the order readable top to bottom matters more
+//! here than file size. Client-assertion checks could move out (issue #18).
 
 use std::sync::Arc;
 

@@ -12,6 +12,13 @@
 //! result is stored before the in-flight slot is released, so no caller can
 //! miss both. Proactive refreshes are kept in a time-ordered heap that the
 //! client's refresher task drains.
+//!
+//! Why one file (for now): key text, entry metadata, index, per-thread
+//! copies and schedule are tuned together for the hit path (see
+//! BENCHMARKS.md) and their invariants are written next to each other.
+//! Issue #18 splits them (`cache/{key,entry,index,local,schedule}.rs`) and
+//! model-checks the supersede protocol; the in-flight map already moved out
+//! (`flight.rs`).
 
 use std::cell::RefCell;
 use std::cmp::Reverse;

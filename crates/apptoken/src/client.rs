@@ -1,4 +1,10 @@
 //! The confidential client: acquires app-only tokens through the cache.
+//!
+//! Why one file (for now): builder, façade, refresher and shared-store
+//! orchestration still share `Inner` directly. Issue #18 splits it (builder,
+//! refresher and refresh policy, shared-store orchestration, MSAL cache
+//! format); single flight already has its own module (`flight.rs`) and the
+//! numeric rules theirs (`limits.rs`).
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
