@@ -28,6 +28,10 @@ pub(crate) mod exit {
     pub(crate) const UNREACHABLE: u8 = 5;
     /// The web API answered with a non-2xx status.
     pub(crate) const API: u8 = 6;
+    /// Some tenants failed or were skipped (backing off), the others were
+    /// written (`run --once`); some tenants cannot get a token
+    /// (`tenants check`).
+    pub(crate) const PARTIAL: u8 = 7;
     /// A bug in apptoken (a panicked or cancelled task): not the configuration.
     pub(crate) const INTERNAL: u8 = 70;
 }

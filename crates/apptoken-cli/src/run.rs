@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use apptoken_daemon::{Daemon, DaemonConfig, Options, Progress};
+use apptoken_daemon::{Daemon, DaemonConfig, Options, Progress, RunOutcome};
 
 use crate::Failure;
 use crate::cli::{LogFormat, RunArgs};
@@ -74,29 +74,55 @@ pub(crate) async fn run(
             b.multi.clear().ok();
         }
         for j in &summary.jobs {
-            match (&j.error, &j.output) {
-                (None, Some(p)) => eprintln!(
-                    "{}: {} pages, {} items -> {}",
-                    j.job,
-                    j.pages,
-                    j.items,
-                    p.display()
-                ),
-                (None, None) => eprintln!(
-                    "{}: {} pages, {} items -> standard output",
+            let written = match &j.output {
+                Some(p) => p.display().to_string(),
+                None if j.tenants.iter().any(|t| t.output.is_some()) => {
+                    "one file per tenant".to_string()
+                }
+                None => "standard output".to_string(),
+            };
+            let e = j.error.as_deref().unwrap_or("");
+            match j.outcome {
+                RunOutcome::Success | RunOutcome::Elsewhere => eprintln!(
+                    "{}: {} pages, {} items -> {written}",
                     j.job, j.pages, j.items
                 ),
-                (Some(e), _) => eprintln!("{}: FAILED: {e}", j.job),
+                RunOutcome::Partial => eprintln!(
+                    "{}: PARTIAL: {} pages, {} items -> {written}; {e}",
+                    j.job, j.pages, j.items
+                ),
+                _ => eprintln!("{}: FAILED: {e}", j.job),
             }
         }
-        if summary.all_succeeded() {
-            return Ok(());
-        }
-        let failed = summary.jobs.iter().filter(|j| j.error.is_some()).count();
-        return Err(Failure {
-            code: exit::FAILURE,
-            error: anyhow::anyhow!("{failed} of {} jobs failed", summary.jobs.len()),
-        });
+        let failed = summary
+            .jobs
+            .iter()
+            .filter(|j| {
+                !matches!(
+                    j.outcome,
+                    RunOutcome::Success | RunOutcome::Elsewhere | RunOutcome::Partial
+                )
+            })
+            .count();
+        let partial = summary
+            .jobs
+            .iter()
+            .filter(|j| j.outcome == RunOutcome::Partial)
+            .count();
+        return match summary.outcome() {
+            RunOutcome::Partial => Err(Failure {
+                code: exit::PARTIAL,
+                error: anyhow::anyhow!(
+                    "{partial} of {} jobs partial: some tenants failed or were skipped, the others were written (see the status files)",
+                    summary.jobs.len()
+                ),
+            }),
+            RunOutcome::Failure | RunOutcome::Lost => Err(Failure {
+                code: exit::FAILURE,
+                error: anyhow::anyhow!("{failed} of {} jobs failed", summary.jobs.len()),
+            }),
+            _ => Ok(()),
+        };
     }
     if let Some(addr) = daemon.bind().await.map_err(failure)? {
         eprintln!(
@@ -158,42 +184,74 @@ pub(crate) fn config_check(file: &Path) -> Result<(), Failure> {
 #[derive(Default)]
 struct Bars {
     multi: indicatif::MultiProgress,
-    bars: Mutex<HashMap<String, indicatif::ProgressBar>>,
+    jobs: Mutex<HashMap<String, JobBar>>,
+}
+
+/// One job's bar: its tenants summed (a job may have thousands).
+struct JobBar {
+    bar: indicatif::ProgressBar,
+    /// Pages and items so far, per tenant.
+    tenants: HashMap<Option<String>, (usize, usize)>,
+    done: usize,
+    failed: usize,
 }
 
 impl Bars {
-    fn bar(&self, job: &str, tenant: Option<&str>) -> indicatif::ProgressBar {
-        let key = match tenant {
-            Some(t) => format!("{job} [{t}]"),
-            None => job.to_string(),
-        };
-        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
-        bars.entry(key.clone())
-            .or_insert_with(|| {
-                let b = self.multi.add(indicatif::ProgressBar::new_spinner());
-                if let Ok(style) =
-                    indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg}")
-                {
-                    b.set_style(style);
+    fn update(&self, job: &str, f: impl FnOnce(&mut JobBar)) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let j = jobs.entry(job.to_string()).or_insert_with(|| {
+            let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg}")
+            {
+                bar.set_style(style);
+            }
+            bar.set_prefix(job.to_string());
+            JobBar {
+                bar,
+                tenants: HashMap::new(),
+                done: 0,
+                failed: 0,
+            }
+        });
+        f(j);
+        let (pages, items) = j
+            .tenants
+            .values()
+            .fold((0, 0), |(p, i), (a, b)| (p + a, i + b));
+        let tenants = if j.tenants.len() > 1 || j.tenants.keys().any(Option::is_some) {
+            format!(
+                ", {} tenants done{}",
+                j.done,
+                if j.failed > 0 {
+                    format!(" ({} failed or skipped)", j.failed)
+                } else {
+                    String::new()
                 }
-                b.set_prefix(key);
-                b
-            })
-            .clone()
+            )
+        } else {
+            String::new()
+        };
+        j.bar
+            .set_message(format!("{pages} pages, {items} items{tenants}"));
+        j.bar.tick();
     }
 }
 
 impl Progress for Bars {
     fn page(&self, job: &str, tenant: Option<&str>, pages: usize, items: usize) {
-        let b = self.bar(job, tenant);
-        b.set_message(format!("{pages} pages, {items} items"));
-        b.tick();
+        self.update(job, |j| {
+            j.tenants.insert(tenant.map(str::to_string), (pages, items));
+        });
     }
 
     fn finished(&self, job: &str, tenant: Option<&str>, ok: bool) {
-        let b = self.bar(job, tenant);
-        let msg = format!("{} ({})", b.message(), if ok { "done" } else { "failed" });
-        b.finish_with_message(msg);
+        self.update(job, |j| {
+            j.tenants.entry(tenant.map(str::to_string)).or_default();
+            j.done += 1;
+            if !ok {
+                j.failed += 1;
+            }
+        });
     }
 }
 

@@ -91,8 +91,35 @@ pub enum OutputConfig {
     /// JSON Lines on standard output.
     Stdout,
     /// JSON Lines in a file, replaced atomically when a run completes.
+    /// For a job with tenants: the tenants that succeeded are written, a
+    /// failed or skipped tenant's lines of the previous file are kept.
     File(PathBuf),
+    /// One file per tenant: the path's file name holds `{tenant}`. Each
+    /// tenant's file is replaced atomically when that tenant succeeded; a
+    /// failed or skipped tenant's file stays as it was.
+    PerTenant(PathBuf),
 }
+
+impl OutputConfig {
+    /// The file a tenant's items go to (`PerTenant`: `{tenant}` replaced).
+    pub fn path_for(&self, tenant: Option<&str>) -> Option<PathBuf> {
+        match (self, tenant) {
+            (OutputConfig::Stdout, _) => None,
+            (OutputConfig::File(p), _) => Some(p.clone()),
+            (OutputConfig::PerTenant(p), Some(t)) => {
+                let name = p
+                    .file_name()?
+                    .to_string_lossy()
+                    .replace(TENANT_PLACEHOLDER, t);
+                Some(p.with_file_name(name))
+            }
+            (OutputConfig::PerTenant(_), None) => None,
+        }
+    }
+}
+
+/// The placeholder of a per-tenant output path.
+pub(crate) const TENANT_PLACEHOLDER: &str = "{tenant}";
 
 /// One scheduled job.
 #[derive(Debug, Clone)]
@@ -120,10 +147,23 @@ pub struct JobConfig {
     pub max_pages: usize,
     /// Where the items go.
     pub output: OutputConfig,
-    /// The tenants to run for (empty: the identity's tenant only).
+    /// The tenants to run for (empty: the identity's tenant only): the
+    /// `tenants` list, or the lines of `tenants_file` as read at load.
     pub tenants: Vec<String>,
+    /// The tenant list file (`tenants_file`), re-read on SIGHUP and when it
+    /// changes.
+    pub tenants_file: Option<PathBuf>,
     /// Tenants run at once at most (default 4).
     pub tenant_concurrency: usize,
+    /// Where each run's per-tenant status (JSON) is written: `status_file`,
+    /// by default `<output directory>/<job name>.status.json` for a job with
+    /// tenants and a file output.
+    pub status_file: Option<PathBuf>,
+    /// The first wait after a tenant-level refusal (default 5 min); it
+    /// doubles with each refusal in a row.
+    pub tenant_backoff: Duration,
+    /// The longest wait after tenant-level refusals (default 6 h).
+    pub tenant_backoff_max: Duration,
 }
 
 /// The `[daemon]` table.
@@ -268,7 +308,11 @@ struct RawJob {
     max_pages: Option<Spanned<usize>>,
     output: Option<Spanned<RawOutput>>,
     tenants: Option<Vec<Spanned<String>>>,
+    tenants_file: Option<Spanned<String>>,
     tenant_concurrency: Option<Spanned<usize>>,
+    status_file: Option<Spanned<String>>,
+    tenant_backoff: Option<Spanned<String>>,
+    tenant_backoff_max: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -321,6 +365,21 @@ impl Checker<'_> {
             message: message.into(),
         });
     }
+}
+
+/// `<job name>.status.json`, the name made safe for a file name.
+fn default_status_name(job: &str) -> String {
+    let safe: String = job
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{}.status.json", safe.trim_start_matches('.'))
 }
 
 /// Expands `${VAR}` (e.g. `${CREDENTIALS_DIRECTORY}`) from the environment.
@@ -813,21 +872,145 @@ impl DaemonConfig {
                 },
             };
             let mut tenants = Vec::new();
+            let mut lower = std::collections::HashSet::new();
             for t in j.tenants.iter().flatten() {
                 let v = t.get_ref().trim();
-                let bad = v.is_empty()
-                    || v.chars()
-                        .any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
-                    || matches!(v.to_ascii_lowercase().as_str(), "common" | "consumers");
-                if bad {
-                    ck.at(
+                match crate::tenant_list::check_tenant(v) {
+                    Err(m) => ck.at(Some(t.span()), f("tenants"), m),
+                    Ok(v) if !lower.insert(v.to_ascii_lowercase()) => ck.at(
                         Some(t.span()),
                         f("tenants"),
-                        format!("'{v}' is not a tenant id or domain name"),
-                    );
-                } else {
-                    tenants.push(v.to_string());
+                        format!("'{v}' is listed twice"),
+                    ),
+                    Ok(v) => tenants.push(v.to_string()),
                 }
+            }
+            let mut tenants_file = None;
+            if let Some(tf) = &j.tenants_file {
+                if j.tenants.is_some() {
+                    ck.at(
+                        Some(tf.span()),
+                        f("tenants_file"),
+                        "give either tenants or tenants_file, not both",
+                    );
+                }
+                match expand(tf.get_ref(), env) {
+                    Err(m) => ck.at(Some(tf.span()), f("tenants_file"), m),
+                    Ok(s) => {
+                        let path = resolve(&s);
+                        match crate::tenant_list::load(&path) {
+                            Ok(list) if list.is_empty() => ck.at(
+                                Some(tf.span()),
+                                f("tenants_file"),
+                                format!("'{}' lists no tenant", path.display()),
+                            ),
+                            Ok(list) => tenants = list,
+                            Err(problems) => {
+                                for m in problems {
+                                    ck.at(Some(tf.span()), f("tenants_file"), m);
+                                }
+                            }
+                        }
+                        tenants_file = Some(path);
+                    }
+                }
+            }
+            let has_tenants = j.tenants.is_some() || j.tenants_file.is_some();
+            let output = match output {
+                OutputConfig::File(p) if p.to_string_lossy().contains(TENANT_PLACEHOLDER) => {
+                    let span = j
+                        .output
+                        .as_ref()
+                        .and_then(|o| o.get_ref().path.as_ref())
+                        .map(Spanned::span);
+                    let in_name = p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().contains(TENANT_PLACEHOLDER));
+                    let in_dir = p
+                        .parent()
+                        .is_some_and(|d| d.to_string_lossy().contains(TENANT_PLACEHOLDER));
+                    if !has_tenants {
+                        ck.at(
+                            span,
+                            f("output.path"),
+                            "{tenant} needs a job with tenants or tenants_file",
+                        );
+                    } else if in_dir || !in_name {
+                        ck.at(
+                            span,
+                            f("output.path"),
+                            "{tenant} may only appear in the file name, not in a directory",
+                        );
+                    }
+                    OutputConfig::PerTenant(p)
+                }
+                other => other,
+            };
+            let status_file = match &j.status_file {
+                Some(sf) => match expand(sf.get_ref(), env) {
+                    Ok(s) => {
+                        let path = resolve(&s);
+                        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                        if !dir.is_dir() {
+                            ck.at(
+                                Some(sf.span()),
+                                f("status_file"),
+                                format!("the directory '{}' does not exist", dir.display()),
+                            );
+                        } else if path.is_dir() {
+                            ck.at(
+                                Some(sf.span()),
+                                f("status_file"),
+                                format!("'{}' is a directory", path.display()),
+                            );
+                        }
+                        Some(path)
+                    }
+                    Err(m) => {
+                        ck.at(Some(sf.span()), f("status_file"), m);
+                        None
+                    }
+                },
+                None if has_tenants => match &output {
+                    OutputConfig::File(p) | OutputConfig::PerTenant(p) => {
+                        p.parent().map(|d| d.join(default_status_name(&name)))
+                    }
+                    OutputConfig::Stdout => None,
+                },
+                None => None,
+            };
+            let backoff = |ck: &mut Checker<'_>, v: &Option<Spanned<String>>, k: &str, default| {
+                let Some(v) = v else { return default };
+                match parse_duration(v.get_ref()) {
+                    Ok(d) if d >= Duration::from_secs(1) => d,
+                    Ok(_) => {
+                        ck.at(Some(v.span()), f(k), "must be at least 1s");
+                        default
+                    }
+                    Err(m) => {
+                        ck.at(Some(v.span()), f(k), m);
+                        default
+                    }
+                }
+            };
+            let tenant_backoff = backoff(
+                &mut ck,
+                &j.tenant_backoff,
+                "tenant_backoff",
+                Duration::from_secs(300),
+            );
+            let tenant_backoff_max = backoff(
+                &mut ck,
+                &j.tenant_backoff_max,
+                "tenant_backoff_max",
+                Duration::from_secs(6 * 3600),
+            );
+            if tenant_backoff_max < tenant_backoff {
+                ck.at(
+                    j.tenant_backoff_max.as_ref().map(Spanned::span),
+                    f("tenant_backoff_max"),
+                    "must be at least tenant_backoff",
+                );
             }
             let positive =
                 |ck: &mut Checker<'_>, v: &Option<Spanned<usize>>, k: &str, default: usize| match v
@@ -860,21 +1043,32 @@ impl DaemonConfig {
                     max_pages,
                     output,
                     tenants,
+                    tenants_file,
                     tenant_concurrency,
+                    status_file,
+                    tenant_backoff,
+                    tenant_backoff_max,
                 });
             }
         }
         let cache = check_cache(&mut ck, raw.cache, env, &resolve);
         let mut files: BTreeMap<&PathBuf, &str> = BTreeMap::new();
         for j in &jobs {
-            if let OutputConfig::File(p) = &j.output
-                && let Some(other) = files.insert(p, &j.name)
-            {
-                ck.at(
-                    None,
-                    format!("jobs.{}.output.path", j.name),
-                    format!("job '{other}' writes the same file"),
-                );
+            let written = [
+                match &j.output {
+                    OutputConfig::File(p) | OutputConfig::PerTenant(p) => Some((p, "output.path")),
+                    OutputConfig::Stdout => None,
+                },
+                j.status_file.as_ref().map(|p| (p, "status_file")),
+            ];
+            for (p, field) in written.into_iter().flatten() {
+                if let Some(other) = files.insert(p, &j.name) {
+                    ck.at(
+                        None,
+                        format!("jobs.{}.{field}", j.name),
+                        format!("job '{other}' writes the same file"),
+                    );
+                }
             }
         }
         if !ck.problems.is_empty() {
@@ -888,6 +1082,15 @@ impl DaemonConfig {
             daemon,
             cache,
         })
+    }
+
+    /// The tenant list files (`tenants_file`) of the jobs: a change
+    /// re-reads them.
+    pub fn tenant_files(&self) -> Vec<PathBuf> {
+        self.jobs
+            .iter()
+            .filter_map(|j| j.tenants_file.clone())
+            .collect()
     }
 
     /// The files whose change should reload the credential.

@@ -2,7 +2,8 @@
 //! checked every `credential_poll` (size, modification time and SHA-256);
 //! when one changed, the client is rebuilt, and the new credential is used
 //! from the next token request. A file that fails to load keeps the last
-//! good client.
+//! good client. The tenant list files (`tenants_file`) are watched the
+//! same way.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -22,8 +23,8 @@ impl Fingerprint {
             files
                 .iter()
                 .map(|p| {
-                    let meta = std::fs::metadata(p).ok();
-                    let content = std::fs::read(p).ok();
+                    let meta = std::fs::metadata(p).ok().filter(|m| m.is_file());
+                    let content = meta.as_ref().and_then(|_| read_bounded(p));
                     let fp = match (meta, content) {
                         (Some(m), Some(c)) => Some((
                             m.len(),
@@ -37,4 +38,19 @@ impl Fingerprint {
                 .collect(),
         )
     }
+}
+
+/// The most of a file that is hashed: a larger file is still told apart by
+/// its size and modification time.
+const MAX_HASHED: u64 = 16 * 1024 * 1024;
+
+fn read_bounded(p: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(p)
+        .ok()?
+        .take(MAX_HASHED)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
 }

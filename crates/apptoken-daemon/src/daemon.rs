@@ -19,12 +19,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::backoff::Book;
 use crate::config::{DaemonConfig, JobConfig};
 use crate::credentials::Fingerprint;
 use crate::error::Error;
 use crate::fleet::Fleet;
 use crate::http::Api;
 use crate::job::{self, FleetTick, JobContext};
+use crate::outcome::{RunOutcome, TenantResult};
 use crate::{observe, sdnotify};
 
 /// Reports a run's progress (the CLI draws progress bars with it).
@@ -94,13 +96,19 @@ impl Options {
 pub struct JobOutcome {
     /// The job's name.
     pub job: String,
-    /// Pages read, all tenants.
+    /// How the run ended.
+    pub outcome: RunOutcome,
+    /// Pages read, the tenants that succeeded.
     pub pages: usize,
-    /// Items written, all tenants.
+    /// Items written, the tenants that succeeded.
     pub items: usize,
-    /// The output file written, if any.
+    /// The shared output file written, if any (per-tenant files are in
+    /// `tenants`).
     pub output: Option<PathBuf>,
-    /// Why it failed.
+    /// Each tenant's result, in the configured order (one without a tenant
+    /// for a job without tenants).
+    pub tenants: Vec<TenantResult>,
+    /// What failed, in one line (partial and failed runs).
     pub error: Option<String>,
 }
 
@@ -113,9 +121,24 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    /// Whether every job succeeded.
+    /// Whether every job succeeded, for every tenant.
     pub fn all_succeeded(&self) -> bool {
-        self.jobs.iter().all(|j| j.error.is_none())
+        self.jobs
+            .iter()
+            .all(|j| matches!(j.outcome, RunOutcome::Success | RunOutcome::Elsewhere))
+    }
+
+    /// The run as a whole: `Failure` if any job failed (or lost its
+    /// leases), else `Partial` if any job was partial, else `Success`.
+    pub fn outcome(&self) -> RunOutcome {
+        let has = |o| self.jobs.iter().any(|j| j.outcome == o);
+        if has(RunOutcome::Failure) || has(RunOutcome::Lost) {
+            RunOutcome::Failure
+        } else if has(RunOutcome::Partial) {
+            RunOutcome::Partial
+        } else {
+            RunOutcome::Success
+        }
     }
 }
 
@@ -196,6 +219,8 @@ pub(crate) struct Shared {
     running: Mutex<HashSet<String>>,
     tracker: TaskTracker,
     jobs_cancel: CancellationToken,
+    /// Failing tenants and their backoff; kept across reloads.
+    pub(crate) book: Book,
 }
 
 impl Shared {
@@ -214,7 +239,7 @@ impl Shared {
         self.fleet.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn config(&self) -> Arc<DaemonConfig> {
+    pub(crate) fn config(&self) -> Arc<DaemonConfig> {
         Arc::clone(&self.config.read().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -233,8 +258,18 @@ impl Shared {
         let api = apis
             .get(&job.api)
             .ok_or_else(|| format!("no API named '{}'", job.api))?;
+        // The tenant list as last read (a tenants file may have changed
+        // since this job's schedule started).
+        let config = self.config();
+        let tenants = config
+            .jobs
+            .iter()
+            .find(|j| j.name == job.name)
+            .map_or(&job.tenants, |j| &j.tenants);
         let ctx = JobContext {
             job,
+            tenants,
+            book: &self.book,
             api,
             client: self.client(),
             clock: self.clock.as_ref(),
@@ -279,8 +314,14 @@ impl Shared {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&job.name);
-            if let Err(e) = r {
-                error!(job = %job.name, api = %job.api, error = %e, "job run failed; the previous output stays");
+            match r {
+                Err(e) => {
+                    error!(job = %job.name, api = %job.api, error = %e, "job run failed; the previous output stays");
+                }
+                Ok(s) if s.outcome == RunOutcome::Failure => {
+                    error!(job = %job.name, api = %job.api, error = s.error.as_deref(), "job run failed; the previous output stays");
+                }
+                Ok(_) => {}
             }
         });
     }
@@ -408,6 +449,7 @@ impl Daemon {
                 running: Mutex::new(HashSet::new()),
                 tracker: TaskTracker::new(),
                 jobs_cancel: CancellationToken::new(),
+                book: Book::default(),
             }),
             tx,
             rx,
@@ -454,20 +496,29 @@ impl Daemon {
         let runs = config.jobs.iter().map(|job| async move {
             let r = self.shared.run_job(job, None).await;
             match r {
-                Ok(s) => JobOutcome {
-                    job: job.name.clone(),
-                    pages: s.pages,
-                    items: s.items,
-                    output: s.output,
-                    error: None,
-                },
+                Ok(s) => {
+                    if s.outcome == RunOutcome::Failure {
+                        error!(job = %job.name, api = %job.api, error = s.error.as_deref(), "job run failed");
+                    }
+                    JobOutcome {
+                        job: job.name.clone(),
+                        outcome: s.outcome,
+                        pages: s.pages,
+                        items: s.items,
+                        output: s.output,
+                        tenants: s.tenants,
+                        error: s.error,
+                    }
+                }
                 Err(e) => {
                     error!(job = %job.name, api = %job.api, error = %e, "job run failed");
                     JobOutcome {
                         job: job.name.clone(),
+                        outcome: RunOutcome::Failure,
                         pages: 0,
                         items: 0,
                         output: None,
+                        tenants: Vec::new(),
                         error: Some(e),
                     }
                 }
@@ -532,6 +583,7 @@ impl Daemon {
                                 Arc::new(apis);
                             *shared.config.write().unwrap_or_else(|p| p.into_inner()) =
                                 Arc::new(config);
+                            shared.forget_unlisted_tenants();
                             generation.cancel();
                             generation = CancellationToken::new();
                             start_generation(&shared, generation.clone(), false);
@@ -666,6 +718,7 @@ fn current_slot(schedule: &crate::Schedule, now: time::OffsetDateTime) -> time::
 
 async fn watch_credentials(shared: Arc<Shared>, stop: CancellationToken) {
     let mut last = Fingerprint::of(&shared.config().credential_files());
+    let mut tenants = Fingerprint::of(&shared.config().tenant_files());
     loop {
         let poll = shared.config().daemon.credential_poll;
         tokio::select! {
@@ -673,6 +726,68 @@ async fn watch_credentials(shared: Arc<Shared>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
         check_credentials(&shared, &mut last);
+        check_tenant_files(&shared, &mut tenants);
+    }
+}
+
+impl Shared {
+    /// Drops the book's entries of tenants no longer configured.
+    pub(crate) fn forget_unlisted_tenants(&self) {
+        let config = self.config();
+        let configured = config
+            .jobs
+            .iter()
+            .flat_map(|j| j.tenants.iter().map(|t| (j.name.clone(), t.clone())))
+            .collect();
+        self.book.retain(&configured);
+    }
+}
+
+/// Re-reads the tenant lists when a tenants file changed (one poll). A
+/// list with problems is logged and the current one stays; the client, its
+/// cache and the schedules are kept.
+pub(crate) fn check_tenant_files(shared: &Shared, last: &mut Fingerprint) {
+    let config = shared.config();
+    let files = config.tenant_files();
+    let now = Fingerprint::of(&files);
+    if now == *last {
+        return;
+    }
+    *last = now;
+    let mut next = (*config).clone();
+    let mut changed = false;
+    for job in &mut next.jobs {
+        let Some(path) = &job.tenants_file else {
+            continue;
+        };
+        match crate::tenant_list::load(path) {
+            Ok(list) if list.is_empty() => {
+                metrics::counter!("apptoken_daemon_tenant_list_reloads_total", "outcome" => "failure").increment(1);
+                error!(job = %job.name, file = %path.display(), "the tenants file lists no tenant; the current list stays");
+            }
+            Ok(list) => {
+                if list != job.tenants {
+                    let old: HashSet<&String> = job.tenants.iter().collect();
+                    let new: HashSet<&String> = list.iter().collect();
+                    let added = new.difference(&old).count();
+                    let removed = old.difference(&new).count();
+                    info!(job = %job.name, file = %path.display(), tenants = list.len(), added, removed, "the tenants file changed; the next run uses the new list");
+                    job.tenants = list;
+                    changed = true;
+                }
+                metrics::counter!("apptoken_daemon_tenant_list_reloads_total", "outcome" => "success").increment(1);
+            }
+            Err(problems) => {
+                metrics::counter!("apptoken_daemon_tenant_list_reloads_total", "outcome" => "failure").increment(1);
+                for p in &problems {
+                    error!(job = %job.name, problem = %p, "the tenants file has a problem; the current list stays");
+                }
+            }
+        }
+    }
+    if changed {
+        *shared.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        shared.forget_unlisted_tenants();
     }
 }
 

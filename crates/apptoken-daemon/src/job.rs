@@ -1,6 +1,11 @@
-//! One run of one job: every tenant (bounded concurrency), every page, into
-//! one output committed when the whole run succeeded.
+//! One run of one job: every tenant (bounded concurrency), every page. A
+//! tenant's failure is its own: the tenants that succeeded are written
+//! (their own `{tenant}` files, or their lines in the one output), a failed
+//! or skipped tenant's previous output stays, and tenant-level refusals
+//! back off ([`crate::backoff`]). Each run reports every tenant's result
+//! and writes them to the job's status file.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -8,30 +13,41 @@ use apptoken::{Clock, ConfidentialClient};
 use futures::future::join_all;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::config::{JobConfig, join};
+use crate::backoff::{Admit, Book, Change, Failure};
+use crate::config::{JobConfig, OutputConfig, join};
 use crate::daemon::Progress;
 use crate::fleet::{Claim, Fleet, Lease};
 use crate::http::{Api, CallError};
-use crate::output::Output;
+use crate::outcome::{RunOutcome, TenantOutcome, TenantResult};
+use crate::output::{self, Output, Part, Piece};
 
 /// What one run did.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RunStats {
+    /// Pages and items of the tenants that succeeded.
     pub(crate) pages: usize,
     pub(crate) items: usize,
-    pub(crate) output: Option<std::path::PathBuf>,
-    /// The tick ran on another instance of the fleet.
-    pub(crate) elsewhere: bool,
+    /// The output file written, if any (one shared file; per-tenant files
+    /// are in `tenants`).
+    pub(crate) output: Option<PathBuf>,
+    pub(crate) outcome: RunOutcome,
+    pub(crate) tenants: Vec<TenantResult>,
+    /// What failed, in one line (partial and failed runs).
+    pub(crate) error: Option<String>,
 }
 
 pub(crate) struct JobContext<'a> {
     pub(crate) job: &'a JobConfig,
+    /// The tenants of this run (the job's list, or its tenants file as last
+    /// read).
+    pub(crate) tenants: &'a [String],
     pub(crate) api: &'a Api,
     pub(crate) client: ConfidentialClient,
     pub(crate) clock: &'a dyn Clock,
     pub(crate) progress: Option<&'a Arc<dyn Progress>>,
+    pub(crate) book: &'a Book,
     /// A scheduled tick with a shared Redis store: run once per fleet.
     pub(crate) fleet: Option<FleetTick>,
 }
@@ -44,13 +60,27 @@ pub(crate) struct FleetTick {
     pub(crate) deadline: time::OffsetDateTime,
 }
 
+/// Where a run's lines go.
+enum Sink {
+    /// One output for the whole run: a job without tenants.
+    Whole(Output),
+    /// A job with tenants and one file: each tenant writes a part, and the
+    /// file is assembled at the end.
+    Shared(PathBuf),
+    /// One file per tenant, committed when the tenant succeeded.
+    PerTenant,
+    /// Standard output, each tenant's lines printed when it succeeded.
+    Stdout,
+}
+
 /// One unit (the job, or one tenant of it) of a run.
 struct Unit {
-    /// Run here (with a lease, or without one when the store is down).
-    ran: bool,
+    result: TenantResult,
     lease: Option<Lease>,
-    lost: bool,
-    result: Result<(usize, usize), String>,
+    /// The tenant's lines for the shared file.
+    part: Option<Part>,
+    /// The tenant's failure, for the book.
+    failure: Option<Failure>,
 }
 
 const LOST: &str = "lost its fleet lease (another instance runs this tick); nothing committed";
@@ -58,144 +88,398 @@ const LOST: &str = "lost its fleet lease (another instance runs this tick); noth
 pub(crate) async fn run(ctx: &JobContext<'_>) -> Result<RunStats, String> {
     let job = ctx.job;
     let started = Instant::now();
-    let output = Output::open(&job.output).map_err(|e| format!("cannot open the output: {e}"))?;
-    let tenants: Vec<Option<&str>> = if job.tenants.is_empty() {
+    let started_at = ctx.clock.now();
+    let tenants: Vec<Option<&str>> = if ctx.tenants.is_empty() {
         vec![None]
     } else {
-        job.tenants.iter().map(|t| Some(t.as_str())).collect()
+        ctx.tenants.iter().map(|t| Some(t.as_str())).collect()
+    };
+    let multi = !ctx.tenants.is_empty();
+    let sink = match (&job.output, multi) {
+        (OutputConfig::PerTenant(template), true) => {
+            output::remove_template_orphans(template);
+            Sink::PerTenant
+        }
+        (OutputConfig::File(target), true) => {
+            output::remove_orphans(target);
+            Sink::Shared(target.clone())
+        }
+        (OutputConfig::Stdout, true) => Sink::Stdout,
+        (config, _) => {
+            Sink::Whole(Output::open(config).map_err(|e| format!("cannot open the output: {e}"))?)
+        }
     };
     let sem = Semaphore::new(job.tenant_concurrency);
-    let units = join_all(tenants.iter().map(|t| {
-        let sem = &sem;
-        let output = &output;
-        async move {
-            let lease = match &ctx.fleet {
-                None => None,
-                Some(ft) => {
-                    let name = ft.fleet.lease_name(&job.name, ft.tick, *t);
-                    match ft.fleet.claim(name, ft.deadline).await {
-                        Claim::Held(l) => {
-                            info!(job = %job.name, tenant = *t, tick = %rfc3339(ft.tick), "this instance runs the tick (it holds the fleet lease)");
-                            Some(l)
-                        }
-                        Claim::Unavailable => None,
-                        Claim::Elsewhere => {
-                            return Unit {
-                                ran: false,
-                                lease: None,
-                                lost: false,
-                                result: Ok((0, 0)),
-                            };
-                        }
-                    }
+    let units = join_all(tenants.iter().map(|t| run_unit(ctx, *t, &sem, &sink))).await;
+
+    // The book learns each tenant's result; logs say what changed.
+    let now = ctx.clock.now();
+    let mut units = units;
+    for u in &mut units {
+        let Some(t) = u.result.tenant.as_deref() else {
+            continue;
+        };
+        match u.result.outcome {
+            TenantOutcome::Succeeded => {
+                if ctx.book.succeeded(&job.name, t) == Change::Recovered {
+                    info!(job = %job.name, tenant = t, "the tenant answers again: its output is written again");
                 }
-            };
-            let work = async {
-                let _permit = sem.acquire().await.map_err(|_| "stopping".to_string())?;
-                let r = run_tenant(ctx, *t, output).await;
-                if let Some(p) = ctx.progress {
-                    p.finished(&job.name, *t, r.is_ok());
+            }
+            TenantOutcome::Failed => {
+                let Some(f) = u.failure.take() else { continue };
+                let refusal = f.refusal;
+                let (entry, change) = ctx.book.failed(
+                    &job.name,
+                    t,
+                    f,
+                    now,
+                    job.tenant_backoff,
+                    job.tenant_backoff_max,
+                );
+                u.result.retry_at = entry.retry_at;
+                u.result.failing_since = Some(entry.since);
+                let retry_at = entry.retry_at.map(crate::backoff::rfc3339);
+                match (refusal, change) {
+                    (true, Change::Failing) => warn!(
+                        job = %job.name, tenant = t, code = %entry.failure.code,
+                        retry_at = retry_at.as_deref(), error = %entry.failure.message,
+                        "the tenant refused (this will not pass by retrying: consent, app or tenant); it is not asked again before retry_at, then with a growing backoff"
+                    ),
+                    (true, _) => debug!(
+                        job = %job.name, tenant = t, code = %entry.failure.code,
+                        retry_at = retry_at.as_deref(), refusals = entry.refusals,
+                        "the tenant still refuses; backing off longer"
+                    ),
+                    (false, _) => warn!(
+                        job = %job.name, tenant = t, code = %entry.failure.code,
+                        error = %entry.failure.message,
+                        "the tenant's run failed; its previous output stays, the next tick tries again"
+                    ),
                 }
-                r
-            };
-            let (result, lost) = match &lease {
-                None => (work.await, false),
-                Some(l) => tokio::select! {
-                    r = work => (r, false),
-                    _ = l.lost() => (Err(LOST.to_string()), true),
-                },
-            };
-            Unit {
-                ran: true,
-                lease,
-                lost,
-                result: result.map_err(|e| match t {
-                    Some(t) => format!("tenant {t}: {e}"),
-                    None => e,
-                }),
             }
-        }
-    }))
-    .await;
-    let mut stats = RunStats::default();
-    let mut errors = Vec::new();
-    let mut leases = Vec::new();
-    let mut lost = false;
-    let mut ran = false;
-    for u in units {
-        ran |= u.ran;
-        lost |= u.lost;
-        leases.extend(u.lease);
-        match u.result {
-            Ok((pages, items)) => {
-                stats.pages += pages;
-                stats.items += items;
+            TenantOutcome::Skipped => {
+                debug!(job = %job.name, tenant = t, code = u.result.code.as_deref(), "skipped: the tenant is backing off");
             }
-            Err(e) => errors.push(e),
+            TenantOutcome::Elsewhere | TenantOutcome::Lost => {}
         }
     }
-    if !ran {
+
+    let results: Vec<TenantResult> = units.iter().map(|u| u.result.clone()).collect();
+    let outcome = RunOutcome::of(&results);
+    if outcome == RunOutcome::Elsewhere {
         // Every unit ran on another instance: nothing to write here.
-        drop(output);
         metrics::counter!("apptoken_daemon_job_runs_total", "job" => job.name.clone(), "outcome" => "elsewhere").increment(1);
         info!(job = %job.name, "this tick ran on another instance of the fleet");
-        stats.elsewhere = true;
-        return Ok(stats);
+        return Ok(RunStats {
+            pages: 0,
+            items: 0,
+            output: None,
+            outcome,
+            tenants: results,
+            error: None,
+        });
     }
-    if !lost {
-        // Fencing: a lease lost since the last renewal stops the commit.
-        for l in &leases {
-            if !l.still_held().await {
-                lost = true;
+
+    // Commit: fencing first (a lease lost since its last renewal stops that
+    // tenant's commit), then the output.
+    let mut units = units;
+    for u in &mut units {
+        if u.result.outcome == TenantOutcome::Succeeded
+            && let Some(l) = &u.lease
+            && !l.still_held().await
+        {
+            u.result.outcome = TenantOutcome::Lost;
+            u.result.error = Some(LOST.to_string());
+            u.part = None;
+        }
+    }
+    let mut committed = None;
+    let mut commit_error = None;
+    match sink {
+        Sink::Whole(out) => {
+            if units
+                .iter()
+                .all(|u| u.result.outcome == TenantOutcome::Succeeded)
+            {
+                match out.commit() {
+                    Ok(p) => committed = p,
+                    Err(e) => commit_error = Some(format!("cannot write the output: {e}")),
+                }
+            }
+            // Otherwise dropping the output removes its temporary file:
+            // the previous output stays.
+        }
+        Sink::Shared(target) => {
+            let fresh = units.iter().any(|u| u.part.is_some());
+            if fresh {
+                let pieces: Vec<Piece<'_>> = units
+                    .iter()
+                    .filter_map(|u| match (&u.part, u.result.outcome) {
+                        (Some(p), _) => Some(Piece::Fresh(p)),
+                        (None, TenantOutcome::Elsewhere) => None,
+                        (None, _) => u.result.tenant.as_deref().map(Piece::Keep),
+                    })
+                    .collect();
+                match output::assemble(&target, &pieces).and_then(Output::commit) {
+                    Ok(p) => committed = p,
+                    Err(e) => commit_error = Some(format!("cannot write the output: {e}")),
+                }
+            }
+            for u in &mut units {
+                if matches!(
+                    u.result.outcome,
+                    TenantOutcome::Failed | TenantOutcome::Skipped | TenantOutcome::Lost
+                ) {
+                    u.result.kept = target.exists();
+                }
+                if u.result.outcome != TenantOutcome::Elsewhere && target.exists() {
+                    u.result.output = Some(target.clone());
+                }
+            }
+        }
+        Sink::PerTenant | Sink::Stdout => {}
+    }
+    if let Some(e) = &commit_error {
+        // The shared file could not be written: no tenant's lines are new.
+        for u in &mut units {
+            if u.result.outcome == TenantOutcome::Succeeded {
+                u.result.outcome = TenantOutcome::Failed;
+                u.result.error = Some(e.clone());
             }
         }
     }
-    if lost {
-        drop(output);
-        for l in leases {
-            l.abandon().await;
+    let mut tenants_out = Vec::with_capacity(units.len());
+    for u in units {
+        if let Some(l) = u.lease {
+            if u.result.outcome == TenantOutcome::Lost {
+                l.abandon().await;
+            } else {
+                l.finish().await;
+            }
         }
-        metrics::counter!("apptoken_daemon_job_runs_total", "job" => job.name.clone(), "outcome" => "lost").increment(1);
-        warn!(job = %job.name, "{LOST}");
-        return Err(LOST.to_string());
+        tenants_out.push(u.result);
     }
-    let finish = |leases: Vec<Lease>| async move {
-        for l in leases {
-            l.finish().await;
-        }
-    };
+    let tenants = tenants_out;
+    let outcome = RunOutcome::of(&tenants);
+    let (mut pages, mut items) = (0, 0);
+    for t in tenants
+        .iter()
+        .filter(|t| t.outcome == TenantOutcome::Succeeded)
+    {
+        pages += t.pages;
+        items += t.items;
+    }
     let elapsed = started.elapsed();
     metrics::histogram!("apptoken_daemon_job_duration_seconds", "job" => job.name.clone())
         .record(elapsed.as_secs_f64());
-    if !errors.is_empty() {
-        metrics::counter!("apptoken_daemon_job_runs_total", "job" => job.name.clone(), "outcome" => "failure").increment(1);
-        // Dropping the output removes its temporary file: the previous output stays.
-        drop(output);
-        finish(leases).await;
-        return Err(errors.join("; "));
-    }
-    let committed = output
-        .commit()
-        .map_err(|e| format!("cannot write the output: {e}"));
-    finish(leases).await;
-    stats.output = committed?;
-    metrics::counter!("apptoken_daemon_job_runs_total", "job" => job.name.clone(), "outcome" => "success").increment(1);
+    metrics::counter!("apptoken_daemon_job_runs_total", "job" => job.name.clone(), "outcome" => outcome.as_str()).increment(1);
     metrics::counter!("apptoken_daemon_job_items_total", "job" => job.name.clone())
-        .increment(stats.items as u64);
-    info!(job = %job.name, api = %job.api, pages = stats.pages, items = stats.items, duration_ms = elapsed.as_millis() as u64, "job run completed");
-    Ok(stats)
+        .increment(items as u64);
+    if multi {
+        for (o, n) in crate::outcome::counts(&tenants) {
+            if n > 0 {
+                metrics::counter!("apptoken_daemon_tenant_runs_total", "job" => job.name.clone(), "outcome" => o.as_str())
+                    .increment(n as u64);
+            }
+        }
+        metrics::gauge!("apptoken_daemon_tenants_backoff", "job" => job.name.clone())
+            .set(ctx.book.backing_off(&job.name, ctx.clock.now()) as f64);
+    }
+    if let Some(status) = &job.status_file {
+        let v =
+            crate::outcome::status_json(&job.name, started_at, ctx.clock.now(), outcome, &tenants);
+        if let Err(e) = output::write_json_atomically(status, &v) {
+            error!(job = %job.name, file = %status.display(), error = %e, "cannot write the status file");
+        }
+    }
+    let error = match outcome {
+        RunOutcome::Success | RunOutcome::Elsewhere => None,
+        RunOutcome::Lost => Some(LOST.to_string()),
+        RunOutcome::Partial | RunOutcome::Failure => Some(crate::outcome::summary(&tenants)),
+    };
+    match outcome {
+        RunOutcome::Success => {
+            info!(job = %job.name, api = %job.api, pages, items, duration_ms = elapsed.as_millis() as u64, "job run completed");
+        }
+        RunOutcome::Partial => {
+            warn!(job = %job.name, api = %job.api, pages, items, duration_ms = elapsed.as_millis() as u64, error = error.as_deref(), "job run partial: the tenants that succeeded are written, the others keep their previous output");
+        }
+        RunOutcome::Lost => warn!(job = %job.name, "{LOST}"),
+        RunOutcome::Failure | RunOutcome::Elsewhere => {}
+    }
+    Ok(RunStats {
+        pages,
+        items,
+        output: committed,
+        outcome,
+        tenants,
+        error,
+    })
+}
+
+/// One tenant (or the whole job, without tenants): backoff, fleet lease,
+/// the pages, and — for its own file or standard output — its commit.
+async fn run_unit(ctx: &JobContext<'_>, t: Option<&str>, sem: &Semaphore, sink: &Sink) -> Unit {
+    let job = ctx.job;
+    let unit = |result| Unit {
+        result,
+        lease: None,
+        part: None,
+        failure: None,
+    };
+    if let Some(name) = t
+        && let Admit::Skip(e) = ctx.book.admit(&job.name, name, ctx.clock.now())
+    {
+        let mut r = TenantResult::new(t, TenantOutcome::Skipped);
+        r.code = Some(e.failure.code.clone());
+        r.error = Some(e.failure.message.clone());
+        r.retry_at = e.retry_at;
+        r.failing_since = Some(e.since);
+        if let Some(p) = ctx.progress {
+            p.finished(&job.name, t, false);
+        }
+        return unit(r);
+    }
+    let lease = match &ctx.fleet {
+        None => None,
+        Some(ft) => {
+            let name = ft.fleet.lease_name(&job.name, ft.tick, t);
+            match ft.fleet.claim(name, ft.deadline).await {
+                Claim::Held(l) => {
+                    info!(job = %job.name, tenant = t, tick = %rfc3339(ft.tick), "this instance runs the tick (it holds the fleet lease)");
+                    Some(l)
+                }
+                Claim::Unavailable => None,
+                Claim::Elsewhere => return unit(TenantResult::new(t, TenantOutcome::Elsewhere)),
+            }
+        }
+    };
+    let work = async {
+        let _permit = sem
+            .acquire()
+            .await
+            .map_err(|_| Failure::other("stopping".into()))?;
+        // The tenant's own output (none: the whole job's).
+        let own = match (sink, t) {
+            (Sink::Whole(_), _) | (_, None) => None,
+            (Sink::Stdout, Some(_)) => Some(Output::buffered()),
+            (Sink::Shared(target), Some(_)) => Some(
+                Output::temp_for(target)
+                    .map_err(|e| Failure::other(format!("cannot open the output: {e}")))?,
+            ),
+            (Sink::PerTenant, Some(name)) => {
+                let path = job.output.path_for(Some(name)).ok_or_else(|| {
+                    Failure::other("the output has no file for this tenant".into())
+                })?;
+                Some(
+                    Output::temp_for(&path)
+                        .map_err(|e| Failure::other(format!("cannot open the output: {e}")))?,
+                )
+            }
+        };
+        let out = match (&own, sink) {
+            (Some(o), _) => o,
+            (None, Sink::Whole(o)) => o,
+            (None, _) => return Err(Failure::other("no output for this run".into())),
+        };
+        let r = run_tenant(ctx, t, out).await;
+        if let Some(p) = ctx.progress {
+            p.finished(&job.name, t, r.is_ok());
+        }
+        r.map(|(pages, items)| (pages, items, own))
+    };
+    let result = match &lease {
+        None => work.await,
+        Some(l) => tokio::select! {
+            r = work => r,
+            _ = l.lost() => {
+                let mut r = TenantResult::new(t, TenantOutcome::Lost);
+                r.error = Some(LOST.to_string());
+                return Unit { result: r, lease, part: None, failure: None };
+            }
+        },
+    };
+    match result {
+        Ok((pages, items, own)) => {
+            let mut r = TenantResult::new(t, TenantOutcome::Succeeded);
+            r.pages = pages;
+            r.items = items;
+            let mut part = None;
+            let mut failure = None;
+            match (own, sink) {
+                (Some(o), Sink::Shared(_)) => match o.into_part() {
+                    Ok(p) => part = Some(p),
+                    Err(e) => {
+                        failure = Some(Failure::other(format!("cannot write the output: {e}")))
+                    }
+                },
+                (Some(o), Sink::PerTenant | Sink::Stdout) => {
+                    // Fencing: a lost lease stops this tenant's commit.
+                    if let Some(l) = &lease
+                        && !l.still_held().await
+                    {
+                        r.outcome = TenantOutcome::Lost;
+                        r.error = Some(LOST.to_string());
+                        return Unit {
+                            result: r,
+                            lease,
+                            part: None,
+                            failure: None,
+                        };
+                    }
+                    match o.commit() {
+                        Ok(p) => r.output = p,
+                        Err(e) => {
+                            failure = Some(Failure::other(format!("cannot write the output: {e}")))
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if let Some(f) = failure {
+                let mut r = TenantResult::new(t, TenantOutcome::Failed);
+                r.code = Some(f.code.clone());
+                r.error = Some(f.message.clone());
+                return Unit {
+                    result: r,
+                    lease,
+                    part: None,
+                    failure: Some(f),
+                };
+            }
+            Unit {
+                result: r,
+                lease,
+                part,
+                failure: None,
+            }
+        }
+        Err(f) => {
+            let mut r = TenantResult::new(t, TenantOutcome::Failed);
+            r.code = Some(f.code.clone());
+            r.error = Some(f.message.clone());
+            r.trace_id = f.trace_id.clone();
+            r.correlation_id = f.correlation_id.clone();
+            Unit {
+                result: r,
+                lease,
+                part: None,
+                failure: Some(f),
+            }
+        }
+    }
 }
 
 async fn run_tenant(
     ctx: &JobContext<'_>,
     tenant: Option<&str>,
     output: &Output,
-) -> Result<(usize, usize), String> {
+) -> Result<(usize, usize), Failure> {
     let job = ctx.job;
     let base = &ctx.api.config.base_url;
-    let first = join(base, &job.path)?;
+    let first = join(base, &job.path).map_err(Failure::other)?;
     let method = reqwest::Method::from_bytes(job.method.as_bytes())
-        .map_err(|_| format!("'{}' is not an HTTP method", job.method))?;
+        .map_err(|_| Failure::other(format!("'{}' is not an HTTP method", job.method)))?;
     let mut url = first.clone();
     let (mut pages, mut items) = (0usize, 0usize);
     loop {
@@ -211,9 +495,12 @@ async fn run_tenant(
                 job.body.as_ref(),
             )
             .await
-            .map_err(|e| match e {
-                CallError::Token(e) => token_failure(&job.name, tenant, &e),
-                other => other.to_string(),
+            .map_err(|e| {
+                let message = match &e {
+                    CallError::Token(t) => token_failure(&job.name, tenant, t),
+                    other => other.to_string(),
+                };
+                Failure::of(&e, message)
             })?;
         pages += 1;
         let next = page
@@ -251,7 +538,7 @@ async fn run_tenant(
         items += lines.len();
         output
             .write_lines(&lines)
-            .map_err(|e| format!("cannot write the output: {e}"))?;
+            .map_err(|e| Failure::other(format!("cannot write the output: {e}")))?;
         if let Some(p) = ctx.progress {
             p.page(&job.name, tenant, pages, items);
         }
@@ -261,22 +548,24 @@ async fn run_tenant(
         let Some(next) = next else { break };
         let next_url = url
             .join(&next)
-            .map_err(|_| format!("the next-page link '{next}' is not a URL"))?;
+            .map_err(|_| Failure::other(format!("the next-page link '{next}' is not a URL")))?;
         if next_url.origin() != first.origin() {
             warn!(job = %job.name, tenant, "the next-page link points at another origin; the token is not sent there");
-            return Err(format!(
+            return Err(Failure::other(format!(
                 "the next-page link points at another origin ({}); stopping",
                 next_url.origin().ascii_serialization()
-            ));
+            )));
         }
         if next_url == url {
-            return Err("the next-page link points at the same page again".into());
+            return Err(Failure::other(
+                "the next-page link points at the same page again".into(),
+            ));
         }
         if pages >= job.max_pages {
-            return Err(format!(
+            return Err(Failure::other(format!(
                 "stopped after {} pages (max_pages); more pages follow",
                 job.max_pages
-            ));
+            )));
         }
         url = next_url;
     }

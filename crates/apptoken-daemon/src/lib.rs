@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod backoff;
 mod config;
 mod credentials;
 mod daemon;
@@ -32,9 +33,11 @@ mod http;
 mod job;
 mod listener;
 mod observe;
+mod outcome;
 mod output;
 mod schedule;
 mod sdnotify;
+mod tenant_list;
 
 pub use config::{
     ApiConfig, CacheSettings, DaemonConfig, DaemonSettings, JobConfig, LogFormat, OutputConfig,
@@ -45,4 +48,5 @@ pub use duration::parse_duration;
 pub use error::Error;
 pub use http::link_next;
 pub use observe::install_metrics_recorder;
+pub use outcome::{RunOutcome, TenantOutcome, TenantResult};
 pub use schedule::Schedule;

@@ -18,6 +18,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// The most failing tenants `/readyz` lists (the status files have all).
+const MAX_LISTED_TENANTS: usize = 100;
+
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let client = shared.client();
     let apis = shared.apis();
@@ -35,6 +38,13 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     }
     if !problems.is_empty() {
         body["problems"] = problems.into();
+    }
+    // Failing tenants are reported, never a reason for 503: the other
+    // tenants are served, and restarting would not make a customer consent.
+    let (failing, total) = shared.book.failing(MAX_LISTED_TENANTS);
+    if total > 0 {
+        body["tenants_failing"] = total.into();
+        body["tenants"] = failing.into();
     }
     let status = if body["ready"] == true {
         StatusCode::OK

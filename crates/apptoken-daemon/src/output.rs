@@ -3,6 +3,14 @@
 //! completes, so readers never see half a run and a crash leaves the
 //! previous output intact.
 //!
+//! Per tenant: a `{tenant}` output is one such file per tenant, committed
+//! when that tenant succeeded. One file for many tenants is assembled at the
+//! end of the run ([`assemble`]): each tenant that succeeded from its own
+//! temporary part, each tenant that failed or was skipped from its lines in
+//! the previous file, in the configured tenant order. Standard output with
+//! tenants holds each tenant's lines in memory and prints them when that
+//! tenant succeeded.
+//!
 //! Temporary files are named `.NAME.tmp-PID-INSTANCE-RANDOM`: `INSTANCE` is
 //! a random nonce drawn once per process start. A temporary file of an
 //! output that this process instance did not create is an orphan (a run
@@ -23,6 +31,8 @@ use crate::config::OutputConfig;
 #[derive(Debug)]
 pub(crate) enum Output {
     Stdout,
+    /// Standard output, printed at commit (one tenant's lines).
+    Buffered(Mutex<Vec<u8>>),
     File {
         target: PathBuf,
         temp: PathBuf,
@@ -70,15 +80,60 @@ pub(crate) fn remove_orphans(target: &Path) -> usize {
     removed
 }
 
+/// Removes the temporary files of every tenant's file of a `{tenant}`
+/// output that this process instance did not create; returns how many.
+/// One directory scan for all tenants.
+pub(crate) fn remove_template_orphans(template: &Path) -> usize {
+    let dir = match template.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = template
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some((pre, post)) = name.split_once(crate::config::TENANT_PLACEHOLDER) else {
+        return remove_orphans(template);
+    };
+    let start = format!(".{pre}");
+    let middle = format!("{post}.tmp-");
+    let mine = format!(".tmp-{}-", this_instance());
+    let mut removed = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            let Some(rest) = n.strip_prefix(&start) else {
+                continue;
+            };
+            let Some(i) = rest.find(&middle) else {
+                continue;
+            };
+            if i > 0
+                && !rest[i + post.len()..].starts_with(&mine)
+                && std::fs::remove_file(e.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
 /// At start, before any job runs: the orphaned temporary files of every
-/// file output of `config`.
+/// file output and status file of `config`.
 pub(crate) fn remove_all_orphans(config: &crate::DaemonConfig) {
     for job in &config.jobs {
-        if let OutputConfig::File(target) = &job.output {
-            let n = remove_orphans(target);
-            if n > 0 {
-                tracing::info!(job = %job.name, removed = n, "removed the temporary files of an earlier run that did not finish (killed)");
-            }
+        let mut n = match &job.output {
+            OutputConfig::File(target) => remove_orphans(target),
+            OutputConfig::PerTenant(template) => remove_template_orphans(template),
+            OutputConfig::Stdout => 0,
+        };
+        if let Some(status) = &job.status_file {
+            n += remove_orphans(status);
+        }
+        if n > 0 {
+            tracing::info!(job = %job.name, removed = n, "removed the temporary files of an earlier run that did not finish (killed)");
         }
     }
 }
@@ -88,30 +143,44 @@ impl Output {
         match config {
             OutputConfig::Stdout => Ok(Output::Stdout),
             OutputConfig::File(target) => {
-                let dir = target.parent().unwrap_or(Path::new("."));
                 // Left-overs of a run that was killed.
                 remove_orphans(target);
-                let temp = dir.join(format!(
-                    "{}{}-{}",
-                    temp_prefix(target),
-                    this_instance(),
-                    uuid::Uuid::new_v4().simple()
-                ));
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    opts.mode(0o640);
-                }
-                let file = opts.open(&temp)?;
-                Ok(Output::File {
-                    target: target.clone(),
-                    temp,
-                    writer: Mutex::new(Some(file)),
-                })
+                Output::temp_for(target)
             }
+            OutputConfig::PerTenant(_) => Err(std::io::Error::other(
+                "a {tenant} output is opened per tenant",
+            )),
         }
+    }
+
+    /// Standard output, printed when committed.
+    pub(crate) fn buffered() -> Output {
+        Output::Buffered(Mutex::new(Vec::new()))
+    }
+
+    /// A new temporary file for `target` (no orphan scan: the caller did
+    /// it once for the run).
+    pub(crate) fn temp_for(target: &Path) -> std::io::Result<Output> {
+        let dir = target.parent().unwrap_or(Path::new("."));
+        let temp = dir.join(format!(
+            "{}{}-{}",
+            temp_prefix(target),
+            this_instance(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o640);
+        }
+        let file = opts.open(&temp)?;
+        Ok(Output::File {
+            target: target.to_path_buf(),
+            temp,
+            writer: Mutex::new(Some(file)),
+        })
     }
 
     /// Appends lines (one JSON value each): one page, written to the
@@ -123,16 +192,27 @@ impl Output {
             serde_json::to_writer(&mut buf, l).map_err(std::io::Error::other)?;
             buf.push(b'\n');
         }
+        self.write_bytes(&buf)
+    }
+
+    /// Appends raw bytes.
+    pub(crate) fn write_bytes(&self, buf: &[u8]) -> std::io::Result<()> {
         match self {
             Output::Stdout => {
                 let mut out = std::io::stdout().lock();
-                out.write_all(&buf)?;
+                out.write_all(buf)?;
                 out.flush()
+            }
+            Output::Buffered(b) => {
+                b.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(buf);
+                Ok(())
             }
             Output::File { writer, .. } => {
                 let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
                 match w.as_mut() {
-                    Some(w) => w.write_all(&buf),
+                    Some(w) => w.write_all(buf),
                     None => Err(std::io::Error::other("the output is closed")),
                 }
             }
@@ -143,6 +223,13 @@ impl Output {
     pub(crate) fn commit(self) -> std::io::Result<Option<PathBuf>> {
         match &self {
             Output::Stdout => Ok(None),
+            Output::Buffered(b) => {
+                let buf = std::mem::take(&mut *b.lock().unwrap_or_else(|p| p.into_inner()));
+                let mut out = std::io::stdout().lock();
+                out.write_all(&buf)?;
+                out.flush()?;
+                Ok(None)
+            }
             Output::File {
                 target,
                 temp,
@@ -166,6 +253,139 @@ impl Output {
             }
         }
     }
+}
+
+/// One tenant's lines in a temporary file, for [`assemble`]; removed when
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct Part(PathBuf);
+
+impl Output {
+    /// Closes a temporary file written for one tenant of a shared output.
+    pub(crate) fn into_part(mut self) -> std::io::Result<Part> {
+        match &mut self {
+            Output::File { temp, writer, .. } => {
+                let w = writer.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(mut f) = w {
+                    f.flush()?;
+                }
+                // The part owns the file now: the output's drop leaves it.
+                Ok(Part(std::mem::take(temp)))
+            }
+            _ => Err(std::io::Error::other("only a file output has parts")),
+        }
+    }
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// One tenant's place in an assembled output.
+#[derive(Debug)]
+pub(crate) enum Piece<'a> {
+    /// The tenant succeeded: its new lines.
+    Fresh(&'a Part),
+    /// The tenant failed or was skipped: its lines of the previous file.
+    Keep(&'a str),
+}
+
+/// The line of a previous output, as far as assembling cares.
+#[derive(serde::Deserialize)]
+struct TenantOf<'a> {
+    #[serde(borrow)]
+    tenant: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Builds the next version of a shared output `target` from `pieces`, in
+/// their order; returns it uncommitted (the caller commits, after
+/// fencing). The previous file is read once, line by line; a line that is
+/// not JSON or has no tenant is not kept.
+pub(crate) fn assemble(target: &Path, pieces: &[Piece<'_>]) -> std::io::Result<Output> {
+    use std::collections::HashMap;
+    use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+    let keep: std::collections::HashSet<&str> = pieces
+        .iter()
+        .filter_map(|p| match p {
+            Piece::Keep(t) => Some(*t),
+            Piece::Fresh(_) => None,
+        })
+        .collect();
+    // Where each kept tenant's lines are in the previous file.
+    let mut ranges: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
+    let previous = match File::open(target) {
+        Ok(f) if !keep.is_empty() => Some(f),
+        _ => None,
+    };
+    if let Some(f) = &previous {
+        let mut r = BufReader::new(f);
+        let mut line = Vec::new();
+        let mut at = 0u64;
+        loop {
+            line.clear();
+            let n = r.read_until(b'\n', &mut line)?;
+            if n == 0 {
+                break;
+            }
+            if let Ok(TenantOf { tenant: Some(t) }) = serde_json::from_slice::<TenantOf<'_>>(&line)
+                && keep.contains(t.as_ref())
+            {
+                ranges
+                    .entry(t.into_owned())
+                    .or_default()
+                    .push((at, n as u64));
+            }
+            at = at.saturating_add(n as u64);
+        }
+    }
+    let out = Output::temp_for(target)?;
+    {
+        let Output::File { writer, .. } = &out else {
+            return Err(std::io::Error::other("not a file output"));
+        };
+        let mut guard = writer.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(file) = guard.as_mut() else {
+            return Err(std::io::Error::other("the output is closed"));
+        };
+        let mut w = std::io::BufWriter::new(file);
+        let mut prev = previous.as_ref().map(BufReader::new);
+        for piece in pieces {
+            match piece {
+                Piece::Fresh(part) => {
+                    let mut f = File::open(&part.0)?;
+                    std::io::copy(&mut f, &mut w)?;
+                }
+                Piece::Keep(t) => {
+                    let (Some(r), Some(list)) = (prev.as_mut(), ranges.get(*t)) else {
+                        continue;
+                    };
+                    for &(start, len) in list {
+                        r.seek(SeekFrom::Start(start))?;
+                        let mut buf = Vec::new();
+                        r.by_ref().take(len).read_to_end(&mut buf)?;
+                        if buf.last() != Some(&b'\n') {
+                            buf.push(b'\n');
+                        }
+                        w.write_all(&buf)?;
+                    }
+                }
+            }
+        }
+        w.flush()?;
+    }
+    Ok(out)
+}
+
+/// Writes `value` (pretty JSON) to `path` atomically: a temporary file in
+/// the same directory, fsynced and renamed into place.
+pub(crate) fn write_json_atomically(path: &Path, value: &Value) -> std::io::Result<()> {
+    let out = Output::temp_for(path)?;
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    out.write_bytes(&bytes)?;
+    out.commit().map(|_| ())
 }
 
 impl Drop for Output {
