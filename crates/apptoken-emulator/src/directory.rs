@@ -1,5 +1,5 @@
-//! What changes while the emulator runs: admin consents given at runtime,
-//! the token signing key ring (rotation), and token revocations (CAE).
+//! What changes while the emulator runs: admin consents given and revoked at
+//! runtime, the token signing key ring (rotation), and token revocations (CAE).
 //! Every lock here is a std lock taken only in synchronous code.
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -38,10 +38,29 @@ struct Revocation {
     at: i64,
 }
 
+/// Consents changed at runtime.
+#[derive(Debug, Default)]
+struct Consents {
+    /// Consents given at runtime (admin consent, `grant_consent`).
+    grants: Vec<Grant>,
+    /// (client id, tenant id) pairs whose consent was revoked: the
+    /// configuration's grants there no longer count. A later consent adds
+    /// runtime grants again (the app's `required_roles`).
+    withdrawn: Vec<(String, String)>,
+}
+
+impl Consents {
+    fn withdrawn(&self, client_id: &str, tid: &str) -> bool {
+        self.withdrawn
+            .iter()
+            .any(|(c, t)| c == client_id && t == tid)
+    }
+}
+
 /// The mutable directory state.
 #[derive(Debug)]
 pub(crate) struct Directory {
-    consents: Mutex<Vec<Grant>>,
+    consents: Mutex<Consents>,
     revocations: Mutex<Vec<Revocation>>,
     keys: RwLock<KeyRing>,
 }
@@ -49,7 +68,7 @@ pub(crate) struct Directory {
 impl Directory {
     pub(crate) fn new(key: SigningKey) -> Self {
         Directory {
-            consents: Mutex::new(Vec::new()),
+            consents: Mutex::new(Consents::default()),
             revocations: Mutex::new(Vec::new()),
             keys: RwLock::new(KeyRing {
                 current: Arc::new(key),
@@ -100,14 +119,21 @@ impl Directory {
         Ok((fresh.kid.clone(), old_kid))
     }
 
+    fn lock_consents(&self) -> std::sync::MutexGuard<'_, Consents> {
+        self.consents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Whether the app has a service principal in the tenant: its home
-    /// tenant, a configured grant, or a consent given at runtime.
+    /// tenant, a configured grant (unless revoked), or a consent given at
+    /// runtime.
     pub(crate) fn has_service_principal(&self, config: &Config, app: &App, tid: &str) -> bool {
-        config.has_service_principal(app, tid)
-            || self
-                .consents
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+        if app.home_tenant == tid {
+            return true;
+        }
+        let consents = self.lock_consents();
+        (!consents.withdrawn(&app.client_id, tid) && config.has_service_principal(app, tid))
+            || consents
+                .grants
                 .iter()
                 .any(|g| g.client_id == app.client_id && g.tenant_id == tid)
     }
@@ -120,9 +146,13 @@ impl Directory {
         tid: &str,
         resource_app_id: &str,
     ) -> Vec<String> {
-        let mut roles = config.granted_roles(client_id, tid, resource_app_id);
-        let consents = self.consents.lock().unwrap_or_else(|e| e.into_inner());
-        for g in consents.iter().filter(|g| {
+        let consents = self.lock_consents();
+        let mut roles = if consents.withdrawn(client_id, tid) {
+            Vec::new()
+        } else {
+            config.granted_roles(client_id, tid, resource_app_id)
+        };
+        for g in consents.grants.iter().filter(|g| {
             g.client_id == client_id && g.tenant_id == tid && g.resource_app_id == resource_app_id
         }) {
             for r in &g.roles {
@@ -155,16 +185,16 @@ impl Directory {
                 app.client_id, tenant.id
             ));
         }
-        let mut consents = self.consents.lock().unwrap_or_else(|e| e.into_inner());
+        let mut consents = self.lock_consents();
         // The service principal, even when the app requires no role.
-        consents.push(Grant {
+        consents.grants.push(Grant {
             tenant_id: tenant.id.clone(),
             client_id: app.client_id.clone(),
             resource_app_id: String::new(),
             roles: Vec::new(),
         });
         for (resource, roles) in &app.required_roles {
-            consents.push(Grant {
+            consents.grants.push(Grant {
                 tenant_id: tenant.id.clone(),
                 client_id: app.client_id.clone(),
                 resource_app_id: resource.clone(),
@@ -172,6 +202,50 @@ impl Directory {
             });
         }
         Ok((tenant.id.clone(), app.required_roles.clone()))
+    }
+
+    /// The customer removes the app: deletes its service principal in the
+    /// tenant and every role granted there, by configuration or at runtime.
+    /// Token requests there then answer AADSTS7000229, as in a tenant that
+    /// never consented. Idempotent. Returns the tenant id.
+    ///
+    /// Refused for the app's home tenant (that service principal is the
+    /// app's own), for a single-tenant app (its only one is there), and for
+    /// an unknown tenant or app.
+    pub(crate) fn revoke_consent(
+        &self,
+        config: &Config,
+        tenant: &str,
+        client_id: &str,
+    ) -> Result<String, String> {
+        let tenant = config
+            .tenant_by_id_or_domain(tenant.trim())
+            .ok_or_else(|| format!("unknown tenant '{tenant}'"))?;
+        let app = config
+            .app(client_id.trim())
+            .ok_or_else(|| format!("unknown client_id '{client_id}'"))?;
+        if app.home_tenant == tenant.id {
+            return Err(format!(
+                "tenant '{}' is the home tenant of app '{}': the service principal there is the app's own and cannot be revoked",
+                tenant.id, app.client_id
+            ));
+        }
+        if !app.multi_tenant {
+            return Err(format!(
+                "app '{}' is single-tenant: it has no service principal in tenant '{}' to revoke",
+                app.client_id, tenant.id
+            ));
+        }
+        let mut consents = self.lock_consents();
+        consents
+            .grants
+            .retain(|g| !(g.client_id == app.client_id && g.tenant_id == tenant.id));
+        if !consents.withdrawn(&app.client_id, &tenant.id) {
+            consents
+                .withdrawn
+                .push((app.client_id.clone(), tenant.id.clone()));
+        }
+        Ok(tenant.id.clone())
     }
 
     /// Records a revocation at `at` (unix seconds).
@@ -222,6 +296,26 @@ pub(crate) async fn post_consent(State(st): State<Arc<AppState>>, body: Bytes) -
             "tenant": tid,
             "client_id": parsed.client_id.to_ascii_lowercase(),
             "granted": roles.iter().map(|(r, v)| json!({"resource": r, "roles": v})).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(m) => admin_error(StatusCode::BAD_REQUEST, &m),
+    }
+}
+
+/// `DELETE /_emulator/consent` `{tenant, client_id}`: the customer removes the app.
+pub(crate) async fn delete_consent(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+    let parsed: ConsentBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    match st
+        .directory
+        .revoke_consent(&st.config, &parsed.tenant, &parsed.client_id)
+    {
+        Ok(tid) => axum::Json(json!({
+            "tenant": tid,
+            "client_id": parsed.client_id.trim().to_ascii_lowercase(),
+            "revoked": true,
         }))
         .into_response(),
         Err(m) => admin_error(StatusCode::BAD_REQUEST, &m),

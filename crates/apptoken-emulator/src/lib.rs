@@ -34,6 +34,7 @@ mod fault;
 mod federation;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod generate;
 mod jwt;
 mod params;
 mod sample_api;

@@ -503,6 +503,28 @@ impl RunningEmulator {
             .map_err(Error::Config)
     }
 
+    /// Offboarding: the customer removes the app. Deletes the service
+    /// principal of `client_id` in `tenant` (id or domain) and every role
+    /// granted to it there, whether by a `[[grants]]` entry or by
+    /// [`grant_consent`](Self::grant_consent); token requests for that
+    /// tenant then answer AADSTS7000229, exactly as in a tenant that never
+    /// consented, until the app is consented again. Idempotent. Tokens
+    /// already issued stay valid until they expire (see
+    /// [`revoke_tokens`](Self::revoke_tokens)). Same as `DELETE
+    /// /_emulator/consent`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming an unknown tenant or app, the app's home
+    /// tenant (its service principal there is the app's own), or a
+    /// single-tenant app.
+    pub fn revoke_consent(&self, tenant: &str, client_id: &str) -> Result<(), Error> {
+        self.state
+            .directory
+            .revoke_consent(&self.state.config, tenant, client_id)
+            .map(|_| ())
+            .map_err(Error::Config)
+    }
+
     /// Rotates the token signing key: a new key signs from now on; the old
     /// one stays in the JWKS (and valid at the sample API) for
     /// `key_overlap_secs`. Returns the new `kid`.
@@ -601,7 +623,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/{tenant}/adminconsent",
             get(consent::page).post(consent::decide),
         )
-        .route("/_emulator/consent", post(directory::post_consent))
+        .route(
+            "/_emulator/consent",
+            post(directory::post_consent).delete(directory::delete_consent),
+        )
         .route("/_emulator/keys/rotate", post(directory::post_rotate))
         .route("/_emulator/revoke", post(directory::post_revoke))
         .route(

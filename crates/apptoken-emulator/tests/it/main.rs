@@ -9,6 +9,7 @@ mod embedded;
 mod errors;
 mod faults;
 mod federation;
+mod isv;
 mod lifecycle;
 mod listen;
 mod msal;
