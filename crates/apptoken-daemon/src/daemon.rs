@@ -43,7 +43,8 @@ type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 #[must_use]
 #[non_exhaustive]
 pub struct Options {
-    /// The clock of schedules, retry waits and the grace period.
+    /// The clock of schedules, retry waits, the grace period, tenant
+    /// backoffs and the client (token lifetimes and refreshes).
     pub clock: Arc<dyn Clock>,
     /// Progress reports of each run.
     pub progress: Option<Arc<dyn Progress>>,
@@ -333,8 +334,10 @@ type Built = (
     Option<Arc<Fleet>>,
 );
 
-fn build(config: &DaemonConfig) -> Result<Built, Error> {
-    let mut builder = config.identity.client_builder()?;
+/// The client (on the daemon's clock: token lifetimes, refreshes and
+/// backoffs all follow one time), the APIs and the fleet of `config`.
+fn build(config: &DaemonConfig, clock: &Arc<dyn Clock>) -> Result<Built, Error> {
+    let mut builder = config.identity.client_builder()?.clock(Arc::clone(clock));
     let mut fleet = None;
     let cache = &config.cache;
     if let Some(url) = &cache.redis {
@@ -432,7 +435,7 @@ impl Daemon {
     /// and installs the Prometheus recorder.
     pub fn new(config: DaemonConfig, options: Options) -> Result<Daemon, Error> {
         observe::install_metrics_recorder();
-        let (client, apis, fleet) = build(&config)?;
+        let (client, apis, fleet) = build(&config, &options.clock)?;
         // Before any job runs: what a killed process left behind.
         crate::output::remove_all_orphans(&config);
         publish_certificate(&client, &config, options.clock.as_ref());
@@ -573,7 +576,7 @@ impl Daemon {
                     let path = shared.config().path.clone();
                     let env = Arc::clone(&shared.env);
                     match DaemonConfig::load(&path, &|k| env(k))
-                        .and_then(|c| build(&c).map(|b| (c, b)))
+                        .and_then(|c| build(&c, &shared.clock).map(|b| (c, b)))
                     {
                         Ok((config, (client, apis, fleet))) => {
                             publish_certificate(&client, &config, shared.clock.as_ref());

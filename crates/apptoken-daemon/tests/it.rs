@@ -183,7 +183,9 @@ async fn retry_after_from_the_api_is_honoured() {
     let daemon = Daemon::new(env.load(&path), Options::default().clock(clock.clone())).unwrap();
     let run = tokio::spawn(async move { daemon.run_once().await });
     for _ in 0..2 {
-        until("a Retry-After wait", || clock.sleepers() == 1).await;
+        // The wait, and the client's refresher (it sleeps until the token's
+        // refresh time, on the same clock).
+        until("a Retry-After wait", || clock.sleepers() == 2).await;
         let wait = clock.next_deadline().unwrap() - clock.now();
         assert_eq!(
             wait,
@@ -300,7 +302,8 @@ async fn a_job_still_running_at_its_next_tick_is_skipped_and_the_listener_answer
     until("the scheduler to sleep", || clock.sleepers() >= 2).await; // schedule + credential poll
     clock.advance(Duration::from_secs(60));
     until("the run waiting Retry-After", || {
-        env.emulator.stats().sample_api_requests(429) == 1 && clock.sleepers() == 3
+        // Schedule, credential poll, the run's wait, the client's refresher.
+        env.emulator.stats().sample_api_requests(429) == 1 && clock.sleepers() == 4
     })
     .await;
     let start = clock.now() - time::Duration::seconds(60);
@@ -312,7 +315,7 @@ async fn a_job_still_running_at_its_next_tick_is_skipped_and_the_listener_answer
     clock.advance(Duration::from_secs(60));
     // The tick at 120 s was skipped: the schedule sleeps again (and so
     // does the credential poll), the run still waits.
-    until("the skipped tick", || clock.sleepers() == 3).await;
+    until("the skipped tick", || clock.sleepers() == 4).await;
     let out = env.dir.path().join("slow.jsonl");
     assert!(!out.exists(), "the run is still waiting");
     clock.advance(Duration::from_secs(30));
