@@ -23,6 +23,7 @@
 //! ```
 
 mod backoff;
+mod check;
 mod config;
 mod credentials;
 mod daemon;
@@ -39,6 +40,7 @@ mod schedule;
 mod sdnotify;
 mod tenant_list;
 
+pub use check::{CheckOutcome, TenantCheck, check_tenants};
 pub use config::{
     ApiConfig, CacheSettings, DaemonConfig, DaemonSettings, JobConfig, LogFormat, OutputConfig,
     Problem, RedisUrl,

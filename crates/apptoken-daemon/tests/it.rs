@@ -358,3 +358,317 @@ async fn a_failed_run_keeps_the_previous_output() {
         "no temporary file is left"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Tenant checks (issue #17): `apptoken_daemon::check_tenants`, a dry run of
+// the token request for every tenant the jobs list. (This harness is one
+// file, so the block lives here rather than in tests/it/check.rs.)
+// ---------------------------------------------------------------------------
+
+mod tenant_checks {
+    use super::*;
+
+    use apptoken_daemon::{CheckOutcome, TenantCheck, check_tenants};
+
+    /// Job, tenant, ok, roles, codes.
+    type Summary = (String, String, bool, Vec<String>, Vec<String>);
+
+    /// What must be the same from one check to the next (not the expiry,
+    /// not the trace ids).
+    fn summary(checks: &[TenantCheck]) -> Vec<Summary> {
+        checks
+            .iter()
+            .map(|c| {
+                let (roles, codes) = match &c.outcome {
+                    CheckOutcome::Ok { roles, .. } => (roles.clone(), Vec::new()),
+                    CheckOutcome::Refused { codes, .. } => (Vec::new(), codes.clone()),
+                    other => panic!("{}: {other:?}", c.tenant),
+                };
+                (c.job.clone(), c.tenant.clone(), c.is_ok(), roles, codes)
+            })
+            .collect()
+    }
+
+    fn assert_no_secret(env: &Env, checks: &[TenantCheck]) {
+        let secret = env.emulator.info().client_secret.clone().unwrap();
+        for c in checks {
+            let text = format!("{} {:?}", c.to_json(), c);
+            assert!(!text.contains(&secret), "{text}");
+            // Every JWT (a token, an assertion) starts with a base64url '{"'.
+            assert!(!text.contains("eyJ"), "{text}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_tenant_gets_one_fresh_token_request_and_entras_answer() {
+        let env = start().await;
+        let (contoso, fabrikam) = env.tenants();
+        let info = env.emulator.info().clone();
+        let fabrikam_id = info.other_tenants[0].tenant_id.clone();
+        // Two jobs on the same API: their shared tenants are asked once. A
+        // file cache that already holds both tenants' tokens.
+        let path = env.config(
+            &format!(
+                r#"
+[[jobs]]
+name = "users"
+api = "sample"
+path = "users"
+every = "1h"
+tenants = ["{contoso}", "{fabrikam}", "nosuch.example"]
+
+[[jobs]]
+name = "me"
+api = "sample"
+path = "users?$top=1"
+every = "1h"
+
+[[jobs]]
+name = "users-again"
+api = "sample"
+path = "users?$top=1"
+every = "1h"
+tenants = ["{upper}", "{contoso}"]
+
+[cache]
+file = "cache.json"
+"#,
+                upper = fabrikam.to_ascii_uppercase(),
+            ),
+            "",
+        );
+        let config = env.load(&path);
+        let daemon = Daemon::new(config.clone(), Options::default().clock(clock())).unwrap();
+        for t in [&contoso, &fabrikam] {
+            daemon
+                .client()
+                .acquire_token_for_tenant(&[&info.sample_scope], t)
+                .await
+                .unwrap();
+        }
+        let stats = env.emulator.stats();
+        assert_eq!(stats.token_requests_total(), 2);
+        assert_eq!(daemon.client().cached_tokens(), 2, "the cache has both");
+
+        // One at a time: no request can join another's flight in the
+        // client, so the count below is this function's own.
+        let checks = check_tenants(&config, None, 1).await.unwrap();
+        let rows: Vec<(&str, &str)> = checks
+            .iter()
+            .map(|c| (c.job.as_str(), c.tenant.as_str()))
+            .collect();
+        let upper = fabrikam.to_ascii_uppercase();
+        assert_eq!(
+            rows,
+            [
+                ("users", contoso.as_str()),
+                ("users", fabrikam.as_str()),
+                ("users", "nosuch.example"),
+                ("users-again", upper.as_str()),
+                ("users-again", contoso.as_str()),
+            ],
+            "configuration order; a job without tenants is left out"
+        );
+        for c in checks.iter().filter(|c| c.tenant != "nosuch.example") {
+            assert_eq!(c.api, "sample");
+            let CheckOutcome::Ok { roles, expires_on } = &c.outcome else {
+                panic!("{c:?}");
+            };
+            assert_eq!(roles, &["Users.Read.All"], "{c:?}");
+            assert!(*expires_on > time::OffsetDateTime::now_utc(), "{c:?}");
+            assert_eq!(c.hint(), None);
+            assert_eq!(c.to_json()["ok"], true);
+        }
+        let unknown = &checks[2];
+        let CheckOutcome::Refused {
+            status,
+            codes,
+            message,
+            trace_id,
+            correlation_id,
+            ..
+        } = &unknown.outcome
+        else {
+            panic!("{unknown:?}");
+        };
+        assert_eq!(*status, 400);
+        assert_eq!(codes, &["AADSTS90002"]);
+        assert!(
+            message.starts_with("AADSTS90002: Tenant 'nosuch.example' not found.")
+                && !message.contains("Trace ID"),
+            "the first line only: {message}"
+        );
+        assert!(
+            trace_id.is_some() && correlation_id.is_some(),
+            "{unknown:?}"
+        );
+        assert_eq!(unknown.hint(), Some("no such tenant: check the name"));
+        let json = unknown.to_json();
+        assert_eq!(json["ok"], false);
+        assert_eq!(json["codes"], serde_json::json!(["AADSTS90002"]));
+        assert_eq!(json["hint"], "no such tenant: check the name");
+        assert_no_secret(&env, &checks);
+
+        // One new token request per tenant (the unknown one is refused at
+        // its discovery document, before any token request), though the
+        // daemon's cache and the file cache hold tokens for both.
+        let after = env.emulator.stats();
+        assert_eq!(after.token_requests_total(), 4, "{after:?}");
+        assert_eq!(after.count(&info.client_id, &info.tenant_id, "success"), 2);
+        assert_eq!(after.count(&info.client_id, &fabrikam_id, "success"), 2);
+
+        // Eight at a time: the same answers in the same order, and again
+        // one request per tenant.
+        let parallel = check_tenants(&config, None, 8).await.unwrap();
+        assert_eq!(summary(&parallel), summary(&checks));
+        assert_eq!(env.emulator.stats().token_requests_total(), 6);
+
+        // Only one job.
+        let again = check_tenants(&config, Some("users"), 8).await.unwrap();
+        assert_eq!(summary(&again), summary(&checks[..3]));
+        assert_eq!(env.emulator.stats().token_requests_total(), 8);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_that_refuses_is_reported_with_its_code_in_any_concurrency() {
+        let env = start().await;
+        let (contoso, fabrikam) = env.tenants();
+        let info = env.emulator.info().clone();
+        let fabrikam_id = info.other_tenants[0].tenant_id.clone();
+        // Fabrikam's admin revoked the consent: Entra's answer, for that
+        // tenant only.
+        let body = serde_json::json!({
+            "error": "invalid_client",
+            "error_description": format!(
+                "AADSTS7000229: The client application {} is missing service principal in the tenant '{fabrikam_id}'.\r\nTrace ID: 7d1c9c55-1a3b-4c2d-9e8f-000000000001\r\nCorrelation ID: 00000000-0000-0000-0000-000000000002\r\nTimestamp: 2025-01-01 00:00:00Z",
+                info.client_id
+            ),
+            "error_codes": [7000229],
+            "timestamp": "2025-01-01 00:00:00Z",
+            "trace_id": "7d1c9c55-1a3b-4c2d-9e8f-000000000001",
+            "correlation_id": "00000000-0000-0000-0000-000000000002",
+        });
+        env.emulator.add_fault(
+            Fault::on(Target::Token)
+                .tenant(&fabrikam)
+                .status(401)
+                .content_type("application/json; charset=utf-8".into())
+                .body(body.to_string()),
+        );
+        let path = env.config(
+            &format!(
+                r#"
+[[jobs]]
+name = "users"
+api = "sample"
+path = "users"
+every = "1h"
+tenants = ["{fabrikam}", "nosuch-1.example", "{contoso}", "nosuch-2.example", "{contoso_id}", "{fabrikam_id}"]
+"#,
+                contoso_id = info.tenant_id,
+            ),
+            "",
+        );
+        let config = env.load(&path);
+        let serial = check_tenants(&config, None, 1).await.unwrap();
+        let parallel = check_tenants(&config, None, 8).await.unwrap();
+        assert_eq!(summary(&serial), summary(&parallel));
+        let tenants: Vec<&str> = parallel.iter().map(|c| c.tenant.as_str()).collect();
+        assert_eq!(
+            tenants,
+            [
+                fabrikam.as_str(),
+                "nosuch-1.example",
+                contoso.as_str(),
+                "nosuch-2.example",
+                info.tenant_id.as_str(),
+                fabrikam_id.as_str(),
+            ]
+        );
+        let ok: Vec<bool> = parallel.iter().map(TenantCheck::is_ok).collect();
+        assert_eq!(ok, [false, false, true, false, true, false]);
+        for c in [&serial[0], &parallel[0], &parallel[5]] {
+            let CheckOutcome::Refused {
+                status,
+                error,
+                codes,
+                message,
+                trace_id,
+                ..
+            } = &c.outcome
+            else {
+                panic!("{c:?}");
+            };
+            assert_eq!((*status, error.as_str()), (401, "invalid_client"));
+            assert_eq!(codes, &["AADSTS7000229"]);
+            assert!(
+                message.starts_with("AADSTS7000229: The client application")
+                    && message.ends_with(&format!(
+                        "is missing service principal in the tenant '{fabrikam_id}'."
+                    )),
+                "{message}"
+            );
+            assert_eq!(
+                trace_id.as_deref(),
+                Some("7d1c9c55-1a3b-4c2d-9e8f-000000000001")
+            );
+            assert!(c.hint().unwrap().starts_with("the app is not consented"));
+            assert_eq!(
+                c.to_json()["hint"],
+                format!(
+                    "the app is not consented in this tenant: send the tenant's admin the URL of `apptoken consent-url --tenant {}`",
+                    c.tenant
+                )
+            );
+        }
+        assert_no_secret(&env, &parallel);
+        // Fabrikam (by domain and by id) and Contoso (by domain and by
+        // id): two token requests each per check.
+        let stats = env.emulator.stats();
+        assert_eq!(
+            stats.count(&info.client_id, &fabrikam_id, "fault:401"),
+            4,
+            "{stats:?}"
+        );
+        assert_eq!(stats.count(&info.client_id, &info.tenant_id, "success"), 4);
+        assert_eq!(stats.token_requests_total(), 8);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_customer_who_revokes_is_seen_at_once_and_again_after_a_new_grant() {
+        let env = start().await;
+        let (contoso, fabrikam) = env.tenants();
+        let client_id = env.emulator.info().client_id.clone();
+        let path = env.config(
+            &format!(
+                "[[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users\"\nevery = \"1h\"\ntenants = [\"{contoso}\", \"{fabrikam}\"]\n"
+            ),
+            "",
+        );
+        let config = env.load(&path);
+        let ok = |checks: &[TenantCheck]| checks.iter().map(TenantCheck::is_ok).collect::<Vec<_>>();
+        assert_eq!(
+            ok(&check_tenants(&config, None, 4).await.unwrap()),
+            [true, true]
+        );
+
+        env.emulator.revoke_consent(&fabrikam, &client_id).unwrap();
+        let checks = check_tenants(&config, None, 4).await.unwrap();
+        assert_eq!(ok(&checks), [true, false]);
+        assert!(
+            matches!(&checks[1].outcome, CheckOutcome::Refused { status: 401, codes, .. } if codes == &["AADSTS7000229"]),
+            "{:?}",
+            checks[1]
+        );
+        assert!(checks[1].hint().unwrap().contains("not consented"));
+
+        env.emulator.grant_consent(&fabrikam, &client_id).unwrap();
+        let checks = check_tenants(&config, None, 4).await.unwrap();
+        assert_eq!(ok(&checks), [true, true]);
+        assert!(
+            matches!(&checks[1].outcome, CheckOutcome::Ok { roles, .. } if roles == &["Users.Read.All"]),
+            "{:?}",
+            checks[1]
+        );
+    }
+}
