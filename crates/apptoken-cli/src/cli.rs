@@ -72,6 +72,63 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: CertCommand,
     },
+    /// Work with the customer tenants of a multi-tenant app (an ISV's daemon).
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TenantsCommand {
+    /// A dry run of the token request for every tenant the daemon's jobs list: prints, per
+    /// tenant, whether the app can get a token there now (with its roles), or Entra's answer
+    /// and what to do. Exit 0 if every tenant answers, 7 if some do not.
+    Check(TenantsCheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TenantsCheckArgs {
+    /// The daemon's configuration file (TOML); its jobs' `tenants` or `tenants_file`.
+    #[arg(long, env = "APPTOKEN_CONFIG", value_name = "FILE")]
+    pub(crate) config: PathBuf,
+    /// Only this job's tenants.
+    #[arg(long)]
+    pub(crate) job: Option<String>,
+    /// Token requests at once (default 8).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub(crate) concurrency: u16,
+    /// One JSON object per tenant and line instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EmulatorCommand {
+    /// Write an emulator configuration for an ISV: one multi-tenant app consented in N customer
+    /// tenants with sample users, its client secret, and the tenant list (one per line) for a
+    /// daemon job's `tenants_file`. Then: apptoken emulator --config DIR/emulator.toml
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct GenerateArgs {
+    /// Customer tenants (1 to 100000).
+    #[arg(long)]
+    pub(crate) tenants: usize,
+    /// Sample users in each customer tenant.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) users_per_tenant: usize,
+    /// Customer tenants (1-based numbers, comma-separated) where the app is not consented: their
+    /// token requests answer AADSTS7000229 until consented (POST /_emulator/consent).
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    pub(crate) without_consent: Vec<usize>,
+    /// Token lifetime in seconds (60 to 86400; default 3600).
+    #[arg(long, value_name = "SECS")]
+    pub(crate) token_lifetime: Option<u64>,
+    /// The directory to write emulator.toml, client-secret (0600) and tenants.txt to.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -203,7 +260,10 @@ pub(crate) struct ConsentArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct EmulatorArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<EmulatorCommand>,
     /// The emulator's configuration (TOML); default: the embedded one, one app in two tenants.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,

@@ -38,6 +38,9 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Cert {
             command: crate::cli::CertCommand::Show(args),
         } => crate::cert::show(args),
+        Command::Tenants {
+            command: crate::cli::TenantsCommand::Check(args),
+        } => crate::tenants::check(args).await,
     }
 }
 
@@ -181,6 +184,9 @@ fn default_state_dir() -> PathBuf {
 }
 
 async fn emulator(args: EmulatorArgs) -> Result<(), Failure> {
+    if let Some(crate::cli::EmulatorCommand::Generate(g)) = args.command {
+        return crate::tenants::generate(g);
+    }
     // Refused before anything is generated or written (Emulator::start checks again).
     Emulator::check_listen(args.listen, args.allow_remote).map_err(|e| Failure {
         code: exit::CONFIG,

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod run;
 mod settings;
+mod tenants;
 
 use std::process::ExitCode;
 

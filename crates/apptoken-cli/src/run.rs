@@ -34,7 +34,7 @@ pub(crate) fn init_logging(level: Option<&str>, json: bool) {
     };
 }
 
-fn failure(e: apptoken_daemon::Error) -> Failure {
+pub(crate) fn failure(e: apptoken_daemon::Error) -> Failure {
     let code = match &e {
         apptoken_daemon::Error::Config(_) => exit::CONFIG,
         apptoken_daemon::Error::Client(c) => crate::code_for(c),

@@ -530,3 +530,135 @@ fn regression_16_an_absurd_retry_after_is_a_throttle_not_a_configuration_error()
     let out = run(apptoken(&env).args(["token", "--scope", &scope]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+/// Issue #17 from the command line: an ISV generates an emulator of its
+/// customers, checks which ones can get a token (`tenants check`: the one
+/// not consented is named with its code and what to do), runs its job once
+/// (exit 7, partial: every other customer's file written), and after the
+/// customer's consent every tenant answers. A tenants file with a problem
+/// is refused by `config check` with the line.
+#[test]
+fn an_isv_checks_its_customers_and_a_partial_run_exits_7() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen_dir = dir.path().join("isv");
+    let out = run(apptoken(&HashMap::new())
+        .args([
+            "emulator",
+            "generate",
+            "--tenants",
+            "20",
+            "--without-consent",
+            "7",
+            "--out",
+        ])
+        .arg(&gen_dir));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("20 customer tenants (1 without consent)"));
+    let emu = start_emulator_with(&["--config", gen_dir.join("emulator.toml").to_str().unwrap()]);
+    let e = &emu.env;
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    let config = dir.path().join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[identity]\nauthority_host = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"isv/client-secret\"\n\n\
+             [apis.sample]\nbase_url = \"{}\"\nscopes = [\"{}\"]\n\n\
+             [[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users\"\nevery = \"15m\"\n\
+             tenants_file = \"isv/tenants.txt\"\noutput = {{ type = \"file\", path = \"out/users-{{tenant}}.jsonl\" }}\n",
+            e["AZURE_AUTHORITY_HOST"],
+            e["AZURE_TENANT_ID"],
+            e["AZURE_CLIENT_ID"],
+            e["APPTOKEN_SAMPLE_API"],
+            e["APPTOKEN_SAMPLE_SCOPE"],
+        ),
+    )
+    .unwrap();
+
+    let check = run(apptoken(&HashMap::new())
+        .args(["tenants", "check", "--config"])
+        .arg(&config));
+    let stdout = text(&check.stdout);
+    assert_eq!(
+        check.status.code(),
+        Some(7),
+        "{stdout}{}",
+        text(&check.stderr)
+    );
+    let refused: Vec<&str> = stdout.lines().filter(|l| l.contains("REFUSED")).collect();
+    assert_eq!(refused.len(), 1, "{stdout}");
+    assert!(
+        refused[0].starts_with("customer07.example") && refused[0].contains("AADSTS7000229"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("apptoken consent-url"),
+        "the hint: {stdout}"
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains(" ok ")).count(),
+        19,
+        "{stdout}"
+    );
+    assert!(stdout.contains("roles: Users.Read.All"), "{stdout}");
+    let json = run(apptoken(&HashMap::new())
+        .args(["tenants", "check", "--json", "--config"])
+        .arg(&config));
+    let rows: Vec<serde_json::Value> = text(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 20);
+    assert_eq!(rows.iter().filter(|r| r["ok"] == false).count(), 1);
+    assert!(!text(&json.stdout).contains(&e["AZURE_CLIENT_SECRET"]));
+    assert!(!text(&json.stdout).contains("eyJ"), "no token is printed");
+
+    let once = run(apptoken(&HashMap::new())
+        .args(["run", "--once", "--config"])
+        .arg(&config));
+    let stderr = text(&once.stderr);
+    assert_eq!(once.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains("PARTIAL") && stderr.contains("19 of 20 tenants succeeded"),
+        "{stderr}"
+    );
+    let files = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .flatten()
+        .filter(|f| f.file_name().to_string_lossy().starts_with("users-"))
+        .count();
+    assert_eq!(files, 19);
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/users.status.json")).unwrap())
+            .unwrap();
+    assert_eq!(status["tenants"][6]["code"], "AADSTS7000229");
+
+    let consent = emulator_post(
+        e,
+        "/_emulator/consent",
+        &format!(
+            "{{\"tenant\":\"customer07.example\",\"client_id\":\"{}\"}}",
+            e["AZURE_CLIENT_ID"]
+        ),
+    );
+    assert!(consent.starts_with("HTTP/1.1 200"), "{consent}");
+    let check = run(apptoken(&HashMap::new())
+        .args(["tenants", "check", "--config"])
+        .arg(&config));
+    assert!(check.status.success(), "{}", text(&check.stdout));
+
+    // A tenants file with a problem: config check names its line.
+    std::fs::write(
+        gen_dir.join("tenants.txt"),
+        "# customers\ncustomer01.example\nnot/a/tenant\n",
+    )
+    .unwrap();
+    let bad = run(apptoken(&HashMap::new())
+        .args(["config", "check"])
+        .arg(&config));
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(
+        text(&bad.stdout).contains("tenants.txt:3:1: 'not/a/tenant' is not a tenant id"),
+        "{}",
+        text(&bad.stdout)
+    );
+}

@@ -51,6 +51,10 @@ async fn isv_edited(
 impl Isv {
     /// A daemon configuration with one job `users` over the tenants file.
     fn config(&self, output: &str, job: &str, daemon: &str) -> DaemonConfig {
+        self.config_named("users", output, job, daemon)
+    }
+
+    fn config_named(&self, name: &str, output: &str, job: &str, daemon: &str) -> DaemonConfig {
         let text = format!(
             r#"
 [identity]
@@ -67,7 +71,7 @@ scopes = ["{scope}"]
 {daemon}
 
 [[jobs]]
-name = "users"
+name = "{name}"
 api = "sample"
 path = "users"
 every = "15m"
@@ -325,4 +329,122 @@ async fn one_shared_output_keeps_a_failed_tenants_previous_lines() {
     let s = daemon.run_once().await;
     assert_eq!(s.jobs[0].outcome, RunOutcome::Failure);
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
+}
+
+/// Waits until `f` holds; the work runs on other tasks. The deadline only
+/// turns a hang into a failure.
+async fn until(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !f().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The running daemon: `/readyz` names the failing tenant with its code,
+/// `/metrics` counts the partial run, the tenants' outcomes and the
+/// tenants in backoff; the tenants file is re-read when it changes (a list
+/// with a problem is not used) without a restart or a new client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_daemon_shows_failing_tenants_and_rereads_its_tenant_list() {
+    let env = isv(IsvOptions::new(3).without_consent([1])).await;
+    let tenants = env.files.config.tenants.clone();
+    let config = env.config_named(
+        "scheduled",
+        "users-{tenant}.jsonl",
+        "run_at_start = true",
+        "listen = \"127.0.0.1:0\"\ncredential_poll = \"10s\"",
+    );
+    let clock = Arc::new(ManualClock::starting_now());
+    let mut daemon = Daemon::new(config, Options::default().clock(clock.clone())).unwrap();
+    let addr = daemon.bind().await.unwrap().unwrap();
+    let handle = daemon.handle();
+    let task = tokio::spawn(daemon.run());
+    let http = reqwest::Client::new();
+    let get = |p: &str| {
+        let http = http.clone();
+        let url = format!("http://{addr}{p}");
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let status_file = env.out("scheduled.status.json");
+    until("the first run's status", async || status_file.exists()).await;
+    let st = status(&status_file);
+    assert_eq!(st["outcome"], "partial");
+    assert_eq!(st["tenants"][1]["code"], "AADSTS7000229");
+
+    let (code, body) = get("/readyz").await;
+    assert_eq!(
+        code, 200,
+        "failing tenants never make the daemon unready: {body}"
+    );
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["ready"], true);
+    assert_eq!(ready["tenants_failing"], 1, "{body}");
+    assert_eq!(ready["tenants"][0]["tenant"], tenants[1].as_str());
+    assert_eq!(ready["tenants"][0]["code"], "AADSTS7000229");
+    assert_eq!(ready["tenants"][0]["refused"], true);
+    assert!(ready["tenants"][0]["retry_at"].is_string());
+    let (_, metrics) = get("/metrics").await;
+    for m in [
+        "apptoken_daemon_job_runs_total{job=\"scheduled\",outcome=\"partial\"} 1",
+        "apptoken_daemon_tenant_runs_total{job=\"scheduled\",outcome=\"succeeded\"} 2",
+        "apptoken_daemon_tenant_runs_total{job=\"scheduled\",outcome=\"failed\"} 1",
+        "apptoken_daemon_tenants_backoff{job=\"scheduled\"} 1",
+    ] {
+        assert!(metrics.contains(m), "{m} missing from\n{metrics}");
+    }
+
+    // A list with a problem is not used: the failing tenant stays listed.
+    std::fs::write(
+        &env.files.tenants_path,
+        format!("{}\nnot/a/tenant\n", tenants[0]),
+    )
+    .unwrap();
+    clock.advance(Duration::from_secs(10));
+    until("the bad list to be refused", async || {
+        get("/metrics")
+            .await
+            .1
+            .contains("apptoken_daemon_tenant_list_reloads_total{outcome=\"failure\"} 1")
+    })
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&get("/readyz").await.1).unwrap()["tenants_failing"],
+        1
+    );
+
+    // The customer is offboarded: removed from the list. It leaves
+    // /readyz at the next poll, and the next run has two tenants.
+    let kept = format!(
+        "# customers\n{}\n{}  # since 2026\n",
+        tenants[0], tenants[2]
+    );
+    std::fs::write(&env.files.tenants_path, kept).unwrap();
+    clock.advance(Duration::from_secs(10));
+    until("the new list", async || {
+        let r: Value = serde_json::from_str(&get("/readyz").await.1).unwrap();
+        r.get("tenants_failing").is_none()
+    })
+    .await;
+    let tokens = env.emulator.stats().token_requests_total();
+    clock.advance(Duration::from_secs(15 * 60));
+    until("the next run", async || {
+        status(&status_file)["tenants"].as_array().unwrap().len() == 2
+    })
+    .await;
+    let st = status(&status_file);
+    assert_eq!(st["outcome"], "success");
+    assert_eq!(
+        env.emulator.stats().token_requests_total(),
+        tokens,
+        "the client and its cache were kept"
+    );
+    handle.shutdown();
+    task.await.unwrap().unwrap();
 }
