@@ -211,6 +211,8 @@ pub(crate) async fn run(ctx: &JobContext<'_>) -> Result<RunStats, String> {
         }
         Sink::Shared(target) => {
             let fresh = units.iter().any(|u| u.part.is_some());
+            // Without a fresh tenant the previous file stays as it is.
+            let mut kept: Option<std::collections::HashSet<String>> = None;
             if fresh {
                 let pieces: Vec<Piece<'_>> = units
                     .iter()
@@ -220,24 +222,48 @@ pub(crate) async fn run(ctx: &JobContext<'_>) -> Result<RunStats, String> {
                         (None, _) => u.result.tenant.as_deref().map(Piece::Keep),
                     })
                     .collect();
-                match output::assemble(&target, &pieces).and_then(Output::commit) {
-                    Ok(p) => committed = p,
+                match output::assemble(&target, &pieces)
+                    .and_then(|(out, k)| out.commit().map(|p| (p, k)))
+                {
+                    Ok((p, k)) => {
+                        committed = p;
+                        kept = Some(k);
+                    }
                     Err(e) => commit_error = Some(format!("cannot write the output: {e}")),
                 }
             }
+            let exists = target.exists();
             for u in &mut units {
                 if matches!(
                     u.result.outcome,
                     TenantOutcome::Failed | TenantOutcome::Skipped | TenantOutcome::Lost
                 ) {
-                    u.result.kept = target.exists();
+                    u.result.kept = match (&kept, u.result.tenant.as_deref()) {
+                        (Some(k), Some(t)) => k.contains(t),
+                        (None, _) => exists && commit_error.is_none(),
+                        (Some(_), None) => false,
+                    };
                 }
-                if u.result.outcome != TenantOutcome::Elsewhere && target.exists() {
+                if u.result.outcome != TenantOutcome::Elsewhere && exists {
                     u.result.output = Some(target.clone());
                 }
             }
         }
-        Sink::PerTenant | Sink::Stdout => {}
+        Sink::PerTenant => {
+            // A tenant that did not succeed keeps its previous file, if any.
+            for u in &mut units {
+                if matches!(
+                    u.result.outcome,
+                    TenantOutcome::Failed | TenantOutcome::Skipped | TenantOutcome::Lost
+                ) && let Some(p) = job.output.path_for(u.result.tenant.as_deref())
+                    && p.exists()
+                {
+                    u.result.kept = true;
+                    u.result.output = Some(p);
+                }
+            }
+        }
+        Sink::Stdout => {}
     }
     if let Some(e) = &commit_error {
         // The shared file could not be written: no tenant's lines are new.

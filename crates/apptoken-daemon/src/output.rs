@@ -301,9 +301,13 @@ struct TenantOf<'a> {
 
 /// Builds the next version of a shared output `target` from `pieces`, in
 /// their order; returns it uncommitted (the caller commits, after
-/// fencing). The previous file is read once, line by line; a line that is
-/// not JSON or has no tenant is not kept.
-pub(crate) fn assemble(target: &Path, pieces: &[Piece<'_>]) -> std::io::Result<Output> {
+/// fencing), and the tenants whose previous lines it kept. The previous
+/// file is read once, line by line; a line that is not JSON or has no
+/// tenant is not kept.
+pub(crate) fn assemble(
+    target: &Path,
+    pieces: &[Piece<'_>],
+) -> std::io::Result<(Output, std::collections::HashSet<String>)> {
     use std::collections::HashMap;
     use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
     let keep: std::collections::HashSet<&str> = pieces
@@ -375,7 +379,7 @@ pub(crate) fn assemble(target: &Path, pieces: &[Piece<'_>]) -> std::io::Result<O
         }
         w.flush()?;
     }
-    Ok(out)
+    Ok((out, ranges.into_keys().collect()))
 }
 
 /// Writes `value` (pretty JSON) to `path` atomically: a temporary file in
