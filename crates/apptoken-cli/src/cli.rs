@@ -85,6 +85,25 @@ pub(crate) enum TenantsCommand {
     /// tenant, whether the app can get a token there now (with its roles), or Entra's answer
     /// and what to do. Exit 0 if every tenant answers, 7 if some do not.
     Check(TenantsCheckArgs),
+    /// Onboard customers: add tenants to a job's tenants_file (checked; atomically; a running
+    /// daemon uses the new list at its next poll). Then send each customer's admin the URL of
+    /// `apptoken consent-url --tenant TENANT`.
+    Add(TenantsEditArgs),
+    /// Offboard customers: remove tenants from a job's tenants_file (their lines; comments stay).
+    Remove(TenantsEditArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TenantsEditArgs {
+    /// The daemon's configuration file (TOML).
+    #[arg(long, env = "APPTOKEN_CONFIG", value_name = "FILE")]
+    pub(crate) config: PathBuf,
+    /// The job whose tenants_file to change (needed when several jobs have different files).
+    #[arg(long)]
+    pub(crate) job: Option<String>,
+    /// Tenant ids or domain names.
+    #[arg(required = true, value_name = "TENANT")]
+    pub(crate) tenants: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]

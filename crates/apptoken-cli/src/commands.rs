@@ -41,6 +41,12 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Tenants {
             command: crate::cli::TenantsCommand::Check(args),
         } => crate::tenants::check(args).await,
+        Command::Tenants {
+            command: crate::cli::TenantsCommand::Add(args),
+        } => crate::tenants::edit(args, true),
+        Command::Tenants {
+            command: crate::cli::TenantsCommand::Remove(args),
+        } => crate::tenants::edit(args, false),
     }
 }
 

@@ -646,6 +646,39 @@ fn an_isv_checks_its_customers_and_a_partial_run_exits_7() {
         .arg(&config));
     assert!(check.status.success(), "{}", text(&check.stdout));
 
+    // Offboarding and onboarding: one command each, the file edited in place.
+    let tenants_txt = gen_dir.join("tenants.txt");
+    let removed = run(apptoken(&HashMap::new())
+        .args(["tenants", "remove", "--config"])
+        .arg(&config)
+        .args(["customer07.example", "nosuch.example"]));
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    assert!(text(&removed.stdout).contains("removed customer07.example"));
+    assert!(text(&removed.stdout).contains("nosuch.example: not listed"));
+    let list = std::fs::read_to_string(&tenants_txt).unwrap();
+    assert!(
+        !list.lines().any(|l| l.trim() == "customer07.example") && list.starts_with('#'),
+        "its line is gone, the comments stay: {list}"
+    );
+    let added = run(apptoken(&HashMap::new())
+        .args(["tenants", "add", "--config"])
+        .arg(&config)
+        .args(["customer07.example", "customer01.example"]));
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let stdout = text(&added.stdout);
+    assert!(stdout.contains("added customer07.example: send its admin the URL of `apptoken consent-url --tenant customer07.example`"), "{stdout}");
+    assert!(
+        stdout.contains("customer01.example: already listed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("20 tenants"), "{stdout}");
+    let bad_name = run(apptoken(&HashMap::new())
+        .args(["tenants", "add", "--config"])
+        .arg(&config)
+        .arg("../etc"));
+    assert_eq!(bad_name.status.code(), Some(3));
+    assert!(text(&bad_name.stderr).contains("is not a tenant id or domain name"));
+
     // A tenants file with a problem: config check names its line.
     std::fs::write(
         gen_dir.join("tenants.txt"),

@@ -23,6 +23,15 @@ pub enum Error {
         /// The operating system's reason.
         message: String,
     },
+    /// A tenant list file (`tenants_file`) could not be read, has a
+    /// problem, or cannot be written (`apptoken tenants add|remove`).
+    #[error("{}: {message}", path.display())]
+    TenantList {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// Something else at start-up (the signal handlers, the HTTP client).
     #[error("{0}")]
     Other(String),

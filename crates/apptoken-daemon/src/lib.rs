@@ -52,3 +52,4 @@ pub use http::link_next;
 pub use observe::install_metrics_recorder;
 pub use outcome::{RunOutcome, TenantOutcome, TenantResult};
 pub use schedule::Schedule;
+pub use tenant_list::{TenantListChange, add_tenants, remove_tenants};

@@ -10,6 +10,8 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::path::Path;
 
+use crate::error::Error;
+
 /// The largest tenant list file read.
 pub(crate) const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 /// The most tenants one job may have.
@@ -141,6 +143,132 @@ pub(crate) fn load(path: &Path) -> Result<Vec<String>, Vec<String>> {
     }
 }
 
+/// What [`add_tenants`] or [`remove_tenants`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TenantListChange {
+    /// Tenants added or removed, as given.
+    pub changed: Vec<String>,
+    /// Tenants that were already listed (add) or not listed (remove).
+    pub unchanged: Vec<String>,
+    /// Tenants in the file now.
+    pub total: usize,
+}
+
+/// Adds `tenants` to a tenant list's text (at the end, one per line);
+/// each is checked, and one already listed (without case) is left alone.
+pub(crate) fn add_to(text: &str, tenants: &[String]) -> Result<(String, TenantListChange), String> {
+    let (mut listed, problems) = parse(text);
+    if let Some(p) = problems.first() {
+        return Err(format!("line {}:{}: {}", p.line, p.column, p.message));
+    }
+    let mut out = text.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    let mut change = TenantListChange::default();
+    for t in tenants {
+        let t = check_tenant(t.trim())?;
+        if listed.iter().any(|l| l.eq_ignore_ascii_case(t)) {
+            change.unchanged.push(t.to_string());
+            continue;
+        }
+        if listed.len() >= MAX_TENANTS {
+            return Err(format!("more than {MAX_TENANTS} tenants; split the job"));
+        }
+        out.push_str(t);
+        out.push('\n');
+        listed.push(t.to_string());
+        change.changed.push(t.to_string());
+    }
+    change.total = listed.len();
+    Ok((out, change))
+}
+
+/// Removes `tenants` from a tenant list's text: their lines go (a comment
+/// on the same line too); every other line, comments included, stays.
+pub(crate) fn remove_from(
+    text: &str,
+    tenants: &[String],
+) -> Result<(String, TenantListChange), String> {
+    let (listed, problems) = parse(text);
+    if let Some(p) = problems.first() {
+        return Err(format!("line {}:{}: {}", p.line, p.column, p.message));
+    }
+    let wanted: Vec<String> = tenants
+        .iter()
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    let mut change = TenantListChange::default();
+    for line in text.split_inclusive('\n') {
+        let name = line.split('#').next().unwrap_or("").trim();
+        if !name.is_empty() && wanted.contains(&name.to_ascii_lowercase()) {
+            change.changed.push(name.to_string());
+            continue;
+        }
+        out.push_str(line);
+    }
+    for (t, w) in tenants.iter().zip(&wanted) {
+        if !change.changed.iter().any(|c| c.to_ascii_lowercase() == *w) {
+            change.unchanged.push(t.trim().to_string());
+        }
+    }
+    change.total = listed.len() - change.changed.len();
+    if change.total == 0 {
+        return Err("that would leave no tenant in the list; remove the job instead".into());
+    }
+    Ok((out, change))
+}
+
+/// Adds tenants to the tenant list file `path` (created when missing), each
+/// checked; one already listed is left alone. The file is replaced
+/// atomically (its mode kept) and only when something changed; a running
+/// daemon picks the new list up at its next poll.
+pub fn add_tenants(path: &Path, tenants: &[String]) -> Result<TenantListChange, Error> {
+    let text = match read(path) {
+        Ok(t) => t,
+        Err(_) if !path.exists() => String::new(),
+        Err(m) => return Err(list_error(path, m)),
+    };
+    let (new, change) = add_to(&text, tenants).map_err(|m| list_error(path, m))?;
+    if !change.changed.is_empty() {
+        replace(path, new.as_bytes())?;
+    }
+    Ok(change)
+}
+
+/// Removes tenants from the tenant list file `path` (their lines; other
+/// lines and comments stay). Refuses to leave the list empty. Replaced
+/// atomically, only when something changed.
+pub fn remove_tenants(path: &Path, tenants: &[String]) -> Result<TenantListChange, Error> {
+    let text = read(path).map_err(|m| list_error(path, m))?;
+    let (new, change) = remove_from(&text, tenants).map_err(|m| list_error(path, m))?;
+    if !change.changed.is_empty() {
+        replace(path, new.as_bytes())?;
+    }
+    Ok(change)
+}
+
+fn list_error(path: &Path, message: String) -> Error {
+    Error::TenantList {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// Writes `bytes` over `path` atomically, keeping the file's permissions.
+fn replace(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let io = |e: std::io::Error| list_error(path, format!("cannot write it: {e}"));
+    let out = crate::output::Output::temp_for(path).map_err(io)?;
+    out.write_bytes(bytes).map_err(io)?;
+    if let (Ok(meta), crate::output::Output::File { temp, .. }) = (std::fs::metadata(path), &out) {
+        std::fs::set_permissions(temp, meta.permissions()).map_err(io)?;
+    }
+    out.commit().map_err(io)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +335,69 @@ mod tests {
         std::fs::write(&ok, "a.example\na.example\n").unwrap();
         let e = load(&ok).unwrap_err();
         assert!(e[0].ends_with(":2:1: 'a.example' is listed twice"), "{e:?}");
+    }
+
+    #[test]
+    fn adding_and_removing_keeps_comments_and_refuses_bad_names() {
+        let text = "# customers\ncontoso.example  # 2025\n\nfabrikam.example\n";
+        let (t, c) = add_to(text, &["new.example".into(), "CONTOSO.example".into()]).unwrap();
+        assert_eq!(t, format!("{text}new.example\n"));
+        assert_eq!(c.changed, ["new.example"]);
+        assert_eq!(c.unchanged, ["CONTOSO.example"]);
+        assert_eq!(c.total, 3);
+        assert!(
+            add_to(text, &["a/b".into()])
+                .unwrap_err()
+                .contains("not a tenant id")
+        );
+        assert_eq!(
+            add_to("x.example", &["y.example".into()]).unwrap().0,
+            "x.example\ny.example\n"
+        );
+        let (t, c) = remove_from(
+            &format!("{text}new.example\n"),
+            &["Contoso.Example".into(), "gone.example".into()],
+        )
+        .unwrap();
+        assert_eq!(t, "# customers\n\nfabrikam.example\nnew.example\n");
+        assert_eq!(c.changed, ["contoso.example"]);
+        assert_eq!(c.unchanged, ["gone.example"]);
+        assert_eq!(c.total, 2);
+        assert!(
+            remove_from("a.example\n", &["a.example".into()])
+                .unwrap_err()
+                .contains("no tenant")
+        );
+        assert!(
+            remove_from("a.example\nbad/x\n", &["a.example".into()])
+                .unwrap_err()
+                .starts_with("line 2:1:")
+        );
+    }
+
+    #[test]
+    fn the_file_is_replaced_atomically_with_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.txt");
+        let c = add_tenants(&path, &["a.example".into()]).unwrap();
+        assert_eq!((c.changed.len(), c.total), (1, 1));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            add_tenants(&path, &["b.example".into()]).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        assert_eq!(load(&path).unwrap(), ["a.example", "b.example"]);
+        remove_tenants(&path, &["a.example".into()]).unwrap();
+        assert_eq!(load(&path).unwrap(), ["b.example"]);
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, 1, "no temporary file is left");
+        assert!(matches!(
+            remove_tenants(&dir.path().join("none"), &["b.example".into()]),
+            Err(Error::TenantList { .. })
+        ));
     }
 
     proptest! {
