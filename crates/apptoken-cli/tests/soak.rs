@@ -35,8 +35,9 @@
 //!
 //! Checked all along and at the end: no "panicked" in the daemon's stderr;
 //! the daemon alive until SIGTERM and exit 0 after it; every output file
-//! always complete JSONL (the expected users of every tenant, in order, all
-//! from one tick); at most one temporary file per job; `/readyz` 200;
+//! always complete JSONL (the expected users of every tenant, in order, each
+//! tenant's from one tick); at most one temporary file per job (per tenant,
+//! plus one, for a job with tenants); `/readyz` 200;
 //! `apptoken_cache_entries` <= tenants x scopes; Redis keys, open file
 //! descriptors and memory bounded; after the faults are cleared, every job
 //! (the victim too) succeeds again and the shared store is "up" again.
@@ -894,6 +895,8 @@ struct LogTail {
     panic_message_next: bool,
     /// (job, error) of every "job run failed".
     failed: Vec<(String, String)>,
+    /// (job, "tenant T: error") of every tenant's failure in a run.
+    tenant_failed: Vec<(String, String)>,
     /// (job, tenant) -> how many 401s the API answered.
     unauthorized: BTreeMap<(String, String), u64>,
     /// job -> retries of API requests (transport errors, 429/503).
@@ -910,6 +913,7 @@ impl LogTail {
             panics: Vec::new(),
             panic_message_next: false,
             failed: Vec::new(),
+            tenant_failed: Vec::new(),
             unauthorized: BTreeMap::new(),
             api_retries: BTreeMap::new(),
             lines: 0,
@@ -969,6 +973,12 @@ impl LogTail {
         let message = s("message");
         if message.starts_with("job run failed") {
             self.failed.push((s("job"), s("error")));
+        } else if message.starts_with("the tenant's run failed")
+            || message.starts_with("the tenant refused")
+        {
+            // A tenant's failure is its own (issue #17): logged per tenant.
+            self.tenant_failed
+                .push((s("job"), format!("tenant {}: {}", s("tenant"), s("error"))));
         } else if message.starts_with("the API answered 401") {
             *self
                 .unauthorized
@@ -998,7 +1008,10 @@ fn check_output(path: &Path, job: &JobSpec) -> Result<Option<String>, String> {
             text.len()
         ));
     }
-    let mut tick: Option<String> = None;
+    // Each tenant's lines come from one run; a shared file may hold several
+    // runs across tenants (a tenant that failed or lost its lease keeps its
+    // previous lines, issue #17).
+    let mut ticks: BTreeMap<Option<String>, String> = BTreeMap::new();
     let mut got: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let v: Value =
@@ -1009,26 +1022,30 @@ fn check_output(path: &Path, job: &JobSpec) -> Result<Option<String>, String> {
         let t = v["tick"]
             .as_str()
             .ok_or_else(|| format!("line {}: no tick", n + 1))?;
-        match &tick {
-            None => tick = Some(t.to_string()),
-            Some(first) if first != t => {
-                return Err(format!(
-                    "line {}: tick {t}, but line 1 has {first}: two runs mixed",
-                    n + 1
-                ));
-            }
-            Some(_) => {}
-        }
         let tenant = match (&job.tenants, &v["tenant"]) {
             (None, Value::Null) => None,
             (Some(_), Value::String(s)) => Some(s.clone()),
             (_, other) => return Err(format!("line {}: tenant {other}", n + 1)),
         };
+        match ticks.get(&tenant) {
+            None => {
+                ticks.insert(tenant.clone(), t.to_string());
+            }
+            Some(first) if first != t => {
+                return Err(format!(
+                    "line {}: tick {t}, but this tenant's first line has {first}: two runs mixed",
+                    n + 1
+                ));
+            }
+            Some(_) => {}
+        }
         let id = v["item"]["id"]
             .as_str()
             .ok_or_else(|| format!("line {}: item without id", n + 1))?;
         got.entry(tenant).or_default().push(id.to_string());
     }
+    // The newest run the file holds (RFC 3339 in UTC sorts as time).
+    let tick = ticks.into_values().max();
     let want: BTreeMap<Option<String>, Vec<String>> = job.expected.iter().cloned().collect();
     if got != want {
         let count = |m: &BTreeMap<Option<String>, Vec<String>>| -> Vec<(Option<String>, usize)> {
@@ -1137,8 +1154,10 @@ impl Observer<'_> {
         for job in self.jobs {
             let prefix = format!(".{}.jsonl.tmp-", job.name);
             let mine: Vec<&String> = temp.iter().filter(|n| n.starts_with(&prefix)).collect();
-            if mine.len() > 1 {
-                // One run of a job at a time, one temporary file per run.
+            // One run of a job at a time: one temporary file per run, or with
+            // tenants one part per tenant and the file they are assembled into.
+            let allowed = job.tenants.as_ref().map_or(1, |t| t.len() + 1);
+            if mine.len() > allowed {
                 self.violation(format!(
                     "{}: {} temporary output files at once: {mine:?}",
                     job.name,
@@ -1529,7 +1548,22 @@ fn soak_the_daemon_under_random_faults_and_redis_restarts() {
     let mut lost: BTreeMap<&str, u64> = BTreeMap::new();
     let mut victim_reasons: BTreeMap<String, u64> = BTreeMap::new();
     let mut no_token: BTreeMap<String, u64> = BTreeMap::new();
-    for (job, error) in obs.log.failed.clone() {
+    // A job with tenants logs each tenant's failure; its "job run failed"
+    // (no tenant succeeded) repeats them in one line, counted once here.
+    let mut failures = obs.log.tenant_failed.clone();
+    failures.extend(
+        obs.log
+            .failed
+            .iter()
+            .filter(|(job, error)| {
+                error.contains(LOST)
+                    || jobs
+                        .iter()
+                        .any(|j| j.name == job.as_str() && j.tenants.is_none())
+            })
+            .cloned(),
+    );
+    for (job, error) in failures {
         let Some(spec) = jobs.iter().find(|j| j.name == job) else {
             obs.violation(format!("a failed run of an unknown job {job:?}: {error}"));
             continue;
