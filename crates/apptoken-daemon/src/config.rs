@@ -711,6 +711,8 @@ impl DaemonConfig {
         // [[jobs]]
         let mut jobs = Vec::new();
         let mut seen = BTreeMap::new();
+        // The files the jobs write (outputs, status files): by whom.
+        let mut written_by: BTreeMap<PathBuf, String> = BTreeMap::new();
         for (i, job) in raw.jobs.iter().enumerate() {
             let f = |k: &str| format!("jobs[{i}].{k}");
             let j = job.get_ref();
@@ -915,7 +917,10 @@ impl DaemonConfig {
                     }
                 }
             }
-            let has_tenants = j.tenants.is_some() || j.tenants_file.is_some();
+            // `tenants = []` is the identity's tenant alone, like no list: no
+            // tenant to name a `{tenant}` file after, no status file.
+            let has_tenants =
+                j.tenants.as_ref().is_some_and(|t| !t.is_empty()) || j.tenants_file.is_some();
             let output = match output {
                 OutputConfig::File(p) if p.to_string_lossy().contains(TENANT_PLACEHOLDER) => {
                     let span = j
@@ -979,17 +984,18 @@ impl DaemonConfig {
                 },
                 None => None,
             };
+            // None: the value has a problem (reported).
             let backoff = |ck: &mut Checker<'_>, v: &Option<Spanned<String>>, k: &str, default| {
-                let Some(v) = v else { return default };
+                let Some(v) = v else { return Some(default) };
                 match parse_duration(v.get_ref()) {
-                    Ok(d) if d >= Duration::from_secs(1) => d,
+                    Ok(d) if d >= Duration::from_secs(1) => Some(d),
                     Ok(_) => {
                         ck.at(Some(v.span()), f(k), "must be at least 1s");
-                        default
+                        None
                     }
                     Err(m) => {
                         ck.at(Some(v.span()), f(k), m);
-                        default
+                        None
                     }
                 }
             };
@@ -1005,13 +1011,26 @@ impl DaemonConfig {
                 "tenant_backoff_max",
                 Duration::from_secs(6 * 3600),
             );
-            if tenant_backoff_max < tenant_backoff {
+            if let (Some(initial), Some(max)) = (tenant_backoff, tenant_backoff_max)
+                && max < initial
+            {
+                // Without tenant_backoff_max (6h), the value at fault is
+                // tenant_backoff's.
                 ck.at(
-                    j.tenant_backoff_max.as_ref().map(Spanned::span),
+                    j.tenant_backoff_max
+                        .as_ref()
+                        .or(j.tenant_backoff.as_ref())
+                        .map(Spanned::span),
                     f("tenant_backoff_max"),
-                    "must be at least tenant_backoff",
+                    if j.tenant_backoff_max.is_some() {
+                        "must be at least tenant_backoff"
+                    } else {
+                        "must be at least tenant_backoff (6h when not given): set tenant_backoff_max"
+                    },
                 );
             }
+            let tenant_backoff = tenant_backoff.unwrap_or(Duration::from_secs(300));
+            let tenant_backoff_max = tenant_backoff_max.unwrap_or(Duration::from_secs(6 * 3600));
             let positive =
                 |ck: &mut Checker<'_>, v: &Option<Spanned<usize>>, k: &str, default: usize| match v
                 {
@@ -1029,6 +1048,40 @@ impl DaemonConfig {
                 .max_items
                 .as_ref()
                 .map(|_| positive(&mut ck, &j.max_items, "max_items", 1));
+            let output_span = j
+                .output
+                .as_ref()
+                .and_then(|o| o.get_ref().path.as_ref())
+                .map(Spanned::span);
+            let written = [
+                match &output {
+                    OutputConfig::File(p) | OutputConfig::PerTenant(p) => {
+                        Some((p, "output.path", output_span.clone()))
+                    }
+                    OutputConfig::Stdout => None,
+                },
+                // A default status file has no value of its own: the output
+                // path's (it sits beside it).
+                status_file.as_ref().map(|p| {
+                    let span = j.status_file.as_ref().map(Spanned::span);
+                    (p, "status_file", span.or(output_span.clone()))
+                }),
+            ];
+            for (p, k, span) in written.into_iter().flatten() {
+                if p.as_os_str().is_empty() {
+                    continue; // its problem is reported
+                }
+                match written_by.get(p) {
+                    Some(other) => ck.at(
+                        span,
+                        f(k),
+                        format!("job '{other}' writes the same file ('{}')", p.display()),
+                    ),
+                    None => {
+                        written_by.insert(p.clone(), name.clone());
+                    }
+                }
+            }
             if let Some(schedule) = schedule {
                 jobs.push(JobConfig {
                     name,
@@ -1052,25 +1105,6 @@ impl DaemonConfig {
             }
         }
         let cache = check_cache(&mut ck, raw.cache, env, &resolve);
-        let mut files: BTreeMap<&PathBuf, &str> = BTreeMap::new();
-        for j in &jobs {
-            let written = [
-                match &j.output {
-                    OutputConfig::File(p) | OutputConfig::PerTenant(p) => Some((p, "output.path")),
-                    OutputConfig::Stdout => None,
-                },
-                j.status_file.as_ref().map(|p| (p, "status_file")),
-            ];
-            for (p, field) in written.into_iter().flatten() {
-                if let Some(other) = files.insert(p, &j.name) {
-                    ck.at(
-                        None,
-                        format!("jobs.{}.{field}", j.name),
-                        format!("job '{other}' writes the same file"),
-                    );
-                }
-            }
-        }
         if !ck.problems.is_empty() {
             return Err(Error::Config(ck.problems));
         }
@@ -1506,5 +1540,636 @@ tenants = ["a.example", "b.example"]
             "/run/credentials/apptoken.service/client-secret"
         );
         assert!(expand("${CREDENTIALS_DIRECTORY}/x", &|_| None).is_err());
+    }
+
+    // ---- Job options of issue #17: tenants, tenants_file, {tenant}
+    // outputs, status_file, tenant backoffs. ----
+
+    /// A configuration with one job (`users`) of no tenants, `extra` lines
+    /// appended to it (more `[[jobs]]` may follow in `extra`).
+    fn with_job(extra: &str) -> String {
+        format!(
+            "[identity]\nauthority_host = \"http://127.0.0.1:9\"\ntenant_id = \"contoso.example\"\nclient_id = \"cid\"\n\n\
+             [apis.sample]\nbase_url = \"http://127.0.0.1:9/v1.0\"\nscopes = [\"api://sample/.default\"]\n\n\
+             [[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users\"\nevery = \"15m\"\n{extra}\n"
+        )
+    }
+
+    /// Checks `text` as if read from `dir/daemon.toml`; `${DATA}` is `dir/data`.
+    fn check_in(dir: &Path, text: &str) -> Result<DaemonConfig, Vec<Problem>> {
+        let data = dir.join("data").display().to_string();
+        DaemonConfig::from_toml_str(text, &dir.join("daemon.toml"), &|k| match k {
+            "AZURE_CLIENT_SECRET" => Some("s".into()),
+            "DATA" => Some(data.clone()),
+            _ => None,
+        })
+        .map_err(|e| match e {
+            Error::Config(p) => p,
+            other => panic!("{other}"),
+        })
+    }
+
+    /// The 1-based line and column of byte `i` of `text`.
+    fn line_col(text: &str, i: usize) -> (usize, usize) {
+        let before = &text[..i];
+        let line = before.matches('\n').count() + 1;
+        (line, i - before.rfind('\n').map_or(0, |n| n + 1) + 1)
+    }
+
+    /// Where `needle` first occurs in `text` (line, column).
+    fn place(text: &str, needle: &str) -> (usize, usize) {
+        let i = text.find(needle);
+        line_col(
+            text,
+            i.unwrap_or_else(|| panic!("{needle:?} not in {text}")),
+        )
+    }
+
+    /// Where `needle` last occurs in `text` (line, column).
+    fn place_last(text: &str, needle: &str) -> (usize, usize) {
+        let i = text.rfind(needle);
+        line_col(
+            text,
+            i.unwrap_or_else(|| panic!("{needle:?} not in {text}")),
+        )
+    }
+
+    /// The one problem `problems` holds: its field, its place and a part of
+    /// its message.
+    #[track_caller]
+    fn only_problem(
+        problems: &[Problem],
+        field: &str,
+        at: (usize, usize),
+        fragment: &str,
+    ) -> Problem {
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        let p = &problems[0];
+        assert_eq!(p.field, field, "{p}");
+        assert_eq!(p.location, Some(at), "{p}");
+        assert!(p.message.contains(fragment), "{fragment:?} not in {p}");
+        p.clone()
+    }
+
+    /// A temporary directory holding `data/` (outputs) and `tenants.txt`.
+    fn workspace(tenants: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        std::fs::write(dir.path().join("tenants.txt"), tenants).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_tenants_file_fills_the_tenants_in_file_order() {
+        let dir = workspace(
+            "# customers of the users export\n\nzeta.example\n  alpha.example   # since 2026-11\n\
+             \t\n7c1e3a52-9c4b-4d8e-a0f1-3b2d5e6f7a81#no space before the comment\n# mid.example\n",
+        );
+        let c = check_in(dir.path(), &with_job("tenants_file = \"tenants.txt\"")).unwrap();
+        let j = &c.jobs[0];
+        assert_eq!(
+            j.tenants,
+            [
+                "zeta.example",
+                "alpha.example",
+                "7c1e3a52-9c4b-4d8e-a0f1-3b2d5e6f7a81"
+            ]
+        );
+        let resolved = dir.path().join("tenants.txt");
+        assert_eq!(j.tenants_file.as_deref(), Some(resolved.as_path()));
+        assert_eq!(c.tenant_files(), [resolved]);
+
+        // ${VAR} is expanded, then the path resolved like any other.
+        std::fs::write(dir.path().join("data/list.txt"), "b.example\na.example\n").unwrap();
+        let c = check_in(dir.path(), &with_job("tenants_file = \"${DATA}/list.txt\"")).unwrap();
+        assert_eq!(c.jobs[0].tenants, ["b.example", "a.example"]);
+        assert_eq!(
+            c.jobs[0].tenants_file.as_deref(),
+            Some(dir.path().join("data/list.txt").as_path())
+        );
+        // Without a tenants file, none.
+        let c = check_in(dir.path(), &with_job("")).unwrap();
+        assert!(c.jobs[0].tenants.is_empty() && c.jobs[0].tenants_file.is_none());
+        assert!(c.tenant_files().is_empty());
+    }
+
+    #[test]
+    fn a_tenants_file_that_cannot_be_used_is_a_problem_at_its_value() {
+        let dir = workspace("");
+        let file = dir.path().join("tenants.txt");
+        let field = "jobs[0].tenants_file";
+        let text = with_job("tenants_file = \"tenants.txt\"");
+        let at = place(&text, "\"tenants.txt\"");
+        let problems = |list: &str| {
+            std::fs::write(&file, list).unwrap();
+            check_in(dir.path(), &text).unwrap_err()
+        };
+
+        // Lists no tenant: empty, or only comments and blank lines.
+        only_problem(&problems(""), field, at, "lists no tenant");
+        only_problem(
+            &problems("# none yet\n\n   \n"),
+            field,
+            at,
+            "lists no tenant",
+        );
+
+        // A bad line: FILE:LINE:COL, the column at the name.
+        let p = only_problem(
+            &problems("a.example\n\n   bad/name   # oops\n"),
+            field,
+            at,
+            "is not a tenant id or domain name",
+        );
+        let prefix = format!("{}:3:4: 'bad/name'", file.display());
+        assert!(p.message.starts_with(&prefix), "{p}");
+        let p = only_problem(&problems("common\n"), field, at, "not a tenant id");
+        assert!(
+            p.message.starts_with(&format!("{}:1:1:", file.display())),
+            "{p}"
+        );
+        let p = only_problem(&problems("two names\n"), field, at, "one tenant per line");
+        assert!(
+            p.message.starts_with(&format!("{}:1:1:", file.display())),
+            "{p}"
+        );
+
+        // A duplicate, compared without case.
+        let p = only_problem(
+            &problems("contoso.example\nfabrikam.example\n  CONTOSO.Example\n"),
+            field,
+            at,
+            "is listed twice",
+        );
+        let expected = format!("{}:3:3: 'CONTOSO.Example' is listed twice", file.display());
+        assert_eq!(p.message, expected);
+
+        // Every bad line is its own problem, all at the value.
+        let p = problems("a.example\n..\nA.EXAMPLE\n");
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p.iter().all(|p| p.field == field && p.location == Some(at)));
+        assert!(
+            p[0].message
+                .starts_with(&format!("{}:2:1:", file.display()))
+        );
+        assert!(
+            p[1].message
+                .starts_with(&format!("{}:3:1:", file.display()))
+        );
+
+        // A missing file, a directory.
+        let text = with_job("tenants_file = \"missing.txt\"");
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            field,
+            place(&text, "\"missing.txt\""),
+            "cannot read",
+        );
+        let text = with_job("tenants_file = \"data\"");
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            field,
+            place(&text, "\"data\""),
+            "is not a regular file",
+        );
+        // A ${VAR} that is not set.
+        let text = with_job("tenants_file = \"${NOPE}/tenants.txt\"");
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            field,
+            place(&text, "\"${NOPE}"),
+            "${NOPE}, which is not set",
+        );
+    }
+
+    #[test]
+    fn tenants_and_a_tenants_file_together_are_a_problem() {
+        let dir = workspace("b.example\n");
+        let text = with_job("tenants = [\"a.example\"]\ntenants_file = \"tenants.txt\"");
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[0].tenants_file",
+            place(&text, "\"tenants.txt\""),
+            "give either tenants or tenants_file, not both",
+        );
+    }
+
+    #[test]
+    fn inline_tenants_are_checked_each_at_its_place() {
+        let dir = workspace("");
+        let c = check_in(
+            dir.path(),
+            &with_job("tenants = [\"b.example\", \" a.example \", \"7c1e3a52-9c4b-4d8e-a0f1-3b2d5e6f7a81\"]"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.jobs[0].tenants,
+            [
+                "b.example",
+                "a.example",
+                "7c1e3a52-9c4b-4d8e-a0f1-3b2d5e6f7a81"
+            ]
+        );
+        assert_eq!(c.jobs[0].tenants_file, None);
+
+        let text =
+            with_job("tenants = [\"contoso.example\", \"fabrikam.example\", \"Contoso.EXAMPLE\"]");
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[0].tenants",
+            place(&text, "\"Contoso.EXAMPLE\""),
+            "'Contoso.EXAMPLE' is listed twice",
+        );
+
+        for bad in [
+            "common",
+            "organizations",
+            "consumers",
+            "Common",
+            "..",
+            "a/b",
+            ".a.example",
+            "-a.example",
+        ] {
+            let text = with_job(&format!("tenants = [\"ok.example\", \"{bad}\"]"));
+            only_problem(
+                &check_in(dir.path(), &text).unwrap_err(),
+                "jobs[0].tenants",
+                place(&text, &format!("\"{bad}\"")),
+                &format!("'{bad}' is not a tenant id or domain name"),
+            );
+        }
+    }
+
+    #[test]
+    fn a_tenant_placeholder_makes_a_per_tenant_output() {
+        let dir = workspace("a.example\n");
+        let c = check_in(
+            dir.path(),
+            &with_job(
+                "tenants = [\"a.example\"]\noutput = { type = \"file\", path = \"data/users-{tenant}.jsonl\" }",
+            ),
+        )
+        .unwrap();
+        let template = dir.path().join("data/users-{tenant}.jsonl");
+        assert_eq!(c.jobs[0].output, OutputConfig::PerTenant(template.clone()));
+        assert_eq!(
+            c.jobs[0].output.path_for(Some("t.example")),
+            Some(dir.path().join("data/users-t.example.jsonl"))
+        );
+        assert_eq!(c.jobs[0].output.path_for(None), None);
+        // With a tenants file too; a path without it is a shared file.
+        let c = check_in(
+            dir.path(),
+            &with_job(
+                "tenants_file = \"tenants.txt\"\noutput = { type = \"file\", path = \"${DATA}/{tenant}.jsonl\" }",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            c.jobs[0].output.path_for(Some("t.example")),
+            Some(dir.path().join("data/t.example.jsonl"))
+        );
+        let c = check_in(
+            dir.path(),
+            &with_job("tenants = [\"a.example\"]\noutput = { type = \"file\", path = \"data/users.jsonl\" }"),
+        )
+        .unwrap();
+        let shared = dir.path().join("data/users.jsonl");
+        assert_eq!(c.jobs[0].output, OutputConfig::File(shared.clone()));
+        assert_eq!(c.jobs[0].output.path_for(Some("t.example")), Some(shared));
+        assert_eq!(OutputConfig::Stdout.path_for(Some("t.example")), None);
+    }
+
+    #[test]
+    fn a_tenant_placeholder_needs_tenants_and_belongs_in_the_file_name() {
+        let dir = workspace("");
+        let path = "\"data/users-{tenant}.jsonl\"";
+        let text = with_job(&format!("output = {{ type = \"file\", path = {path} }}"));
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[0].output.path",
+            place(&text, path),
+            "{tenant} needs a job with tenants or tenants_file",
+        );
+        // An empty list runs for the identity's tenant: no tenant to name a file.
+        let text = with_job(&format!(
+            "tenants = []\noutput = {{ type = \"file\", path = {path} }}"
+        ));
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[0].output.path",
+            place(&text, path),
+            "{tenant} needs a job with tenants or tenants_file",
+        );
+
+        // In a directory part (that exists, so that it is the only problem).
+        std::fs::create_dir(dir.path().join("data/{tenant}")).unwrap();
+        let path = "\"data/{tenant}/users.jsonl\"";
+        let text = with_job(&format!(
+            "tenants = [\"a.example\"]\noutput = {{ type = \"file\", path = {path} }}"
+        ));
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[0].output.path",
+            place(&text, path),
+            "{tenant} may only appear in the file name",
+        );
+        let path = "\"data/{tenant}/{tenant}.jsonl\"";
+        let text = with_job(&format!(
+            "tenants = [\"a.example\"]\noutput = {{ type = \"file\", path = {path} }}"
+        ));
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[0].output.path",
+            place(&text, path),
+            "{tenant} may only appear in the file name",
+        );
+    }
+
+    #[test]
+    fn an_explicit_status_file_is_resolved_and_its_directory_checked() {
+        let dir = workspace("");
+        let c = check_in(dir.path(), &with_job("status_file = \"data/users.json\"")).unwrap();
+        assert_eq!(
+            c.jobs[0].status_file,
+            Some(dir.path().join("data/users.json"))
+        );
+        let c = check_in(
+            dir.path(),
+            &with_job(
+                "tenants = [\"a.example\"]\noutput = { type = \"file\", path = \"data/u.jsonl\" }\nstatus_file = \"${DATA}/s.json\"",
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.jobs[0].status_file, Some(dir.path().join("data/s.json")));
+
+        let text = with_job("status_file = \"nowhere/users.json\"");
+        let p = only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[0].status_file",
+            place(&text, "\"nowhere/users.json\""),
+            "does not exist",
+        );
+        assert!(
+            p.message
+                .contains(&dir.path().join("nowhere").display().to_string()),
+            "{p}"
+        );
+        let text = with_job("status_file = \"data\"");
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[0].status_file",
+            place(&text, "\"data\""),
+            "is a directory",
+        );
+    }
+
+    #[test]
+    fn the_default_status_file_sits_beside_a_file_output_of_a_job_with_tenants() {
+        let dir = workspace("a.example\n");
+        let status = |job: &str| {
+            check_in(dir.path(), &with_job(job))
+                .unwrap()
+                .jobs
+                .remove(0)
+                .status_file
+        };
+        let out = "output = { type = \"file\", path = \"data/out/u.jsonl\" }";
+        std::fs::create_dir(dir.path().join("data/out")).unwrap();
+        let beside = Some(dir.path().join("data/out/users.status.json"));
+        assert_eq!(status(&format!("tenants = [\"a.example\"]\n{out}")), beside);
+        assert_eq!(
+            status(&format!("tenants_file = \"tenants.txt\"\n{out}")),
+            beside
+        );
+        assert_eq!(
+            status(
+                "tenants = [\"a.example\"]\noutput = { type = \"file\", path = \"data/out/u-{tenant}.jsonl\" }"
+            ),
+            beside
+        );
+        // No default without tenants, or with standard output.
+        assert_eq!(status(out), None);
+        assert_eq!(status(&format!("tenants = []\n{out}")), None);
+        assert_eq!(status("tenants = [\"a.example\"]"), None);
+        assert_eq!(
+            status("tenants = [\"a.example\"]\noutput = { type = \"stdout\" }"),
+            None
+        );
+
+        // The job's name made safe for a file name.
+        for (name, file) in [
+            ("users", "users.status.json"),
+            ("a-b_c.d", "a-b_c.d.status.json"),
+            ("users/of contoso", "users_of_contoso.status.json"),
+            ("../up", "_up.status.json"),
+            ("..hidden", "hidden.status.json"),
+            ("Grüße", "Gr__e.status.json"),
+        ] {
+            let text = with_job(&format!("tenants = [\"a.example\"]\n{out}"))
+                .replace("name = \"users\"", &format!("name = \"{name}\""));
+            let c = check_in(dir.path(), &text).unwrap();
+            assert_eq!(
+                c.jobs[0].status_file,
+                Some(dir.path().join("data/out").join(file)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_jobs_may_not_write_the_same_file() {
+        let dir = workspace("a.example\n");
+        let second = |lines: &str| {
+            format!(
+                "\n[[jobs]]\nname = \"groups\"\napi = \"sample\"\npath = \"groups\"\nevery = \"1h\"\n{lines}"
+            )
+        };
+        // The same explicit status file.
+        let text = with_job(&format!(
+            "status_file = \"data/s.json\"{}",
+            second("status_file = \"data/s.json\"")
+        ));
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[1].status_file",
+            place_last(&text, "\"data/s.json\""),
+            "job 'users' writes the same file",
+        );
+        // A status file that is another job's output.
+        let text = with_job(&format!(
+            "output = {{ type = \"file\", path = \"data/u.jsonl\" }}{}",
+            second("status_file = \"${DATA}/u.jsonl\"")
+        ));
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[1].status_file",
+            place(&text, "\"${DATA}/u.jsonl\""),
+            "job 'users' writes the same file",
+        );
+        // A default status file that is another job's output.
+        let text = with_job(&format!(
+            "tenants = [\"a.example\"]\noutput = {{ type = \"file\", path = \"data/u.jsonl\" }}{}",
+            second("output = { type = \"file\", path = \"data/users.status.json\" }")
+        ));
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[1].output.path",
+            place(&text, "\"data/users.status.json\""),
+            "job 'users' writes the same file",
+        );
+        // Two default status files of names made alike.
+        let text = with_job(&format!(
+            "tenants = [\"a.example\"]\noutput = {{ type = \"file\", path = \"data/u.jsonl\" }}{}",
+            second(
+                "tenants = [\"a.example\"]\noutput = { type = \"file\", path = \"data/g.jsonl\" }"
+            )
+        ))
+        .replace("name = \"groups\"", "name = \"users?\"")
+        .replace("name = \"users\"", "name = \"users!\"");
+        let p = check_in(dir.path(), &text).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert_eq!(p[0].field, "jobs[1].status_file");
+        assert!(
+            p[0].message.contains("job 'users!' writes the same file"),
+            "{p:#?}"
+        );
+        // Its place: the output path it sits beside.
+        assert_eq!(p[0].location, Some(place(&text, "\"data/g.jsonl\"")));
+    }
+
+    #[test]
+    fn tenant_backoffs_have_defaults_and_bounds() {
+        let dir = workspace("");
+        let c = check_in(dir.path(), &with_job("tenants = [\"a.example\"]")).unwrap();
+        assert_eq!(c.jobs[0].tenant_backoff, Duration::from_secs(300));
+        assert_eq!(c.jobs[0].tenant_backoff_max, Duration::from_secs(6 * 3600));
+        let c = check_in(
+            dir.path(),
+            &with_job("tenant_backoff = \"30s\"\ntenant_backoff_max = \"1h30m\""),
+        )
+        .unwrap();
+        assert_eq!(c.jobs[0].tenant_backoff, Duration::from_secs(30));
+        assert_eq!(c.jobs[0].tenant_backoff_max, Duration::from_secs(5400));
+        let c = check_in(
+            dir.path(),
+            &with_job("tenant_backoff = \"1s\"\ntenant_backoff_max = \"1s\""),
+        )
+        .unwrap();
+        assert_eq!(c.jobs[0].tenant_backoff, Duration::from_secs(1));
+        assert_eq!(c.jobs[0].tenant_backoff_max, Duration::from_secs(1));
+
+        for key in ["tenant_backoff", "tenant_backoff_max"] {
+            let text = with_job(&format!("{key} = \"999ms\""));
+            only_problem(
+                &check_in(dir.path(), &text).unwrap_err(),
+                &format!("jobs[0].{key}"),
+                place(&text, "\"999ms\""),
+                "must be at least 1s",
+            );
+            let text = with_job(&format!("{key} = \"soon\""));
+            only_problem(
+                &check_in(dir.path(), &text).unwrap_err(),
+                &format!("jobs[0].{key}"),
+                place(&text, "\"soon\""),
+                "is not a duration",
+            );
+        }
+
+        let text = with_job("tenant_backoff = \"10m\"\ntenant_backoff_max = \"9m59s\"");
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[0].tenant_backoff_max",
+            place(&text, "\"9m59s\""),
+            "must be at least tenant_backoff",
+        );
+        let text = with_job("tenant_backoff_max = \"4m\"");
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[0].tenant_backoff_max",
+            place(&text, "\"4m\""),
+            "must be at least tenant_backoff",
+        );
+        // A value with a problem is not compared again (one problem each).
+        let text = with_job("tenant_backoff = \"7h\"\ntenant_backoff_max = \"soon\"");
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[0].tenant_backoff_max",
+            place(&text, "\"soon\""),
+            "is not a duration",
+        );
+        let text = with_job("tenant_backoff = \"0s\"\ntenant_backoff_max = \"1m\"");
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[0].tenant_backoff",
+            place(&text, "\"0s\""),
+            "must be at least 1s",
+        );
+        // Above the default maximum, the place is tenant_backoff's value.
+        let text = with_job("tenant_backoff = \"7h\"");
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "jobs[0].tenant_backoff_max",
+            place(&text, "\"7h\""),
+            "must be at least tenant_backoff",
+        );
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_reported_at_once() {
+        let dir = workspace("a.example\nA.example\n");
+        let text = with_job(
+            "tenants_file = \"tenants.txt\"\noutput = { type = \"file\", path = \"data/{tenant}/u.jsonl\" }\n\
+             tenant_backoff = \"1h\"\ntenant_backoff_max = \"30m\"\n\
+             \n[[jobs]]\nname = \"groups\"\napi = \"sample\"\npath = \"groups\"\nevery = \"1h\"\n\
+             tenants = [\"common\", \"b.example\", \"B.example\"]",
+        );
+        let p = check_in(dir.path(), &text).unwrap_err();
+        let got: Vec<(&str, Option<(usize, usize)>)> =
+            p.iter().map(|p| (p.field.as_str(), p.location)).collect();
+        let path_at = place(&text, "\"data/{tenant}/u.jsonl\"");
+        assert_eq!(
+            got,
+            [
+                ("jobs[0].output.path", Some(path_at)),
+                (
+                    "jobs[0].tenants_file",
+                    Some(place(&text, "\"tenants.txt\""))
+                ),
+                ("jobs[0].output.path", Some(path_at)),
+                ("jobs[0].tenant_backoff_max", Some(place(&text, "\"30m\""))),
+                ("jobs[1].tenants", Some(place(&text, "\"common\""))),
+                ("jobs[1].tenants", Some(place(&text, "\"B.example\""))),
+            ],
+            "{p:#?}"
+        );
+        assert!(p[0].message.contains("does not exist"), "{}", p[0]);
+        assert!(
+            p[1].message.contains(":2:1: 'A.example' is listed twice"),
+            "{}",
+            p[1]
+        );
+        assert!(
+            p[2].message.contains("only appear in the file name"),
+            "{}",
+            p[2]
+        );
+        assert!(
+            p[3].message.contains("must be at least tenant_backoff"),
+            "{}",
+            p[3]
+        );
+        assert!(p[4].message.contains("not a tenant id"), "{}", p[4]);
+        assert!(p[5].message.contains("listed twice"), "{}", p[5]);
+        // The CLI's lines: file:line:column: field: message.
+        let line = p[3].to_string();
+        let expected = format!(
+            "{}:{}:{}: jobs[0].tenant_backoff_max: must be at least tenant_backoff",
+            dir.path().join("daemon.toml").display(),
+            p[3].location.unwrap().0,
+            p[3].location.unwrap().1
+        );
+        assert_eq!(line, expected);
     }
 }
