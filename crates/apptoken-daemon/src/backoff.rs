@@ -96,15 +96,7 @@ impl Failure {
                     correlation_id: None,
                 }
             }
-            CallError::Other(_) => Failure {
-                refusal: false,
-                code: "error".to_string(),
-                error: None,
-                status: None,
-                message,
-                trace_id: None,
-                correlation_id: None,
-            },
+            CallError::Other(_) => Failure::other(message),
         }
     }
 
