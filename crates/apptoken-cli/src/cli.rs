@@ -9,7 +9,8 @@ const AFTER_HELP: &str = "\
 Settings of `token` and `call` come from --config FILE (its [identity] table) and from the environment variables \
 Azure Identity uses: AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, \
 AZURE_CLIENT_CERTIFICATE_PATH, AZURE_CLIENT_CERTIFICATE_PASSWORD, \
-AZURE_CLIENT_SEND_CERTIFICATE_CHAIN, AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST. \
+AZURE_CLIENT_SEND_CERTIFICATE_CHAIN, AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST, \
+AZURE_REGIONAL_AUTHORITY_NAME, and APPTOKEN_CA_FILE (extra trusted roots). \
 The file wins; the environment fills what it leaves out.
 
 Exit codes: 0 success, 1 other failure, 2 usage error, 3 configuration error, \
@@ -182,7 +183,8 @@ pub(crate) struct CertNewArgs {
     /// The subject, as "CN=name" (other attributes: O=, OU=, C=, ST=, L=, comma-separated).
     #[arg(long)]
     pub(crate) subject: String,
-    /// The directory to write cert.pem, key.pem (0600), cert+key.pem (0600) and cert.pfx to.
+    /// The directory to write cert.pem, key.pem (0600), cert-and-key.pem (0600), cert.pfx
+    /// (0600) and, without --pfx-password-file, cert.pfx.password (0600) to.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,
     /// Days of validity.
@@ -325,5 +327,92 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// docs/CLI.md documents every command and every long flag of the clap
+    /// definitions above: each command (`apptoken` subcommand path) in a
+    /// heading as `` `path` `` (a group such as `cert` by its subcommands'
+    /// headings, `` `cert new` ``), and each of its flags as `--flag` in its
+    /// section (its heading to the next) or on a synopsis line
+    /// `apptoken path ...` of a code block. Global flags anywhere.
+    #[test]
+    fn docs_cli_md_names_every_command_and_flag() {
+        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/CLI.md"));
+        let mut missing = Vec::new();
+        let root = Cli::command();
+        for arg in root.get_arguments() {
+            if let Some(long) = arg.get_long()
+                && !mentions_flag(doc, long)
+            {
+                missing.push(format!("global flag --{long}"));
+            }
+        }
+        for sub in root.get_subcommands() {
+            check_command(doc, &[], sub, &mut missing);
+        }
+        assert!(
+            missing.is_empty(),
+            "docs/CLI.md does not document (see crates/apptoken-cli/src/cli.rs):\n  {}",
+            missing.join("\n  ")
+        );
+    }
+
+    fn check_command(doc: &str, parent: &[&str], cmd: &clap::Command, missing: &mut Vec<String>) {
+        let mut path = parent.to_vec();
+        path.push(cmd.get_name());
+        let name = path.join(" ");
+        let subcommands: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+        let headings: Vec<&str> = doc.lines().filter(|l| l.starts_with('#')).collect();
+        let exact = format!("`{name}`");
+        let group = format!("`{name} ");
+        let has_heading = headings.iter().any(|h| h.contains(&exact))
+            || (!subcommands.is_empty() && headings.iter().any(|h| h.contains(&group)));
+        if !has_heading {
+            missing.push(format!("command `{name}` (no heading names it)"));
+        }
+        // The command's own section and synopsis lines.
+        let mut text = String::new();
+        let mut inside = false;
+        for line in doc.lines() {
+            if line.starts_with('#') {
+                inside = line.contains(&exact);
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let synopsis = words.first() == Some(&"apptoken")
+                && words.len() > path.len()
+                && words[1..=path.len()] == path[..]
+                && !words
+                    .get(path.len() + 1)
+                    .is_some_and(|w| subcommands.contains(w));
+            if inside || synopsis {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        for arg in cmd.get_arguments() {
+            if arg.is_global_set() {
+                continue;
+            }
+            if let Some(long) = arg.get_long()
+                && !["help", "version"].contains(&long)
+                && !mentions_flag(&text, long)
+            {
+                missing.push(format!("flag --{long} of `{name}`"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            check_command(doc, &path, sub, missing);
+        }
+    }
+
+    /// `--flag` as a whole word (`--force` is not found in `--force-refresh`).
+    fn mentions_flag(text: &str, long: &str) -> bool {
+        let flag = format!("--{long}");
+        text.match_indices(&flag).any(|(i, _)| {
+            !text[i + flag.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
     }
 }
