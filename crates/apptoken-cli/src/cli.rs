@@ -15,7 +15,8 @@ The file wins; the environment fills what it leaves out.
 
 Exit codes: 0 success, 1 other failure, 2 usage error, 3 configuration error, \
 4 the identity provider refused the request, 5 a server could not be reached, \
-6 the web API answered with an error status.";
+6 the web API answered with an error status, 7 partial (some tenants failed, the others \
+were written; tenants check: some tenants cannot get a token), 70 an internal error (a bug).";
 
 /// App-only access tokens for daemons: get them, call web APIs with them, and
 /// run a local Entra ID-compatible emulator.
@@ -156,7 +157,8 @@ pub(crate) struct RunArgs {
     /// The daemon's configuration file (TOML).
     #[arg(long, env = "APPTOKEN_CONFIG", value_name = "FILE")]
     pub(crate) config: PathBuf,
-    /// Run every job once and exit: 0 if all succeeded, 1 otherwise.
+    /// Run every job once and exit: 0 if all succeeded, 7 if partial (some tenants failed or
+    /// were skipped, the others were written), 1 if a job failed.
     #[arg(long)]
     pub(crate) once: bool,
 }
