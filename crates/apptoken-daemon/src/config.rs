@@ -275,7 +275,10 @@ struct RawCache {
     redis_ca_file: Option<Spanned<String>>,
     key_file: Option<Spanned<String>>,
     file: Option<Spanned<String>>,
-    timeout_ms: Option<Spanned<u64>>,
+    timeout: Option<Spanned<String>>,
+    /// Renamed to `timeout` (a duration string): refused with a problem
+    /// that names the new key.
+    timeout_ms: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -332,7 +335,10 @@ struct RawDaemon {
     credential_poll: Option<Spanned<String>>,
     certificate_warning: Option<Spanned<String>>,
     client_secret_credential: Option<Spanned<String>>,
-    job_lease_secs: Option<Spanned<u64>>,
+    job_lease: Option<Spanned<String>>,
+    /// Renamed to `job_lease` (a duration string): refused with a problem
+    /// that names the new key.
+    job_lease_secs: Option<Spanned<toml::Value>>,
 }
 
 /// Collects problems with their places.
@@ -499,20 +505,25 @@ impl DaemonConfig {
         ) {
             daemon.certificate_warning = d;
         }
-        if let Some(l) = &rd.job_lease_secs {
-            match *l.get_ref() {
-                0 => ck.at(
-                    Some(l.span()),
-                    "daemon.job_lease_secs",
-                    "must be at least 1",
-                ),
-                n if n > 86400 => ck.at(
-                    Some(l.span()),
-                    "daemon.job_lease_secs",
-                    "must be at most 86400 (a day)",
-                ),
-                n => daemon.job_lease = Duration::from_secs(n),
+        if let Some(d) = dur(
+            &mut ck,
+            &rd.job_lease,
+            "daemon.job_lease",
+            Duration::from_secs(1),
+        ) {
+            if d > Duration::from_secs(86400) {
+                let span = rd.job_lease.as_ref().map(Spanned::span);
+                ck.at(span, "daemon.job_lease", "must be at most 1d (a day)");
+            } else {
+                daemon.job_lease = d;
             }
+        }
+        if let Some(old) = &rd.job_lease_secs {
+            ck.at(
+                Some(old.span()),
+                "daemon.job_lease_secs",
+                "renamed: use job_lease = \"60s\" (a duration)",
+            );
         }
         if let Some(l) = &rd.listen {
             match l.get_ref().parse::<SocketAddr>() {
@@ -1180,14 +1191,25 @@ fn check_cache(
             }
         }
     };
-    match &raw.timeout_ms {
-        Some(t) if *t.get_ref() == 0 || *t.get_ref() > 60_000 => ck.at(
-            Some(t.span()),
+    if let Some(t) = &raw.timeout {
+        match parse_duration(t.get_ref()) {
+            Ok(d) if d >= Duration::from_millis(1) && d <= Duration::from_secs(60) => {
+                out.timeout = d
+            }
+            Ok(_) => ck.at(
+                Some(t.span()),
+                "cache.timeout",
+                "must be between 1ms and 60s",
+            ),
+            Err(m) => ck.at(Some(t.span()), "cache.timeout", m),
+        }
+    }
+    if let Some(old) = &raw.timeout_ms {
+        ck.at(
+            Some(old.span()),
             "cache.timeout_ms",
-            "must be between 1 and 60000",
-        ),
-        Some(t) => out.timeout = Duration::from_millis(*t.get_ref()),
-        None => {}
+            "renamed: use timeout = \"250ms\" (a duration)",
+        );
     }
     let (redis, redis_span) = match &raw.redis {
         Some(r) => (Some(r.get_ref().trim().to_string()), Some(r.span())),
@@ -2171,5 +2193,66 @@ tenants = ["a.example", "b.example"]
             p[3].location.unwrap().1
         );
         assert_eq!(line, expected);
+    }
+
+    #[test]
+    fn durations_are_strings_and_the_old_numeric_keys_name_their_new_ones() {
+        let dir = workspace("");
+        let c = check_in(dir.path(), &with_job("")).unwrap();
+        assert_eq!(c.daemon.job_lease, Duration::from_secs(60));
+        let text = format!("{}\n[daemon]\njob_lease = \"90s\"\n", with_job(""));
+        let c = check_in(dir.path(), &text).unwrap();
+        assert_eq!(c.daemon.job_lease, Duration::from_secs(90));
+        for (value, fragment) in [
+            ("\"0s\"", "must be at least 1s"),
+            ("\"2d\"", "must be at most 1d"),
+            ("\"soon\"", "is not a duration"),
+        ] {
+            let text = format!("{}\n[daemon]\njob_lease = {value}\n", with_job(""));
+            only_problem(
+                &check_in(dir.path(), &text).unwrap_err(),
+                "daemon.job_lease",
+                place(&text, value),
+                fragment,
+            );
+        }
+        let text = format!("{}\n[daemon]\njob_lease_secs = 60\n", with_job(""));
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "daemon.job_lease_secs",
+            place(&text, "60\n"),
+            "renamed: use job_lease = \"60s\"",
+        );
+
+        let cache = |line: &str| {
+            format!(
+                "{}\n[cache]\nfile = \"data/tokens.json\"\n{line}\n",
+                with_job("")
+            )
+        };
+        let c = check_in(dir.path(), &cache("")).unwrap();
+        assert_eq!(c.cache.timeout, Duration::from_millis(250));
+        let c = check_in(dir.path(), &cache("timeout = \"1500ms\"")).unwrap();
+        assert_eq!(c.cache.timeout, Duration::from_millis(1500));
+        for (value, fragment) in [
+            ("\"0ms\"", "must be between 1ms and 60s"),
+            ("\"61s\"", "must be between 1ms and 60s"),
+            ("\"soon\"", "is not a duration"),
+        ] {
+            let text = cache(&format!("timeout = {value}"));
+            only_problem(
+                &check_in(dir.path(), &text).unwrap_err(),
+                "cache.timeout",
+                place(&text, value),
+                fragment,
+            );
+        }
+        let text = cache("timeout_ms = 250");
+        only_problem(
+            &check_in(dir.path(), &text).unwrap_err(),
+            "cache.timeout_ms",
+            place(&text, "250\n"),
+            "renamed: use timeout = \"250ms\"",
+        );
     }
 }
