@@ -396,4 +396,73 @@ mod tests {
         );
         assert_eq!(line, expected);
     }
+
+    /// A file system that holds nothing but what the test says, and
+    /// records what was asked of it.
+    #[derive(Default)]
+    struct FakeFiles {
+        asked: std::cell::RefCell<Vec<String>>,
+    }
+
+    impl preflight::Preflight for FakeFiles {
+        fn file_place(&self, path: &Path) -> Result<(), String> {
+            self.asked
+                .borrow_mut()
+                .push(format!("place {}", path.display()));
+            Ok(())
+        }
+        fn tenant_list(&self, path: &Path) -> Result<Vec<String>, Vec<String>> {
+            self.asked
+                .borrow_mut()
+                .push(format!("tenants {}", path.display()));
+            Ok(vec!["x.example".into()])
+        }
+        fn credential(&self, _: &ClientConfig) -> Result<(), String> {
+            self.asked.borrow_mut().push("credential".into());
+            Err("no such secret".into())
+        }
+        fn ca_file(&self, _: &Path) -> Result<Vec<u8>, String> {
+            unreachable!("no CA file is named")
+        }
+        fn readable_by_others(&self, _: &Path) -> Result<bool, String> {
+            unreachable!("no password file is named")
+        }
+        fn store_key(&self, _: &Path) -> Result<(), String> {
+            unreachable!("no key file is named")
+        }
+        fn exists(&self, _: &Path) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn the_checks_reach_the_file_system_only_through_preflight() {
+        let text = test_support::with_job(
+            "tenants_file = \"/nowhere/tenants.txt\"\noutput = { type = \"file\", path = \"/nowhere/u.jsonl\" }",
+        );
+        let files = FakeFiles::default();
+        let inputs = Inputs {
+            env: &|k| (k == "AZURE_CLIENT_SECRET").then(|| "s".into()),
+            base: PathBuf::from("/etc/apptoken"),
+            files: &files,
+        };
+        let problems =
+            match DaemonConfig::check(&text, Path::new("/etc/apptoken/daemon.toml"), &inputs) {
+                Err(Error::Config(p)) => p,
+                other => panic!("{other:?}"),
+            };
+        // The fake's answers, in the order of the fields: no real file read
+        // (the default status file sits beside the output: not asked again).
+        assert_eq!(
+            *files.asked.borrow(),
+            [
+                "credential",
+                "place /nowhere/u.jsonl",
+                "tenants /nowhere/tenants.txt",
+            ]
+        );
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(problems[0].field, "identity");
+        assert_eq!(problems[0].message, "no such secret");
+    }
 }
