@@ -4,9 +4,11 @@
 //! Pure but for the two preflight calls (the credential's files, the CA
 //! file), made through [`Preflight`](super::preflight::Preflight).
 //! Invariants: the identity's paths are `${VAR}`-expanded and resolved
-//! against the file's directory before anything reads them; the table has
-//! one place (its header), so every problem of it is reported there, in
-//! the order client_id, tenant_id, credential, ca_file.
+//! against the file's directory before anything reads them; `ClientConfig`
+//! is parsed without spans, so the problems of its fields are reported at
+//! the `[identity]` table (in the order paths, client_id, tenant_id,
+//! credential, ca_file), those of `client_secret_credential` at its value
+//! and those of the `AZURE_*` environment without a place.
 
 use std::path::{Path, PathBuf};
 
