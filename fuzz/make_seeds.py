@@ -249,7 +249,7 @@ listen = "127.0.0.1:9464"
 log_format = "json"
 credential_poll = "60s"
 certificate_warning = "30d"
-job_lease_secs = 60
+job_lease = "60s"
 
 [cache]
 redis = "rediss://redis.internal:6380/0"
@@ -302,7 +302,7 @@ tenants = ["a.example", "b.example"]
 
 [cache]
 file = "out/tokens.json"
-timeout_ms = 250
+timeout = "250ms"
 """)
 write("daemon_config", "problems", """\
 [identity]

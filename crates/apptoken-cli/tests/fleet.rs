@@ -74,13 +74,13 @@ fn three_daemons(emu: &Emulator, redis: &Redis, dir: &Path) -> Vec<Instance> {
             emu.config(
                 &cfg,
                 &format!(
-                    "redis = \"{}\"\nkey_file = \"{}\"\ntimeout_ms = 30000",
+                    "redis = \"{}\"\nkey_file = \"{}\"\ntimeout = \"30s\"",
                     redis.url(),
                     dir.join("cache.key").display()
                 ),
                 // The waiters follow a tick until tick + every + 2 leases: a
                 // kill -9 within 8 s of the tick is handed over.
-                "job_lease_secs = 6",
+                "job_lease = \"6s\"",
                 "[[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users?$top=3\"\npaging = false\nevery = \"2s\"\noutput = { type = \"file\", path = \"users.jsonl\" }\n",
             );
             let log = d.join("stderr.log");
@@ -279,7 +279,7 @@ fn config_check_reports_cache_problems_with_line_and_field() {
             "redis = \"http://user:hunter2@example.invalid\"\nkey_file = \"{}\"",
             open_key.display()
         ),
-        "job_lease_secs = 0",
+        "job_lease = \"0s\"",
         "",
     );
     let out = apptoken()
@@ -298,7 +298,7 @@ fn config_check_reports_cache_problems_with_line_and_field() {
         "{text}"
     );
     assert!(text.contains("cache.key_file"), "{text}");
-    assert!(text.contains("daemon.job_lease_secs"), "{text}");
+    assert!(text.contains("daemon.job_lease"), "{text}");
     assert!(
         !text.contains("hunter2"),
         "the password is never shown: {text}"

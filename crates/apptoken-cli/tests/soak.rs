@@ -248,7 +248,7 @@ fn daemon_toml(
         "[identity]\nauthority_host = \"{base}\"\ntenant_id = \"{}\"\nclient_id = \"{DAEMON_APP}\"\nclient_secret_file = \"{}\"\n\n\
          [apis.sample]\nbase_url = \"{base}/v1.0\"\nscopes = [\"{SCOPE}\"]\ntimeout = \"{API_TIMEOUT_SECS}s\"\nmax_concurrency = 8\nmax_retries = 3\nmax_retry_wait = \"4s\"\n\n\
          [cache]\nredis = \"{redis}\"\nkey_file = \"{}\"\n\n\
-         [daemon]\nlisten = \"127.0.0.1:0\"\nlog_format = \"json\"\ngrace_period = \"5m\"\njob_lease_secs = 3\n\n",
+         [daemon]\nlisten = \"127.0.0.1:0\"\nlog_format = \"json\"\ngrace_period = \"5m\"\njob_lease = \"3s\"\n\n",
         tenants[0].domain,
         dir.join("daemon-secret").display(),
         dir.join("cache.key").display(),
