@@ -23,6 +23,7 @@ mod retry;
 mod scope;
 mod source;
 mod store;
+mod throttle;
 mod token;
 
 pub use authority::{Authority, AuthorityKind, CloudInstance};
