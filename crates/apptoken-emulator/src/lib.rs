@@ -20,16 +20,16 @@
 //! See `docs/EMULATOR.md` for the configuration schema, the endpoints and
 //! the table of error answers.
 
-mod aad;
+mod accept_loop;
 mod admin;
 mod clock;
 mod config;
 mod consent;
 mod crypto;
-mod directory;
 mod discovery;
 mod embedded;
 mod error;
+mod error_shape;
 mod fault;
 mod federation;
 #[doc(hidden)]
@@ -38,9 +38,10 @@ pub mod generate;
 mod jwt;
 mod params;
 mod sample_api;
-mod serve;
 mod server;
+mod state;
 mod stats;
+mod tenant;
 mod tls;
 mod token;
 

@@ -15,15 +15,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 
-use crate::aad::{RequestContext, json_response};
 use crate::admin::TokenLifetimes;
 use crate::clock::{Clock, ControlledClock, SystemClock};
 use crate::config::Config;
 use crate::crypto::SigningKey;
 use crate::embedded::write_private;
+use crate::error_shape::{RequestContext, json_response};
 use crate::fault::{Fault, FaultSet};
 use crate::stats::{Stats, StatsRecorder};
-use crate::{Error, admin, consent, directory, discovery, fault, federation, sample_api, token};
+use crate::{Error, admin, consent, discovery, fault, federation, sample_api, state, token};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -32,7 +32,7 @@ pub(crate) struct AppState {
     /// `http://127.0.0.1:PORT`: the authority host; issuers use it.
     pub(crate) base_url: String,
     /// Runtime consents, the signing key ring, revocations.
-    pub(crate) directory: crate::directory::Directory,
+    pub(crate) runtime: crate::state::RuntimeState,
     /// The built-in external issuers (workload identity federation).
     pub(crate) federation: crate::federation::Issuers,
     /// HTTP client for external issuers' metadata (trusts the local CA too).
@@ -55,7 +55,7 @@ impl AppState {
         AppState {
             config,
             base_url,
-            directory: crate::directory::Directory::new(signing),
+            runtime: crate::state::RuntimeState::new(signing),
             federation: crate::federation::Issuers::default(),
             fetch,
             clock: ControlledClock::new(clock),
@@ -382,7 +382,7 @@ impl Emulator {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
         let acceptor = tls.map(|t| t.acceptor);
-        let task = tokio::spawn(crate::serve::serve(listener, app, acceptor, stop_rx));
+        let task = tokio::spawn(crate::accept_loop::serve(listener, app, acceptor, stop_rx));
         tracing::info!(%base_url, "apptoken emulator listening");
         Ok(RunningEmulator {
             local_addr,
@@ -497,7 +497,7 @@ impl RunningEmulator {
     /// app outside its home tenant.
     pub fn grant_consent(&self, tenant: &str, client_id: &str) -> Result<(), Error> {
         self.state
-            .directory
+            .runtime
             .consent(&self.state.config, tenant, client_id)
             .map(|_| ())
             .map_err(Error::Config)
@@ -519,7 +519,7 @@ impl RunningEmulator {
     /// single-tenant app.
     pub fn revoke_consent(&self, tenant: &str, client_id: &str) -> Result<(), Error> {
         self.state
-            .directory
+            .runtime
             .revoke_consent(&self.state.config, tenant, client_id)
             .map(|_| ())
             .map_err(Error::Config)
@@ -537,7 +537,7 @@ impl RunningEmulator {
 
     /// The `kid` of the key signing tokens now.
     pub fn signing_key_id(&self) -> String {
-        self.state.directory.current_key().kid.clone()
+        self.state.runtime.current_key().kid.clone()
     }
 
     /// Continuous access evaluation: the sample API refuses tokens of
@@ -545,7 +545,7 @@ impl RunningEmulator {
     /// `insufficient_claims` challenge when the token carries `xms_cc: ["cp1"]`.
     pub fn revoke_tokens(&self, client_id: &str) {
         let at = self.state.clock.now().unix_timestamp();
-        self.state.directory.revoke(client_id, None, at);
+        self.state.runtime.revoke(client_id, None, at);
     }
 
     /// Mints a token of the built-in external issuer `name` (workload
@@ -625,10 +625,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/_emulator/consent",
-            post(directory::post_consent).delete(directory::delete_consent),
+            post(state::post_consent).delete(state::delete_consent),
         )
-        .route("/_emulator/keys/rotate", post(directory::post_rotate))
-        .route("/_emulator/revoke", post(directory::post_revoke))
+        .route("/_emulator/keys/rotate", post(state::post_rotate))
+        .route("/_emulator/revoke", post(state::post_revoke))
         .route(
             "/_emulator/federation/{name}/.well-known/openid-configuration",
             get(federation::openid_configuration),
