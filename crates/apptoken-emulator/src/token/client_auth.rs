@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::config::App;
 use crate::error_shape::AadError;
-use crate::params::Params;
+use crate::params::{Params, decode_component};
 
 /// The request's form parameters (none unless the body is
 /// `application/x-www-form-urlencoded`).
@@ -43,33 +43,6 @@ impl Form {
     }
 }
 
-/// Percent-decodes one `application/x-www-form-urlencoded` component.
-fn form_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// `Authorization: Basic base64(urlencode(id):urlencode(secret))`.
 pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
@@ -82,7 +55,7 @@ pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)>
         .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    Some((form_decode(id), form_decode(secret)))
+    Some((decode_component(id), decode_component(secret)))
 }
 
 /// The client id a token request names (form field first, then the Basic
@@ -119,32 +92,5 @@ pub(super) fn check_secret(
         Err(AadError::expired_secret(&app.client_id))
     } else {
         Err(AadError::wrong_secret(&app.client_id))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn form_decoding() {
-        assert_eq!(form_decode("a%3Ab+c%7E"), "a:b c~");
-        assert_eq!(form_decode("100%"), "100%");
-        assert_eq!(form_decode("%zz%4"), "%zz%4");
-        assert_eq!(form_decode("%FF"), "\u{FFFD}");
-        // Pinned before the swap to `params`: `+`, `%XX` in either case,
-        // escapes cut short at the end, non-hex and non-ASCII after `%`,
-        // and characters that separate form fields kept as they are.
-        assert_eq!(form_decode(""), "");
-        assert_eq!(form_decode("+++"), "   ");
-        assert_eq!(form_decode("%2b%2B%20"), "++ ");
-        assert_eq!(form_decode("%41"), "A");
-        assert_eq!(form_decode("%"), "%");
-        assert_eq!(form_decode("%%41"), "%A");
-        assert_eq!(form_decode("%4g%g4"), "%4g%g4");
-        assert_eq!(form_decode("%\u{e9}9"), "%\u{e9}9");
-        assert_eq!(form_decode("\u{e9}%C3%A9"), "\u{e9}\u{e9}");
-        assert_eq!(form_decode("a=b&c;d"), "a=b&c;d");
-        assert_eq!(form_decode("%00"), "\0");
     }
 }
