@@ -326,6 +326,71 @@ required_role = "Users.Read.All"
     }
 
     #[test]
+    fn duplicates_and_references_are_reported_at_the_first_place() {
+        let err = |text: &str| parse(text).unwrap_err().to_string();
+        let t2 = "44444444-4444-4444-4444-444444444444";
+        // A second tenant with the first one's id (upper case: ids are normalized).
+        let text = format!("[[tenants]]\nid = \"{}\"\n{}", T1.to_uppercase(), minimal());
+        assert_eq!(
+            err(&text),
+            format!("invalid emulator configuration: tenants[1]: duplicate id '{T1}'")
+        );
+        // A domain twice in one tenant, and in two tenants.
+        let text = minimal().replace(
+            "domains = [\"contoso.onmicrosoft.com\"]",
+            "domains = [\"contoso.onmicrosoft.com\", \"Contoso.onmicrosoft.com\"]",
+        );
+        assert!(
+            err(&text).ends_with("tenants[0]: duplicate domain 'contoso.onmicrosoft.com'"),
+            "{}",
+            err(&text)
+        );
+        let text = format!(
+            "[[tenants]]\nid = \"{t2}\"\ndomains = [\"x.example\", \"contoso.onmicrosoft.com\"]\n{}",
+            minimal()
+        );
+        assert!(
+            err(&text).ends_with("tenants[1]: duplicate domain 'contoso.onmicrosoft.com'"),
+            "{}",
+            err(&text)
+        );
+        // References by id or domain, in any case; the first bad user is named.
+        let user = |tenant: &str, upn: &str, id: &str| {
+            format!(
+                "\n[[users]]\ntenant = \"{tenant}\"\nid = \"{id}\"\ndisplay_name = \"U\"\nuser_principal_name = \"{upn}\"\n"
+            )
+        };
+        let u1 = "55555555-5555-5555-5555-555555555555";
+        let ok = format!(
+            "{}{}{}",
+            minimal(),
+            user(&T1.to_uppercase(), "a@contoso.onmicrosoft.com", u1),
+            user("CONTOSO.onmicrosoft.com", "b@contoso.onmicrosoft.com", t2)
+        );
+        let c = parse(&ok).expect("valid");
+        assert!(c.users.iter().all(|u| u.tenant_id == T1));
+        let text = format!(
+            "{ok}{}{}",
+            user("contoso.onmicrosoft.com", "c@contoso.onmicrosoft.com", u1),
+            user("nowhere.example", "d@contoso.onmicrosoft.com", t2)
+        );
+        assert!(
+            err(&text).ends_with(&format!("users[2]: duplicate user id '{u1}'")),
+            "{}",
+            err(&text)
+        );
+        let text = format!(
+            "{ok}{}",
+            user("nowhere.example", "d@contoso.onmicrosoft.com", u1)
+        );
+        assert!(
+            err(&text).ends_with("users[2]: tenant 'nowhere.example' is not a configured tenant"),
+            "{}",
+            err(&text)
+        );
+    }
+
+    #[test]
     fn resource_matching_is_lenient_about_case_and_trailing_slash() {
         let r = Resource {
             app_id: "22222222-2222-2222-2222-222222222222".into(),

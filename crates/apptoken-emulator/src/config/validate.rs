@@ -8,6 +8,7 @@
 //! indexed; the indexes built here (ids, domains) only answer what the
 //! linear scans they replace answered.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
@@ -42,16 +43,17 @@ fn parse_rfc3339(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
 }
 
-/// Parses the GUID at `place.field` and checks it is not already taken.
-fn unique_guid<'a>(
+/// Parses the GUID at `place.field`, checks it is not already in `taken`
+/// and adds it there.
+fn unique_guid(
     place: &str,
     field: &str,
     value: &str,
-    mut taken: impl Iterator<Item = &'a str>,
+    taken: &mut HashSet<String>,
 ) -> Result<String, Error> {
     let id = parse_guid(value)
         .ok_or_else(|| cfg_err(format!("{place}: {field} '{value}' is not a GUID")))?;
-    if taken.any(|t| t == id) {
+    if !taken.insert(id.clone()) {
         return Err(cfg_err(format!("{place}: duplicate {field} '{id}'")));
     }
     Ok(id)
@@ -80,13 +82,12 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
 
     // Tenants.
     let mut tenants: Vec<Tenant> = Vec::new();
+    let mut tenant_ids: HashSet<String> = HashSet::new();
+    // Every tenant id and domain, to the tenant's id. Ids are GUIDs and
+    // domains have a dot, so the two never collide; both are unique.
+    let mut tenant_names: HashMap<String, String> = HashMap::new();
     for (i, t) in raw.tenants.iter().enumerate() {
-        let id = unique_guid(
-            &format!("tenants[{i}]"),
-            "id",
-            &t.id,
-            tenants.iter().map(|x| x.id.as_str()),
-        )?;
+        let id = unique_guid(&format!("tenants[{i}]"), "id", &t.id, &mut tenant_ids)?;
         let mut domains = Vec::new();
         for d in &t.domains {
             let d = d.trim().to_ascii_lowercase();
@@ -95,9 +96,10 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
                     "tenants[{i}]: domain '{d}' is not a valid DNS name"
                 )));
             }
-            if tenants.iter().any(|x| x.domains.contains(&d)) || domains.contains(&d) {
+            if tenant_names.contains_key(&d) {
                 return Err(cfg_err(format!("tenants[{i}]: duplicate domain '{d}'")));
             }
+            tenant_names.insert(d.clone(), id.clone());
             domains.push(d);
         }
         let display_name = t
@@ -105,6 +107,7 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
             .clone()
             .or_else(|| domains.first().cloned())
             .unwrap_or_else(|| id.clone());
+        tenant_names.insert(id.clone(), id.clone());
         tenants.push(Tenant {
             id,
             domains,
@@ -112,21 +115,18 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
         });
     }
     let find_tenant = |name: &str| -> Option<String> {
-        let lower = name.trim().to_ascii_lowercase();
-        tenants
-            .iter()
-            .find(|t| t.id == lower || t.domains.contains(&lower))
-            .map(|t| t.id.clone())
+        tenant_names.get(&name.trim().to_ascii_lowercase()).cloned()
     };
 
     // Resources.
     let mut resources: Vec<Resource> = Vec::new();
+    let mut resource_ids: HashSet<String> = HashSet::new();
     for (i, r) in raw.resources.iter().enumerate() {
         let app_id = unique_guid(
             &format!("resources[{i}]"),
             "app_id",
             &r.app_id,
-            resources.iter().map(|x| x.app_id.as_str()),
+            &mut resource_ids,
         )?;
         if let Some(uri) = &r.app_id_uri
             && (uri.is_empty() || uri.chars().any(char::is_whitespace))
@@ -166,12 +166,13 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
 
     // Apps.
     let mut apps: Vec<App> = Vec::new();
+    let mut app_ids: HashSet<String> = HashSet::new();
     for (i, a) in raw.apps.into_iter().enumerate() {
         let client_id = unique_guid(
             &format!("apps[{i}]"),
             "client_id",
             &a.client_id,
-            apps.iter().map(|x| x.client_id.as_str()),
+            &mut app_ids,
         )?;
         let home_tenant = find_tenant(&a.home_tenant).ok_or_else(|| {
             cfg_err(format!(
@@ -301,6 +302,12 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
     }
 
     // Grants.
+    // Client id to the app's place in `apps`.
+    let app_index: HashMap<&str, usize> = apps
+        .iter()
+        .enumerate()
+        .map(|(k, a)| (a.client_id.as_str(), k))
+        .collect();
     let mut grants = Vec::new();
     for (i, g) in raw.grants.iter().enumerate() {
         let tenant_id = find_tenant(&g.tenant).ok_or_else(|| {
@@ -310,7 +317,7 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
             ))
         })?;
         let client_id = parse_guid(&g.client_id)
-            .filter(|id| apps.iter().any(|a| a.client_id == *id))
+            .filter(|id| app_index.contains_key(id.as_str()))
             .ok_or_else(|| {
                 cfg_err(format!(
                     "grants[{i}]: client_id '{}' is not a configured app",
@@ -335,7 +342,7 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
                 )));
             }
         }
-        let app = apps.iter().find(|a| a.client_id == client_id);
+        let app = app_index.get(client_id.as_str()).map(|&k| &apps[k]);
         if let Some(app) = app
             && !app.multi_tenant
             && app.home_tenant != tenant_id
@@ -355,6 +362,7 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
 
     // Users.
     let mut users: Vec<User> = Vec::new();
+    let mut user_ids: HashSet<String> = HashSet::new();
     for (i, u) in raw.users.into_iter().enumerate() {
         let tenant_id = find_tenant(&u.tenant).ok_or_else(|| {
             cfg_err(format!(
@@ -372,7 +380,7 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
             ])
             .to_string(),
         };
-        if users.iter().any(|x| x.id == id) {
+        if !user_ids.insert(id.clone()) {
             return Err(cfg_err(format!("users[{i}]: duplicate user id '{id}'")));
         }
         users.push(User {
@@ -418,7 +426,7 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
     let primary_app = match raw.primary_app {
         Some(p) => Some(
             parse_guid(&p)
-                .filter(|id| apps.iter().any(|a| a.client_id == *id))
+                .filter(|id| app_index.contains_key(id.as_str()))
                 .ok_or_else(|| cfg_err(format!("primary_app '{p}' is not a configured app")))?,
         ),
         None => None,
