@@ -54,7 +54,7 @@ mod tests {
     use super::*;
 
     /// The cases pinned on the token endpoint's former hand-written decoder
-    /// (`token.rs`'s `form_decode`) before it was replaced by this one.
+    /// (`form_decode` in the former `token.rs`) before it was replaced by this one.
     #[test]
     fn component_decoding() {
         assert_eq!(decode_component("a%3Ab+c%7E"), "a:b c~");
