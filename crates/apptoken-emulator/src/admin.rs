@@ -1,5 +1,10 @@
 //! Test controls: token lifetimes and the clock, for Rust callers and over
-//! HTTP (`/_emulator/token-lifetimes`, `/_emulator/clock`).
+//! HTTP (`/_emulator/token-lifetimes`, `/_emulator/clock`), and
+//! [`admin_error`], the error answer every `/_emulator/*` handler uses.
+//!
+//! Invariants: a refused admin request changes nothing (bodies are parsed
+//! and checked whole first); admin errors have their own small JSON shape,
+//! not Entra's, since no Entra client reads them.
 
 use std::sync::Arc;
 
@@ -12,7 +17,6 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::fault::admin_error;
 use crate::server::AppState;
 
 /// Lifetimes answered for tokens issued from now on; `None` keeps the
@@ -206,4 +210,13 @@ pub(crate) async fn post_clock(State(st): State<Arc<AppState>>, body: Bytes) -> 
         }
     }
     clock_json(&st)
+}
+
+/// An admin API error: `{"error": "invalid_request", "error_description": ...}`.
+pub(crate) fn admin_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": "invalid_request", "error_description": message})),
+    )
+        .into_response()
 }

@@ -1,4 +1,8 @@
 //! An injectable clock, so that time can be frozen or advanced in tests.
+//!
+//! Invariants: every handler reads "now" from the shared clock, never from
+//! the system directly; its mutexes are std mutexes held only for a read or
+//! an update (never across an `.await`), and a poisoned one is still used.
 
 use std::fmt::Debug;
 use std::sync::Mutex;

@@ -9,11 +9,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::aad::{RequestContext, format_timestamp};
 use crate::config::{App, Tenant};
+use crate::error_shape::{RequestContext, format_timestamp};
 use crate::params::Params;
 use crate::server::AppState;
-use crate::token::{TenantRef, resolve_tenant};
+use crate::tenant::{TenantRef, resolve_tenant};
 
 /// A parameter that is there and not empty.
 fn get<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
@@ -96,7 +96,7 @@ fn check<'a>(
         .app(client_id.trim())
         .filter(|a| a.multi_tenant || tenant.is_none_or(|t| t.id == a.home_tenant))
         .ok_or_else(|| {
-            let e = crate::aad::AadError::unknown_client(client_id, directory);
+            let e = crate::error_shape::AadError::unknown_client(client_id, directory);
             Box::new(error_page(StatusCode::BAD_REQUEST, e.code, &e.message, ctx))
         })?;
     let redirect_uri = get(params, "redirect_uri").unwrap_or_default();
@@ -235,7 +235,7 @@ pub(crate) async fn decide(
                 .or_else(|| get(&params, "tenant").map(str::to_string))
                 .unwrap_or_default();
             let tid = match st
-                .directory
+                .runtime
                 .consent(&st.config, &tenant, &checked.app.client_id)
             {
                 Ok((tid, _)) => tid,

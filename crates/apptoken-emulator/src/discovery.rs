@@ -8,9 +8,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::json;
 
-use crate::aad::{RequestContext, json_response};
+use crate::error_shape::{RequestContext, json_response};
 use crate::server::AppState;
-use crate::token::{TenantRef, resolve_tenant};
+use crate::tenant::{TenantRef, resolve_tenant};
 
 /// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
 pub(crate) async fn openid_configuration(
@@ -83,7 +83,7 @@ pub(crate) async fn jwks(
         Err(e) => return e.into_response(&ctx, &st.base_url),
     };
     let keys: Vec<serde_json::Value> = st
-        .directory
+        .runtime
         .published_keys(ctx.now)
         .iter()
         .map(|key| {

@@ -17,10 +17,10 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::Error;
-use crate::aad::AadError;
+use crate::admin::admin_error;
 use crate::config::App;
 use crate::crypto::SigningKey;
-use crate::fault::admin_error;
+use crate::error_shape::AadError;
 use crate::jwt::{self, Jwt};
 use crate::server::AppState;
 

@@ -13,7 +13,8 @@ use crate::Error;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::crypto::SigningKey;
-use crate::server::{AppState, router};
+use crate::router::router;
+use crate::server::AppState;
 
 /// A configuration with one app (secret `pw`), one tenant and the sample API.
 const FUZZ_TOML: &str = r#"

@@ -1,3 +1,5 @@
+//! Why over 500 lines: the generator is about 400; the rest is its tests.
+//!
 //! Generated emulator configurations: [`isv`] writes the TOML of an ISV's
 //! multi-tenant app consented in N customer tenants (issue #17), so tests and
 //! benchmarks get "1,000 tenants, a grant in each, 3 users each" in one call;

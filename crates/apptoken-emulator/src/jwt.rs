@@ -1,4 +1,8 @@
 //! Lenient parsing of compact JWTs: what Entra accepts, Entra's way.
+//!
+//! Invariants: nothing here verifies a signature or a claim's value (the
+//! callers do, in Entra's order); parsing never panics on any input (the
+//! fuzz target `emulator_jwt` drives it).
 
 use serde_json::{Map, Value};
 

@@ -20,27 +20,31 @@
 //! See `docs/EMULATOR.md` for the configuration schema, the endpoints and
 //! the table of error answers.
 
-mod aad;
+mod accept_loop;
 mod admin;
 mod clock;
 mod config;
 mod consent;
 mod crypto;
-mod directory;
 mod discovery;
 mod embedded;
 mod error;
+mod error_shape;
 mod fault;
 mod federation;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod generate;
+mod info;
 mod jwt;
+mod listen;
 mod params;
+mod router;
 mod sample_api;
-mod serve;
 mod server;
+mod state;
 mod stats;
+mod tenant;
 mod tls;
 mod token;
 
@@ -48,5 +52,6 @@ pub use admin::TokenLifetimes;
 pub use config::Config;
 pub use error::Error;
 pub use fault::{Fault, Target};
-pub use server::{Emulator, EmulatorInfo, RunningEmulator, TenantInfo};
+pub use info::{EmulatorInfo, TenantInfo};
+pub use server::{Emulator, RunningEmulator};
 pub use stats::{Stats, TokenRequestCount};

@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::aad::{RequestContext, format_iso7, json_response};
 use crate::config::User;
+use crate::error_shape::{RequestContext, format_iso7, json_response};
 use crate::jwt::Jwt;
 use crate::server::AppState;
 
@@ -105,7 +105,7 @@ fn authorize(
     let jwt = Jwt::parse(token).ok_or_else(|| invalid("IDX14100: JWT is not well formed."))?;
     let key = jwt
         .header_str("kid")
-        .and_then(|kid| st.directory.key_for(kid, now));
+        .and_then(|kid| st.runtime.key_for(kid, now));
     let Some(key) = key.filter(|_| jwt.header_str("alg") == Some("RS256")) else {
         return Err(invalid(
             "Access token validation failure. Invalid signing key.",
@@ -140,7 +140,7 @@ fn authorize(
     }
     // Continuous access evaluation: tokens issued before a revocation.
     let azp = jwt.claim_str("azp").unwrap_or_default();
-    if let Some(revoked) = st.directory.revoked_at(azp, &tid) {
+    if let Some(revoked) = st.runtime.revoked_at(azp, &tid) {
         let iat = jwt.claim_date("iat").ok().flatten().unwrap_or(i64::MIN);
         if iat < revoked {
             let cp1 = jwt

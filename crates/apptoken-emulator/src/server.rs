@@ -1,29 +1,29 @@
-//! Starting, describing and stopping the emulator.
+//! Starting and stopping the emulator: the state every handler shares
+//! ([`AppState`]), [`Emulator::start`] and the [`RunningEmulator`] handle
+//! with its test controls (faults, clock, lifetimes, keys, revocation).
+//! The router is `router`, the listen rule `listen`, the description and
+//! state files `info`.
 //!
-//! Why one file (for now): the router, the listener rules (loopback unless
-//! allowed) and the running handle's admin methods are one lifecycle; moving
-//! the handle's admin methods to their own file is part of issue #18.
+//! Invariants: `start` checks the listen rule before binding and writes
+//! the state files before serving; the handle's methods change the same
+//! shared state the admin API changes, so both are always in agreement;
+//! dropping the handle stops the server task.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use serde::{Deserialize, Serialize};
+use axum::http::HeaderMap;
 
-use crate::aad::{RequestContext, json_response};
+use crate::Error;
 use crate::admin::TokenLifetimes;
 use crate::clock::{Clock, ControlledClock, SystemClock};
 use crate::config::Config;
 use crate::crypto::SigningKey;
-use crate::embedded::write_private;
 use crate::fault::{Fault, FaultSet};
+use crate::info::{EmulatorInfo, describe, write_state_files};
+use crate::listen::{Exposure, listen_policy, remote_warning};
+use crate::router::router;
 use crate::stats::{Stats, StatsRecorder};
-use crate::{Error, admin, consent, directory, discovery, fault, federation, sample_api, token};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -32,7 +32,7 @@ pub(crate) struct AppState {
     /// `http://127.0.0.1:PORT`: the authority host; issuers use it.
     pub(crate) base_url: String,
     /// Runtime consents, the signing key ring, revocations.
-    pub(crate) directory: crate::directory::Directory,
+    pub(crate) runtime: crate::state::RuntimeState,
     /// The built-in external issuers (workload identity federation).
     pub(crate) federation: crate::federation::Issuers,
     /// HTTP client for external issuers' metadata (trusts the local CA too).
@@ -55,7 +55,7 @@ impl AppState {
         AppState {
             config,
             base_url,
-            directory: crate::directory::Directory::new(signing),
+            runtime: crate::state::RuntimeState::new(signing),
             federation: crate::federation::Issuers::default(),
             fetch,
             clock: ControlledClock::new(clock),
@@ -100,201 +100,6 @@ impl AppState {
     pub(crate) fn request_base(&self, headers: &HeaderMap) -> String {
         format!("{}://{}", self.scheme(), self.request_host(headers))
     }
-}
-
-/// A tenant other than the primary app's home tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct TenantInfo {
-    /// The tenant's GUID.
-    pub tenant_id: String,
-    /// Its first domain name (the GUID when it has none).
-    pub domain: String,
-}
-
-/// The facts a client needs to talk to a running emulator; written to
-/// `emulator.json` in the state directory.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct EmulatorInfo {
-    /// Base URL of the emulator, used as the authority host
-    /// (`http://127.0.0.1:PORT`).
-    pub authority_host: String,
-    /// The primary app's home tenant id.
-    pub tenant_id: String,
-    /// That tenant's first domain name.
-    pub tenant_domain: String,
-    /// The other configured tenants.
-    pub other_tenants: Vec<TenantInfo>,
-    /// The primary app's client id.
-    pub client_id: String,
-    /// The primary app's first unexpired client secret, if any.
-    pub client_secret: Option<String>,
-    /// The primary app's certificate (PEM), when configured by path.
-    pub certificate_path: Option<PathBuf>,
-    /// The matching PKCS#8 PEM private key, when known.
-    pub private_key_path: Option<PathBuf>,
-    /// The matching `.pfx`, when known.
-    pub pfx_path: Option<PathBuf>,
-    /// The `.pfx` password, when known.
-    pub pfx_password: Option<String>,
-    /// SHA-1 thumbprint of the certificate (upper-case hex).
-    pub certificate_thumbprint_sha1: Option<String>,
-    /// SHA-256 thumbprint of the certificate (upper-case hex).
-    pub certificate_thumbprint_sha256: Option<String>,
-    /// Base URL of the sample API (`{authority_host}/v1.0`).
-    pub sample_api: String,
-    /// The scope to request for the sample API (`api://…/.default`).
-    pub sample_scope: String,
-    /// With TLS: the local CA certificate (`ca.pem` in the state directory)
-    /// that clients must trust.
-    #[serde(default)]
-    pub ca_certificate_path: Option<PathBuf>,
-}
-
-fn describe(config: &Config, base_url: &str, now: time::OffsetDateTime) -> EmulatorInfo {
-    let app = config.primary();
-    let home = app
-        .and_then(|a| config.tenant(&a.home_tenant))
-        .or_else(|| config.tenants.first());
-    let domain_of =
-        |t: &crate::config::Tenant| t.domains.first().cloned().unwrap_or_else(|| t.id.clone());
-    let cert = app.and_then(|a| a.certificates.first());
-    EmulatorInfo {
-        authority_host: base_url.to_string(),
-        tenant_id: home.map(|t| t.id.clone()).unwrap_or_default(),
-        tenant_domain: home.map(domain_of).unwrap_or_default(),
-        other_tenants: config
-            .tenants
-            .iter()
-            .filter(|t| Some(t.id.as_str()) != home.map(|h| h.id.as_str()))
-            .map(|t| TenantInfo {
-                tenant_id: t.id.clone(),
-                domain: domain_of(t),
-            })
-            .collect(),
-        client_id: app.map(|a| a.client_id.clone()).unwrap_or_default(),
-        client_secret: app.and_then(|a| {
-            a.secrets
-                .iter()
-                .find(|s| s.expires_at.is_none_or(|e| e > now))
-                .map(|s| s.value.clone())
-        }),
-        certificate_path: cert.and_then(|c| c.path.clone()),
-        private_key_path: cert.and_then(|c| c.private_key_path.clone()),
-        pfx_path: cert.and_then(|c| c.pfx_path.clone()),
-        pfx_password: cert.and_then(|c| c.pfx_password.clone()),
-        certificate_thumbprint_sha1: cert.map(|c| c.cert.sha1_hex()),
-        certificate_thumbprint_sha256: cert.map(|c| c.cert.sha256_hex()),
-        sample_api: format!("{base_url}/v1.0"),
-        sample_scope: config
-            .sample_api
-            .as_ref()
-            .and_then(|s| config.resource_by_app_id(&s.resource_app_id))
-            .map(|r| format!("{}/.default", r.scope_prefix()))
-            .unwrap_or_default(),
-        ca_certificate_path: None,
-    }
-}
-
-/// Quotes a value for POSIX shells: `'…'` with `'` written as `'\''`.
-pub(crate) fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
-}
-
-fn env_file(info: &EmulatorInfo) -> String {
-    let mut lines = vec![
-        "# Written by apptoken-emulator; source it: . ./env".to_string(),
-        format!(
-            "export AZURE_AUTHORITY_HOST={}",
-            shell_quote(&info.authority_host)
-        ),
-        format!("export AZURE_TENANT_ID={}", shell_quote(&info.tenant_id)),
-        format!("export AZURE_CLIENT_ID={}", shell_quote(&info.client_id)),
-    ];
-    if let Some(secret) = &info.client_secret {
-        lines.push(format!(
-            "export AZURE_CLIENT_SECRET={}",
-            shell_quote(secret)
-        ));
-    }
-    lines.push(format!(
-        "export APPTOKEN_SAMPLE_API={}",
-        shell_quote(&info.sample_api)
-    ));
-    lines.push(format!(
-        "export APPTOKEN_SAMPLE_SCOPE={}",
-        shell_quote(&info.sample_scope)
-    ));
-    if let Some(ca) = &info.ca_certificate_path {
-        let ca = shell_quote(&ca.display().to_string());
-        lines.push(format!("export APPTOKEN_CA_FILE={ca}"));
-        lines.push(
-            "# The emulator serves HTTPS with a certificate from this local CA. To make other tools trust it\n\
-             # for one command only, prefix that command (do not export these: SSL_CERT_FILE replaces the\n\
-             # system roots for every program started from this shell):"
-                .to_string(),
-        );
-        lines.push(format!(
-            "#   SSL_CERT_FILE={ca} curl …        (OpenSSL-based tools)"
-        ));
-        lines.push(format!(
-            "#   REQUESTS_CA_BUNDLE={ca} python …  (Python requests)"
-        ));
-        lines.push(format!(
-            "#   NODE_EXTRA_CA_CERTS={ca} node …   (Node.js; adds to the system roots)"
-        ));
-    }
-    lines.join("\n") + "\n"
-}
-
-fn write_state_files(dir: &Path, info: &EmulatorInfo) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
-    write_private(&dir.join("env"), env_file(info).as_bytes())?;
-    let json = serde_json::to_vec_pretty(info).map_err(|e| Error::Config(e.to_string()))?;
-    write_private(&dir.join("emulator.json"), &json)
-}
-
-/// Where a listen address exposes the emulator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Exposure {
-    /// 127.0.0.0/8, `::1` (or `::ffff:127.x.y.z`): this machine only.
-    Loopback,
-    /// Anything else, `0.0.0.0` and `::` included: allowed, with a warning.
-    Remote,
-}
-
-/// Whether `listen` is loopback.
-pub(crate) fn exposure(listen: SocketAddr) -> Exposure {
-    let loopback = match listen.ip() {
-        IpAddr::V4(ip) => ip.is_loopback(),
-        IpAddr::V6(ip) => {
-            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    };
-    if loopback {
-        Exposure::Loopback
-    } else {
-        Exposure::Remote
-    }
-}
-
-/// The rule `start` applies before binding: a non-loopback address needs
-/// `allow_remote`.
-pub(crate) fn listen_policy(listen: SocketAddr, allow_remote: bool) -> Result<Exposure, Error> {
-    match exposure(listen) {
-        Exposure::Remote if !allow_remote => Err(Error::RemoteListen { addr: listen }),
-        e => Ok(e),
-    }
-}
-
-/// The warning logged when the emulator listens beyond loopback.
-pub(crate) fn remote_warning(listen: SocketAddr) -> String {
-    format!(
-        "the emulator listens on {listen}, which is not a loopback address: its admin API \
-         /_emulator/* (faults, clock, token lifetimes, consent, key rotation, revocation, stats) \
-         is unauthenticated, and anyone who can reach this port can change it"
-    )
 }
 
 /// Entry point: starts the identity provider and the sample API.
@@ -382,7 +187,7 @@ impl Emulator {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
         let acceptor = tls.map(|t| t.acceptor);
-        let task = tokio::spawn(crate::serve::serve(listener, app, acceptor, stop_rx));
+        let task = tokio::spawn(crate::accept_loop::serve(listener, app, acceptor, stop_rx));
         tracing::info!(%base_url, "apptoken emulator listening");
         Ok(RunningEmulator {
             local_addr,
@@ -497,7 +302,7 @@ impl RunningEmulator {
     /// app outside its home tenant.
     pub fn grant_consent(&self, tenant: &str, client_id: &str) -> Result<(), Error> {
         self.state
-            .directory
+            .runtime
             .consent(&self.state.config, tenant, client_id)
             .map(|_| ())
             .map_err(Error::Config)
@@ -519,7 +324,7 @@ impl RunningEmulator {
     /// single-tenant app.
     pub fn revoke_consent(&self, tenant: &str, client_id: &str) -> Result<(), Error> {
         self.state
-            .directory
+            .runtime
             .revoke_consent(&self.state.config, tenant, client_id)
             .map(|_| ())
             .map_err(Error::Config)
@@ -537,7 +342,7 @@ impl RunningEmulator {
 
     /// The `kid` of the key signing tokens now.
     pub fn signing_key_id(&self) -> String {
-        self.state.directory.current_key().kid.clone()
+        self.state.runtime.current_key().kid.clone()
     }
 
     /// Continuous access evaluation: the sample API refuses tokens of
@@ -545,7 +350,7 @@ impl RunningEmulator {
     /// `insufficient_claims` challenge when the token carries `xms_cc: ["cp1"]`.
     pub fn revoke_tokens(&self, client_id: &str) {
         let at = self.state.clock.now().unix_timestamp();
-        self.state.directory.revoke(client_id, None, at);
+        self.state.runtime.revoke(client_id, None, at);
     }
 
     /// Mints a token of the built-in external issuer `name` (workload
@@ -587,110 +392,11 @@ impl Drop for RunningEmulator {
     }
 }
 
-pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route(
-            "/{tenant}/v2.0/.well-known/openid-configuration",
-            get(discovery::openid_configuration),
-        )
-        .route("/{tenant}/discovery/v2.0/keys", get(discovery::jwks))
-        .route(
-            "/common/discovery/instance",
-            get(discovery::instance_discovery),
-        )
-        .route(
-            "/{tenant}/oauth2/v2.0/token",
-            post(token::token_endpoint).get(token::token_get),
-        )
-        .route("/v1.0/users", get(sample_api::list_users))
-        .route("/v1.0/users/{id}", get(sample_api::get_user))
-        .route("/_emulator/stats", get(stats))
-        .route("/_emulator/stats/reset", post(reset_stats))
-        .route(
-            "/_emulator/faults",
-            post(fault::add).get(fault::list).delete(fault::clear),
-        )
-        .route("/_emulator/faults/{id}", delete(fault::remove))
-        .route(
-            "/_emulator/token-lifetimes",
-            post(admin::set_token_lifetimes),
-        )
-        .route(
-            "/_emulator/clock",
-            get(admin::get_clock).post(admin::post_clock),
-        )
-        .route(
-            "/{tenant}/adminconsent",
-            get(consent::page).post(consent::decide),
-        )
-        .route(
-            "/_emulator/consent",
-            post(directory::post_consent).delete(directory::delete_consent),
-        )
-        .route("/_emulator/keys/rotate", post(directory::post_rotate))
-        .route("/_emulator/revoke", post(directory::post_revoke))
-        .route(
-            "/_emulator/federation/{name}/.well-known/openid-configuration",
-            get(federation::openid_configuration),
-        )
-        .route("/_emulator/federation/{name}/jwks", get(federation::jwks))
-        .route(
-            "/_emulator/federation/{name}/token",
-            post(federation::post_token),
-        )
-        .route("/error", get(error_page))
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            fault::layer,
-        ))
-        .with_state(state)
-}
-
-async fn stats(State(st): State<Arc<AppState>>) -> Response {
-    axum::Json(st.stats.snapshot()).into_response()
-}
-
-async fn reset_stats(State(st): State<Arc<AppState>>) -> StatusCode {
-    st.stats.reset();
-    StatusCode::NO_CONTENT
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorQuery {
-    code: Option<String>,
-}
-
-async fn error_page(
-    query: Result<Query<ErrorQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let code = query.ok().and_then(|q| q.0.code).unwrap_or_default();
-    let code: String = code.chars().filter(char::is_ascii_digit).take(10).collect();
-    axum::Json(serde_json::json!({
-        "code": format!("AADSTS{code}"),
-        "message": "See docs/EMULATOR.md for the emulator's error table, or https://learn.microsoft.com/entra/identity-platform/reference-error-codes .",
-    }))
-    .into_response()
-}
-
-async fn not_found(State(st): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> Response {
-    let ctx = RequestContext::new(&headers, uri.query(), st.clock.now());
-    json_response(
-        StatusCode::NOT_FOUND,
-        &serde_json::json!({
-            "error": "not_found",
-            "error_description": format!("No endpoint at '{}'.", uri.path()),
-            "trace_id": ctx.trace_id,
-            "correlation_id": ctx.correlation_id,
-        }),
-        &ctx,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use std::path::Path;
 
     #[tokio::test]
     async fn secrets_expire_on_the_injected_clock() {
@@ -757,69 +463,5 @@ secrets = [{{ value = "pw", expires_at = "{expires}" }}]
             1
         );
         emu.shutdown().await;
-    }
-
-    #[test]
-    fn only_loopback_listens_without_allow_remote() {
-        let addr = |s: &str| s.parse::<SocketAddr>().expect("addr");
-        for loopback in [
-            "127.0.0.1:0",
-            "127.0.0.1:8400",
-            "127.255.255.254:1",
-            "[::1]:0",
-            "[::ffff:127.0.0.1]:0",
-        ] {
-            assert_eq!(
-                listen_policy(addr(loopback), false).ok(),
-                Some(Exposure::Loopback),
-                "{loopback}"
-            );
-            assert_eq!(
-                listen_policy(addr(loopback), true).ok(),
-                Some(Exposure::Loopback),
-                "{loopback}"
-            );
-        }
-        for remote in [
-            "0.0.0.0:0",
-            "0.0.0.0:8400",
-            "[::]:0",
-            "192.168.1.10:8400",
-            "10.0.0.1:0",
-            "128.0.0.1:0",
-            "[fe80::1]:0",
-            "[::ffff:10.0.0.1]:0",
-            "[::ffff:0.0.0.0]:0",
-        ] {
-            let refused = listen_policy(addr(remote), false).expect_err(remote);
-            assert!(
-                matches!(refused, Error::RemoteListen { addr: a } if a == addr(remote)),
-                "{remote}: {refused:?}"
-            );
-            let message = refused.to_string();
-            for part in ["not a loopback address", "/_emulator/*", "--allow-remote"] {
-                assert!(message.contains(part), "{remote}: {message}");
-            }
-            // The allowed case is decided here, never by binding the address.
-            assert_eq!(
-                listen_policy(addr(remote), true).ok(),
-                Some(Exposure::Remote),
-                "{remote}"
-            );
-            assert!(
-                Emulator::check_listen(addr(remote), true).is_ok(),
-                "{remote}"
-            );
-            let warning = remote_warning(addr(remote));
-            for part in ["/_emulator/*", "unauthenticated", "anyone who can reach"] {
-                assert!(warning.contains(part), "{warning}");
-            }
-        }
-    }
-
-    #[test]
-    fn shell_quote_survives_quotes() {
-        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
-        assert_eq!(shell_quote("$HOME `x`"), "'$HOME `x`'");
     }
 }

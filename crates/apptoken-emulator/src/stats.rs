@@ -1,4 +1,7 @@
 //! Request counters, served at `GET /_emulator/stats`.
+//!
+//! Invariants: one std mutex, held only to bump or copy the counters
+//! (never across an `.await`; a poisoned one is still used).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -13,9 +13,9 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::Error;
+use crate::admin::admin_error;
 use crate::config::{App, Config, Grant};
 use crate::crypto::SigningKey;
-use crate::fault::admin_error;
 use crate::server::AppState;
 
 /// (resource app id, role values) pairs.
@@ -57,17 +57,17 @@ impl Consents {
     }
 }
 
-/// The mutable directory state.
+/// The state that changes at runtime.
 #[derive(Debug)]
-pub(crate) struct Directory {
+pub(crate) struct RuntimeState {
     consents: Mutex<Consents>,
     revocations: Mutex<Vec<Revocation>>,
     keys: RwLock<KeyRing>,
 }
 
-impl Directory {
+impl RuntimeState {
     pub(crate) fn new(key: SigningKey) -> Self {
-        Directory {
+        RuntimeState {
             consents: Mutex::new(Consents::default()),
             revocations: Mutex::new(Vec::new()),
             keys: RwLock::new(KeyRing {
@@ -289,7 +289,7 @@ pub(crate) async fn post_consent(State(st): State<Arc<AppState>>, body: Bytes) -
         Err(e) => return admin_error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     match st
-        .directory
+        .runtime
         .consent(&st.config, &parsed.tenant, &parsed.client_id)
     {
         Ok((tid, roles)) => axum::Json(json!({
@@ -309,7 +309,7 @@ pub(crate) async fn delete_consent(State(st): State<Arc<AppState>>, body: Bytes)
         Err(e) => return admin_error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     match st
-        .directory
+        .runtime
         .revoke_consent(&st.config, &parsed.tenant, &parsed.client_id)
     {
         Ok(tid) => axum::Json(json!({
@@ -358,7 +358,7 @@ pub(crate) async fn post_revoke(State(st): State<Arc<AppState>>, body: Bytes) ->
         },
     };
     let at = st.clock.now().unix_timestamp();
-    st.directory.revoke(&parsed.client_id, tenant.clone(), at);
+    st.runtime.revoke(&parsed.client_id, tenant.clone(), at);
     axum::Json(json!({"client_id": parsed.client_id, "tenant": tenant, "revoked_at": at}))
         .into_response()
 }
@@ -371,7 +371,7 @@ impl AppState {
         let overlap = time::Duration::seconds(
             i64::try_from(self.config.key_overlap_secs).unwrap_or(i64::MAX),
         );
-        let (kid, old) = self.directory.rotate(now, overlap)?;
+        let (kid, old) = self.runtime.rotate(now, overlap)?;
         Ok((kid, old, now.saturating_add(overlap)))
     }
 }

@@ -1,6 +1,11 @@
 //! The accept loop: plain TCP or TLS (tokio-rustls), HTTP/1.1 with hyper,
 //! the axum router as the service, graceful shutdown.
 //!
+//! Invariants: a response carrying the `DropConnection` extension (set by
+//! the fault middleware) is never sent: the service fails and hyper closes
+//! the connection; a failed accept or TLS handshake never stops the loop;
+//! on stop, the listener closes first and requests in flight finish.
+//!
 //! axum 0.8's `serve` has no TLS and no way to close a connection without an
 //! answer, which fault injection needs; this loop does both.
 
