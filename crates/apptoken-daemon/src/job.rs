@@ -4,6 +4,12 @@
 //! or skipped tenant's previous output stays, and tenant-level refusals
 //! back off ([`crate::backoff`]). Each run reports every tenant's result
 //! and writes them to the job's status file.
+//!
+//! Why one file (for now, about 620 lines of code): a run's phases — admit
+//! (backoff), fleet lease, the page walk, the commit per sink, the report —
+//! share one unit's state. The page walk (`run_tenant`) is the API-calling
+//! code that issue #23's one downstream-API client replaces; it leaves this
+//! file then.
 
 use std::path::PathBuf;
 use std::sync::Arc;
