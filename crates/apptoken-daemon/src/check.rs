@@ -31,6 +31,7 @@ const MAX_MESSAGE: usize = 1024;
 const NOT_CONSENTED: &str = "the app is not consented in this tenant: send the tenant's admin the URL of `apptoken consent-url --tenant TENANT`";
 const NO_SUCH_TENANT: &str = "no such tenant: check the name";
 const DISABLED: &str = "the app is disabled in this tenant";
+const TENANT_REFUSES: &str = "this tenant refuses the app (its policy, a disabled service principal, or a single-tenant app): the tenant's admin has to act; the daemon backs off on it";
 const NO_API_PRINCIPAL: &str = "the API's service principal is missing in this tenant";
 const BAD_CREDENTIAL: &str =
     "the credential is wrong (the same for every tenant): fix the app's secret or certificate";
@@ -131,6 +132,14 @@ fn hint_for_code(code: &str) -> Option<&'static str> {
         "7000112" => DISABLED,
         "500011" => NO_API_PRINCIPAL,
         "7000215" | "7000222" | "700027" => BAD_CREDENTIAL,
+        // The other refusals the daemon backs off on (crate::backoff): the
+        // tenant's answer, which retrying will not change.
+        c if c
+            .parse::<i64>()
+            .is_ok_and(|c| crate::backoff::REFUSAL_CODES.contains(&c)) =>
+        {
+            TENANT_REFUSES
+        }
         _ => return None,
     })
 }
@@ -490,6 +499,13 @@ mod tests {
 
     #[test]
     fn tenant_level_refusals_have_hints() {
+        // Every code the daemon backs off on has a hint.
+        for code in crate::backoff::REFUSAL_CODES {
+            assert!(
+                hint_for_code(&code.to_string()).is_some(),
+                "AADSTS{code} has no hint"
+            );
+        }
         for (codes, error, want) in [
             (&["AADSTS7000229"][..], "invalid_client", NOT_CONSENTED),
             (&["AADSTS65001"], "invalid_grant", NOT_CONSENTED),
