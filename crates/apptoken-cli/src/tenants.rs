@@ -96,74 +96,14 @@ pub(crate) async fn check(args: TenantsCheckArgs) -> Result<(), Failure> {
     }
 }
 
-/// The tenants file of `job`, or the only one the configuration has. Read
-/// from the TOML alone: a file being fixed need not pass the whole check.
-fn tenants_file(
-    config: &std::path::Path,
-    job: Option<&str>,
-) -> Result<std::path::PathBuf, Failure> {
-    let bad = |m: String| Failure {
-        code: exit::CONFIG,
-        error: anyhow::anyhow!("{}: {m}", config.display()),
-    };
-    let text = std::fs::read_to_string(config).map_err(|e| bad(format!("cannot read it: {e}")))?;
-    let raw: toml::Table = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
-    let base = config.parent().unwrap_or(std::path::Path::new("."));
-    let mut files = Vec::new();
-    for j in raw
-        .get("jobs")
-        .and_then(toml::Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let name = j.get("name").and_then(toml::Value::as_str).unwrap_or("");
-        if let Some(f) = j.get("tenants_file").and_then(toml::Value::as_str)
-            && job.is_none_or(|w| w == name)
-        {
-            let f = expand_env(f).map_err(bad)?;
-            let p = std::path::PathBuf::from(f);
-            let p = if p.is_relative() { base.join(p) } else { p };
-            if !files.iter().any(|(_, q)| *q == p) {
-                files.push((name.to_string(), p));
-            }
-        }
-    }
-    match (files.len(), job) {
-        (1, _) => Ok(files.remove(0).1),
-        (0, Some(j)) => Err(bad(format!("no job named '{j}' with a tenants_file"))),
-        (0, None) => Err(bad("no job has a tenants_file".into())),
-        _ => Err(bad(format!(
-            "several jobs have their own tenants_file ({}): say which with --job",
-            files
-                .iter()
-                .map(|(n, _)| format!("'{n}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
-}
-
-/// `${VAR}` from the environment, as the daemon expands paths.
-fn expand_env(text: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("'{text}' has an unclosed '${{'"))?;
-        let v = std::env::var(&after[..end])
-            .map_err(|_| format!("'{text}' uses ${{{}}}, which is not set", &after[..end]))?;
-        out.push_str(&v);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 pub(crate) fn edit(args: TenantsEditArgs, add: bool) -> Result<(), Failure> {
-    let file = tenants_file(&args.config, args.job.as_deref())?;
+    let file = apptoken_daemon::tenants_file_of(&args.config, args.job.as_deref(), &|k| {
+        std::env::var(k).ok()
+    })
+    .map_err(|e| Failure {
+        code: exit::CONFIG,
+        error: e.into(),
+    })?;
     let result = if add {
         apptoken_daemon::add_tenants(&file, &args.tenants)
     } else {

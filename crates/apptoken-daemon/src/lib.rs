@@ -43,7 +43,7 @@ mod tenant_list;
 pub use check::{CheckOutcome, TenantCheck, check_tenants};
 pub use config::{
     ApiConfig, CacheSettings, DaemonConfig, DaemonSettings, JobConfig, LogFormat, OutputConfig,
-    Problem, RedisUrl,
+    Problem, RedisUrl, tenants_file_of,
 };
 pub use daemon::{Daemon, DaemonHandle, JobOutcome, Options, Progress, RunSummary};
 pub use duration::parse_duration;

@@ -47,6 +47,7 @@ mod preflight;
 mod raw;
 mod settings;
 mod tenants;
+pub use tenants::tenants_file_of;
 #[cfg(test)]
 mod test_support;
 

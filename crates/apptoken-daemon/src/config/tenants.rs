@@ -1,5 +1,7 @@
 //! A job's tenants: the inline `tenants` list or the lines of
-//! `tenants_file`.
+//! `tenants_file`; and [`tenants_file_of`], which finds a job's tenants
+//! file from the TOML alone (for `apptoken tenants add|remove`: it reads
+//! the configuration file, nothing else).
 //!
 //! Pure but for reading the tenants file, made through
 //! [`Preflight`](super::preflight::Preflight). Invariants: each inline
@@ -9,7 +11,7 @@
 //! (a job would silently run for nobody); `tenants` and `tenants_file`
 //! exclude each other.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::raw::RawJob;
 use super::{Checker, Inputs};
@@ -67,6 +69,55 @@ pub(super) fn check(
         }
     }
     (tenants, tenants_file)
+}
+
+/// The `tenants_file` of `job` in the configuration file `config` — or the
+/// only one it names — resolved as the daemon resolves it (`${VAR}`
+/// expanded, relative to the file). Read from the TOML alone, without the
+/// whole check: `apptoken tenants add|remove` need not read the credential.
+pub fn tenants_file_of(
+    config: &Path,
+    job: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<PathBuf, crate::error::Error> {
+    let bad = |message: String| crate::error::Error::TenantList {
+        path: config.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(config).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let raw: toml::Table = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+    let base = config.parent().unwrap_or(Path::new("."));
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for j in raw
+        .get("jobs")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = j.get("name").and_then(toml::Value::as_str).unwrap_or("");
+        if let Some(f) = j.get("tenants_file").and_then(toml::Value::as_str)
+            && job.is_none_or(|w| w == name)
+        {
+            let p = PathBuf::from(super::expand::expand(f, env).map_err(bad)?);
+            let p = if p.is_relative() { base.join(p) } else { p };
+            if !files.iter().any(|(_, q)| *q == p) {
+                files.push((name.to_string(), p));
+            }
+        }
+    }
+    match (files.len(), job) {
+        (1, _) => Ok(files.remove(0).1),
+        (0, Some(j)) => Err(bad(format!("no job named '{j}' with a tenants_file"))),
+        (0, None) => Err(bad("no job has a tenants_file".into())),
+        _ => Err(bad(format!(
+            "several jobs have their own tenants_file ({}): say which with --job",
+            files
+                .iter()
+                .map(|(n, _)| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }
 
 #[cfg(test)]
