@@ -15,7 +15,7 @@ const URL: &str = "https://login.microsoftonline.com/fuzz/oauth2/v2.0/token";
 
 /// A successful token answer's body, read as the client reads it.
 pub fn token_answer(body: &[u8]) -> Result<TokenResponse> {
-    crate::source::parse_token_response(body, URL, 200)
+    crate::grant::parse_token_response(body, URL, 200)
 }
 
 /// A non-success answer (`status`, its `Retry-After` and body) turned into

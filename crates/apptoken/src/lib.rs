@@ -17,6 +17,7 @@ mod flight;
 /// Entry points for the fuzz targets (`fuzz/`). Not public API.
 #[doc(hidden)]
 pub mod fuzzing;
+mod grant;
 mod http;
 mod limits;
 mod retry;

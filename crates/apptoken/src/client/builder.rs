@@ -1,0 +1,267 @@
+//! Builds a [`ConfidentialClient`]: setters that never fail, and `build`,
+//! which checks every setting and reports the first problem.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use super::request::merge_claims;
+use super::{ConfidentialClient, Inner};
+use crate::authority::Authority;
+use crate::cache::Cache;
+use crate::clock::{Clock, SystemClock};
+use crate::credential::Credential;
+use crate::error::{Error, Result};
+use crate::grant::ClientCredentialsSource;
+use crate::http::{Http, HttpOptions};
+use crate::retry::RetryPolicy;
+use crate::source::TokenSource;
+use crate::store::{Shared, StoreKey, TokenStore};
+
+/// Builds a [`ConfidentialClient`]. Setters never fail; `build` reports the
+/// first problem.
+#[must_use]
+pub struct ConfidentialClientBuilder {
+    client_id: Option<String>,
+    authority: Option<Result<Authority>>,
+    credential: Option<Credential>,
+    source: Option<Arc<dyn TokenSource>>,
+    clock: Arc<dyn Clock>,
+    timeout: Duration,
+    retry: RetryPolicy,
+    max_cached_tokens: Option<usize>,
+    serve_extended: bool,
+    http: HttpOptions,
+    capabilities: Vec<String>,
+    region: Option<String>,
+    shared: Option<(Arc<dyn TokenStore>, StoreKey)>,
+}
+
+impl fmt::Debug for ConfidentialClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfidentialClientBuilder")
+            .field("client_id", &self.client_id)
+            .field("authority", &self.authority)
+            .field("credential", &self.credential)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfidentialClientBuilder {
+    /// The application (client) id of the app registration.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Where tokens come from.
+    pub fn authority(mut self, authority: Authority) -> Self {
+        self.authority = Some(Ok(authority));
+        self
+    }
+
+    /// Where tokens come from, as a URL (`https://login.microsoftonline.com/{tenant}`).
+    pub fn authority_url(mut self, url: &str) -> Self {
+        self.authority = Some(Authority::parse(url));
+        self
+    }
+
+    /// How the app proves its identity.
+    pub fn credential(mut self, credential: Credential) -> Self {
+        self.credential = Some(credential);
+        self
+    }
+
+    /// Another source of tokens in place of the client credentials grant over
+    /// HTTP (then no credential is needed). The cache, single flight,
+    /// retries and throttling still apply.
+    pub fn token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// The clock used for token freshness, assertion times and waits (tests
+    /// move it: see [`crate::ManualClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Timeout of each HTTP request (default 30 seconds).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How failed token requests are retried (default: [`RetryPolicy::default`]).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Bounds the number of cached tokens: beyond it the oldest are dropped
+    /// (for daemons that touch an unbounded set of tenants). Default: no
+    /// bound; expired tokens are dropped either way.
+    pub fn max_cached_tokens(mut self, max: usize) -> Self {
+        self.max_cached_tokens = Some(max);
+        self
+    }
+
+    /// During an outage of the identity provider (5xx, timeouts, connection
+    /// errors), keep serving an expired token until its `ext_expires_in`
+    /// (Entra's extended lifetime). Such tokens report
+    /// [`AccessToken::is_extended_lifetime`]. Off by default.
+    pub fn serve_extended_lifetime(mut self, enabled: bool) -> Self {
+        self.serve_extended = enabled;
+        self
+    }
+
+    /// Declares client capabilities (`cp1`: the client handles claims
+    /// challenges, so Entra may issue long-lived tokens that resources revoke
+    /// through continuous access evaluation). Sent as `xms_cc` in the
+    /// `claims` parameter of every token request.
+    pub fn client_capabilities<I, S>(mut self, capabilities: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.capabilities = capabilities.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sends token requests to this Azure region's endpoint
+    /// (`{region}.login.microsoft.com`, as `AZURE_REGIONAL_AUTHORITY_NAME`
+    /// does for Azure Identity), falling back to the global host when the
+    /// regional one is unreachable or answers 5xx.
+    pub fn azure_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Puts a shared store (Redis: `apptoken-redis`) behind the in-memory
+    /// cache: a miss reads it before asking the identity provider, a new
+    /// token is written to it, and a lease makes one instance of a fleet ask
+    /// for each key while the others wait. Values are sealed with `key`
+    /// (AES-256-GCM) and keys are keyed hashes. When the store fails, the
+    /// client works without it and says so once in the logs.
+    pub fn shared_store(mut self, store: Arc<dyn TokenStore>, key: StoreKey) -> Self {
+        self.shared = Some((store, key));
+        self
+    }
+
+    /// Trusts the certificates of this PEM (a private CA, the emulator's
+    /// `ca.pem`) beside the system's roots.
+    pub fn add_root_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.http.extra_roots_pem.push(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Sends requests for `host` to `addr` instead of resolving it (tests
+    /// point `login.microsoftonline.com` at an emulator this way, without
+    /// touching system files). The TLS name stays `host`.
+    pub fn resolve(mut self, host: &str, addr: std::net::SocketAddr) -> Self {
+        self.http.resolve.push((host.to_string(), addr));
+        self
+    }
+
+    /// Checks the settings and builds the client.
+    pub fn build(self) -> Result<ConfidentialClient> {
+        let client_id = self.client_id.ok_or_else(|| {
+            Error::Configuration(
+                "no client id: set the app registration's application (client) id (AZURE_CLIENT_ID)".into(),
+            )
+        })?;
+        let client_id = client_id.trim().to_string();
+        if client_id.is_empty()
+            || client_id
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::Configuration(format!(
+                "client id '{client_id}' is not valid: it is the app registration's application id, usually a GUID"
+            )));
+        }
+        let authority = self.authority.ok_or_else(|| {
+            Error::Configuration(
+                "no authority: set the tenant (AZURE_TENANT_ID) or an authority URL".into(),
+            )
+        })??;
+        if self.timeout.is_zero() {
+            return Err(Error::Configuration(
+                "the HTTP timeout must be above zero".into(),
+            ));
+        }
+        if let Some(r) = &self.region
+            && (r.is_empty() || !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        {
+            return Err(Error::Configuration(format!(
+                "'{r}' is not an Azure region name (such as westus2)"
+            )));
+        }
+        if self.max_cached_tokens == Some(0) {
+            return Err(Error::Configuration(
+                "max_cached_tokens must be at least 1".into(),
+            ));
+        }
+        let cell = match (&self.source, &self.credential) {
+            (None, Some(c)) => Some(Arc::new(std::sync::RwLock::new(c.clone()))),
+            _ => None,
+        };
+        let source: Arc<dyn TokenSource> = match (self.source, &cell) {
+            (Some(s), _) => s,
+            (None, Some(c)) => Arc::new(ClientCredentialsSource {
+                http: Http::new(self.timeout, &self.http)?,
+                region: self.region.clone(),
+                credential: Arc::clone(c),
+                discovery: Default::default(),
+                clock: Arc::clone(&self.clock),
+            }),
+            (None, None) => {
+                return Err(Error::Configuration(
+                    "no credential: give a client secret, a certificate or a federated token file"
+                        .into(),
+                ));
+            }
+        };
+        Ok(ConfidentialClient {
+            inner: Arc::new(Inner {
+                host: authority.host().into(),
+                client_id: client_id.into(),
+                authority,
+                credential: cell,
+                source,
+                cache: Cache::new(self.max_cached_tokens),
+                clock: self.clock,
+                retry: self.retry,
+                serve_extended: self.serve_extended,
+                capability_claims: merge_claims(&self.capabilities, None)?,
+                capabilities: self.capabilities,
+                shared: self.shared.map(|(store, key)| Shared::new(store, key)),
+                refresher_started: AtomicBool::new(false),
+                refresher_wake: Arc::new(tokio::sync::Notify::new()),
+            }),
+        })
+    }
+}
+
+impl ConfidentialClient {
+    /// Starts a builder.
+    pub fn builder() -> ConfidentialClientBuilder {
+        ConfidentialClientBuilder {
+            client_id: None,
+            authority: None,
+            credential: None,
+            source: None,
+            clock: Arc::new(SystemClock),
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            max_cached_tokens: None,
+            serve_extended: false,
+            http: HttpOptions::default(),
+            capabilities: Vec::new(),
+            region: None,
+            shared: None,
+        }
+    }
+}

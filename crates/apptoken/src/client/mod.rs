@@ -1,0 +1,142 @@
+//! The confidential client: acquires app-only tokens through the cache.
+//!
+//! One concept per file:
+//! - `mod.rs` (this file): the client handle and what every part shares
+//!   (`Inner`), its accessors;
+//! - `builder.rs`: the builder and the checks `build` makes;
+//! - `request.rs`: a token request's per-call options and the `claims`
+//!   parameter they produce;
+//! - `acquire.rs`: the caller's path — cache hit, miss, single flight,
+//!   fallback to a cached token when a request fails;
+//! - `fetch.rs`: the body of one shared request — the source with retries,
+//!   the result stored or the throttle remembered;
+//! - `shared.rs`: the fleet's shared store (read, lease, wait) around a fetch;
+//! - `refresh.rs`: the refresh policy (when a token is refreshed ahead of its
+//!   expiry, with jitter) and the background refresher task;
+//! - `msal_format.rs`: import and export in MSAL's token cache format.
+//!
+//! Single flight itself lives in `crate::flight`, the numeric rules in
+//! `crate::limits`, the grant in `crate::grant`.
+
+mod acquire;
+mod builder;
+mod fetch;
+mod msal_format;
+mod refresh;
+mod request;
+mod shared;
+
+pub use builder::ConfidentialClientBuilder;
+pub use request::TokenRequest;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::authority::Authority;
+use crate::cache::Cache;
+use crate::clock::Clock;
+use crate::credential::Credential;
+use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
+use crate::source::TokenSource;
+use crate::store::Shared;
+
+/// A daemon application's client: one app registration (client id and
+/// credential) at one authority. Cheap to clone; clones share the cache.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), apptoken::Error> {
+/// use apptoken::{Authority, CloudInstance, ClientSecret, ConfidentialClient, Credential};
+/// let client = ConfidentialClient::builder()
+///     .authority(Authority::entra(CloudInstance::AzurePublic, "contoso.onmicrosoft.com")?)
+///     .client_id("00000000-0000-0000-0000-000000000001")
+///     .credential(Credential::secret(ClientSecret::new(std::env::var("SECRET").unwrap_or_default())))
+///     .build()?;
+/// let token = client.acquire_token(&["https://graph.microsoft.com/.default"]).await?;
+/// println!("expires on {}", token.expires_on());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ConfidentialClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client_id: Arc<str>,
+    host: Arc<str>,
+    authority: Authority,
+    credential: Option<Arc<std::sync::RwLock<Credential>>>,
+    source: Arc<dyn TokenSource>,
+    cache: Cache,
+    clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+    serve_extended: bool,
+    /// `claims` sent with every request when client capabilities are declared.
+    capability_claims: Option<String>,
+    capabilities: Vec<String>,
+    shared: Option<Shared>,
+    refresher_started: AtomicBool,
+    refresher_wake: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Let the refresher task notice that the client is gone.
+        self.refresher_wake.notify_one();
+    }
+}
+
+impl fmt::Debug for ConfidentialClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfidentialClient")
+            .field("client_id", &self.inner.client_id)
+            .field("authority", &self.inner.authority)
+            .field("credential", &self.credential())
+            .field("cache", &self.inner.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfidentialClient {
+    /// The application (client) id.
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// The authority.
+    pub fn authority(&self) -> &Authority {
+        &self.inner.authority
+    }
+
+    /// The credential (none when a custom token source is used).
+    pub fn credential(&self) -> Option<Credential> {
+        self.inner
+            .credential
+            .as_ref()
+            .map(|c| c.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// Replaces the credential (a rotated secret or certificate): the next
+    /// token request uses it; cached tokens stay. An error for clients with
+    /// a custom token source.
+    pub fn set_credential(&self, credential: Credential) -> Result<()> {
+        let Some(cell) = &self.inner.credential else {
+            return Err(Error::Configuration(
+                "this client uses a custom token source: it has no credential to replace".into(),
+            ));
+        };
+        *cell.write().unwrap_or_else(|p| p.into_inner()) = credential;
+        Ok(())
+    }
+
+    /// Whether the shared store (if any) answered its last operation.
+    pub fn shared_store_is_up(&self) -> Option<bool> {
+        self.inner.shared.as_ref().map(Shared::is_up)
+    }
+
+    /// How many tokens the cache holds.
+    pub fn cached_tokens(&self) -> usize {
+        self.inner.cache.len()
+    }
+}
