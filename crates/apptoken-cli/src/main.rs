@@ -7,6 +7,7 @@ mod api;
 mod cert;
 mod cli;
 mod commands;
+mod local;
 mod run;
 mod settings;
 mod tenants;
