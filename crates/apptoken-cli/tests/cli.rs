@@ -1,6 +1,10 @@
 //! End-to-end tests of the `apptoken` binary: the emulator as a child
 //! process, `token`, `call`, `demo`, `jwt decode`, and the error paths with
 //! their exit codes. Everything on 127.0.0.1, ephemeral ports.
+//!
+//! Over 500 lines: one test binary around one child-process harness (the
+//! emulator child, the `apptoken` command with a clean environment) shared by
+//! every test; each test is one command's happy and error paths.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -2,6 +2,9 @@
 //! emulator as a child process, signals, kill -9, logs, certificates.
 //! Everything on 127.0.0.1, ephemeral ports. Waits poll for a condition
 //! (bounded); no test depends on how long something takes.
+//!
+//! Over 500 lines: one test binary around one child-process harness (start,
+//! wait for a condition, signal, read logs) shared by every test.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

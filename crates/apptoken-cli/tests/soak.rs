@@ -42,6 +42,10 @@
 //! descriptors and memory bounded; after the faults are cleared, every job
 //! (the victim too) succeeds again and the shared store is "up" again.
 //! Waits poll for a condition (bounded); wall-clock time only bounds the run.
+//!
+//! Over 500 lines: one scenario — the child processes, the seeded fault
+//! injector, the invariant checker and the report — whose parts are only
+//! meaningful together and run as one test; docs/SOAK.md describes them.
 
 #[path = "../../apptoken-redis/tests/common/mod.rs"]
 mod redis_server;

@@ -2,6 +2,10 @@
 //! schedule (a manual clock), paging, outputs, Retry-After, 401 handling,
 //! the overlap policy and the health/metrics listener. Everything binds
 //! 127.0.0.1:0; time moves only when a test moves the clock.
+//!
+//! Over 500 lines: one test binary, so the emulator, the manual clock and
+//! the daemon-building helpers at the top are shared by every test (a build
+//! of the daemon per file would cost CI more than the file's length).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -29,6 +29,10 @@
 //! printed at the start and end of each mode is the server's, not the
 //! benchmark's. With `BENCH_SECONDS` > 60 (e.g. 600, the "memory flat over
 //! 10 minutes" check) it also prints the RSS and the rate every 60 s.
+//!
+//! Over 500 lines: one benchmark harness (load generator, histogram, RSS
+//! reader, the `openssl speed` comparison) whose parts serve only it; a
+//! library of its own would be a public API for one caller.
 
 use std::net::SocketAddr;
 use std::path::Path;
