@@ -12,13 +12,31 @@
 //!
 //! See `docs/DAEMON.md` for the configuration reference.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), apptoken_daemon::Error> {
+//! One run of every job (as `apptoken run --once`), here against the
+//! embedded emulator (this example runs as a test):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let state = tempfile::tempdir()?;
+//! # let dir = state.path();
+//! # let emulator = apptoken_emulator::Emulator::start(
+//! #     apptoken_emulator::Config::embedded(&dir.join("emulator"))?, "127.0.0.1:0".parse()?).await?;
+//! # let info = emulator.info();
+//! # std::fs::write(dir.join("daemon.toml"), format!(
+//! #     "[identity]\nauthority_host = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\n\
+//! #      client_secret_file = \"emulator/client-secret\"\n\
+//! #      [apis.sample]\nbase_url = \"{}\"\nscopes = [\"{}\"]\n\
+//! #      [[jobs]]\nname = \"users\"\napi = \"sample\"\npath = \"users\"\nevery = \"1h\"\n\
+//! #      output = {{ type = \"file\", path = \"users.jsonl\" }}\n",
+//! #     info.authority_host, info.tenant_id, info.client_id, info.sample_api, info.sample_scope))?;
 //! use apptoken_daemon::{Daemon, DaemonConfig, Options};
-//! let config = DaemonConfig::load(std::path::Path::new("daemon.toml"), &|k| std::env::var(k).ok())?;
+//! let config = DaemonConfig::load(&dir.join("daemon.toml"), &|k| std::env::var(k).ok())?;
 //! let daemon = Daemon::new(config, Options::default())?;
 //! let summary = daemon.run_once().await;
 //! assert!(summary.all_succeeded());
+//! # assert!(std::fs::read_to_string(dir.join("users.jsonl"))?.lines().count() > 0);
+//! # emulator.shutdown().await;
 //! # Ok(()) }
 //! ```
 
@@ -53,3 +71,8 @@ pub use observe::install_metrics_recorder;
 pub use outcome::{RunOutcome, TenantOutcome, TenantResult};
 pub use schedule::Schedule;
 pub use tenant_list::{TenantListChange, add_tenants, remove_tenants};
+
+/// The Rust examples of `docs/DAEMON.md`, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/DAEMON.md")]
+mod daemon_guide {}

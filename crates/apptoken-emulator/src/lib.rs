@@ -6,13 +6,17 @@
 //! `127.0.0.1:0`, point a client's authority host at
 //! [`RunningEmulator::base_url`], and request tokens.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), apptoken_emulator::Error> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let state = tempfile::tempdir()?;
+//! # let dir = state.path();
 //! use apptoken_emulator::{Config, Emulator};
-//! let dir = std::env::temp_dir().join("apptoken-emulator-demo");
-//! let emulator = Emulator::start(Config::embedded(&dir)?, "127.0.0.1:0".parse().unwrap()).await?;
+//! // `dir` keeps the emulator's keys, certificates and client secret.
+//! let emulator = Emulator::start(Config::embedded(dir)?, "127.0.0.1:0".parse()?).await?;
 //! let info = emulator.info();
 //! println!("{} {} {}", info.authority_host, info.tenant_id, info.client_id);
+//! assert!(info.authority_host.starts_with("http://127.0.0.1:"));
 //! emulator.shutdown().await;
 //! # Ok(()) }
 //! ```

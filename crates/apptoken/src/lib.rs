@@ -46,3 +46,11 @@ pub use scope::Scopes;
 pub use source::{SourceFuture, SourceRequest, TokenResponse, TokenSource};
 pub use store::{StoreFuture, StoreKey, TokenStore};
 pub use token::AccessToken;
+
+/// The Rust examples of `docs/EMULATOR.md`, compiled (and run, where they
+/// are not `no_run`) as doc tests. They live here rather than in the
+/// emulator's crate because they use this crate too, and the emulator
+/// depends on nothing of the client's, even for its tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/EMULATOR.md")]
+mod emulator_guide {}

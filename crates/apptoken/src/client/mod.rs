@@ -45,16 +45,31 @@ use crate::store::Shared;
 /// A daemon application's client: one app registration (client id and
 /// credential) at one authority. Cheap to clone; clones share the cache.
 ///
-/// ```no_run
-/// # async fn run() -> Result<(), apptoken::Error> {
-/// use apptoken::{Authority, CloudInstance, ClientSecret, ConfidentialClient, Credential};
+/// Against a real tenant the authority is
+/// `Authority::entra(CloudInstance::AzurePublic, "contoso.onmicrosoft.com")?`;
+/// here (a doc test that runs) the embedded emulator stands in for Entra ID:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let state = tempfile::tempdir()?;
+/// # let config = apptoken_emulator::Config::embedded(state.path())?;
+/// # let emulator = apptoken_emulator::Emulator::start(config, "127.0.0.1:0".parse()?).await?;
+/// # let info = emulator.info();
+/// # let (authority_url, client_id) = (format!("{}/{}", info.authority_host, info.tenant_id), &info.client_id);
+/// # let (secret, scope) = (info.client_secret.clone().unwrap_or_default(), &info.sample_scope);
+/// use apptoken::{Authority, ClientSecret, ConfidentialClient, Credential};
 /// let client = ConfidentialClient::builder()
-///     .authority(Authority::entra(CloudInstance::AzurePublic, "contoso.onmicrosoft.com")?)
-///     .client_id("00000000-0000-0000-0000-000000000001")
-///     .credential(Credential::secret(ClientSecret::new(std::env::var("SECRET").unwrap_or_default())))
+///     .authority(Authority::parse(&authority_url)?)
+///     .client_id(client_id)
+///     .credential(Credential::secret(ClientSecret::new(secret)))
 ///     .build()?;
-/// let token = client.acquire_token(&["https://graph.microsoft.com/.default"]).await?;
-/// println!("expires on {}", token.expires_on());
+/// let token = client.acquire_token(&[scope]).await?;
+/// assert!(token.authorization_header().starts_with("Bearer "));
+/// // The second call is a cache hit: no request, no allocation.
+/// let again = client.acquire_token(&[scope]).await?;
+/// assert_eq!(again.expires_on(), token.expires_on());
+/// # emulator.shutdown().await;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
