@@ -45,7 +45,7 @@ mod check;
 mod config;
 mod credentials;
 mod daemon;
-mod duration;
+
 mod error;
 mod fleet;
 mod http;
@@ -64,7 +64,6 @@ pub use config::{
     Problem, RedisUrl, tenants_file_of,
 };
 pub use daemon::{Daemon, DaemonHandle, JobOutcome, Options, Progress, RunSummary};
-pub use duration::parse_duration;
 pub use error::Error;
 pub use http::link_next;
 pub use observe::install_metrics_recorder;

@@ -71,8 +71,14 @@ pub struct ClientConfig {
     /// A file holding a signed assertion, re-read on every token request
     /// (workload identity federation).
     pub federated_token_file: Option<PathBuf>,
-    /// HTTP timeout in seconds (default 30).
-    pub timeout_secs: Option<u64>,
+    /// Timeout of each HTTP request, as a duration string (`"30s"`,
+    /// `"1m"`; default 30 seconds).
+    #[serde(default, deserialize_with = "crate::duration::deserialize_opt")]
+    pub timeout: Option<Duration>,
+    /// The old name of `timeout` (seconds as a number): refused with a
+    /// message that names the new key.
+    #[serde(default, rename = "timeout_secs", deserialize_with = "renamed_timeout")]
+    _timeout_secs: (),
     /// A PEM file of extra trusted root certificates (a private CA, the
     /// emulator's `ca.pem`), trusted beside the system's roots.
     pub ca_file: Option<PathBuf>,
@@ -86,6 +92,13 @@ pub struct ClientConfig {
     client_secret: Option<ClientSecret>,
     #[serde(skip)]
     certificate_password: Option<SecretString>,
+}
+
+/// `timeout_secs` was renamed: say so rather than "unknown field".
+fn renamed_timeout<'de, D: serde::Deserializer<'de>>(_: D) -> std::result::Result<(), D::Error> {
+    Err(serde::de::Error::custom(
+        "timeout_secs was renamed: write timeout = \"30s\" (a duration string, like every duration of the file)",
+    ))
 }
 
 impl ClientConfig {
@@ -162,7 +175,7 @@ impl ClientConfig {
             authority_host: self.authority_host.clone().or(env.authority_host.clone()),
             tenant_id: self.tenant_id.clone().or(env.tenant_id.clone()),
             client_id: self.client_id.clone().or(env.client_id.clone()),
-            timeout_secs: self.timeout_secs.or(env.timeout_secs),
+            timeout: self.timeout.or(env.timeout),
             ca_file: self.ca_file.clone().or(env.ca_file.clone()),
             region: self.region.clone().or(env.region.clone()),
             client_capabilities: self
@@ -305,8 +318,8 @@ impl ClientConfig {
             .client_id(client_id)
             .authority(self.authority()?)
             .credential(self.credential()?);
-        if let Some(t) = self.timeout_secs {
-            b = b.timeout(Duration::from_secs(t));
+        if let Some(t) = self.timeout {
+            b = b.timeout(t);
         }
         if let Some(r) = &self.region {
             b = b.azure_region(r);
@@ -339,6 +352,33 @@ fn read_password(path: &Path) -> Result<SecretString> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn the_timeout_is_a_duration_string() {
+        let c = ClientConfig::from_toml_str("timeout = \"1m30s\"").unwrap();
+        assert_eq!(c.timeout, Some(Duration::from_secs(90)));
+        let c = ClientConfig::from_toml_str("timeout = \"250ms\"").unwrap();
+        assert_eq!(c.timeout, Some(Duration::from_millis(250)));
+        let e = ClientConfig::from_toml_str("timeout = \"soon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'soon' is not a duration"), "{e}");
+        let e = ClientConfig::from_toml_str("timeout = 30")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("string"), "{e}");
+        // The old name is refused with the new one.
+        let e = ClientConfig::from_toml_str("timeout_secs = 30")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("timeout_secs was renamed") && e.contains("timeout = \"30s\""),
+            "{e}"
+        );
+        // A file's timeout wins over the environment's (none today) and is kept.
+        let merged = c.or_env(ClientConfig::default());
+        assert_eq!(merged.timeout, Some(Duration::from_millis(250)));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> ClientConfig {
         let map: HashMap<String, String> = pairs

@@ -10,6 +10,7 @@ mod clock;
 mod config;
 mod credential;
 mod discovery;
+mod duration;
 mod error;
 mod file_store;
 mod files;
@@ -36,6 +37,7 @@ pub use credential::{
     AssertionContext, AssertionFuture, AssertionSigner, Certificate, ClientSecret, Credential,
     SecretAuthMethod, SignFuture, SigningAlgorithm,
 };
+pub use duration::parse_duration;
 pub use error::{Error, Result, ServerError};
 pub use file_store::FileStore;
 pub use files::read_ca_file;

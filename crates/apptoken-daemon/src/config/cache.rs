@@ -18,7 +18,7 @@ use url::Url;
 
 use super::raw::RawCache;
 use super::{CacheSettings, Checker, Inputs, RedisUrl, key_path_for};
-use crate::duration::parse_duration;
+use apptoken::parse_duration;
 
 /// Checks `[cache]`; `APPTOKEN_REDIS_URL` fills `redis`.
 pub(super) fn check(

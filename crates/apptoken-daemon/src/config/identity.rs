@@ -91,3 +91,42 @@ pub(super) fn check(
     }
     identity
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::test_support::*;
+
+    #[test]
+    fn the_identity_timeout_is_a_duration_and_timeout_secs_names_it() {
+        let with = |line: &str| {
+            with_job("").replacen(
+                "client_id = \"cid\"\n",
+                &format!("client_id = \"cid\"\n{line}\n"),
+                1,
+            )
+        };
+        let c = check(&with("timeout = \"45s\"")).unwrap();
+        assert_eq!(c.identity.timeout, Some(Duration::from_secs(45)));
+        let text = with("timeout_secs = 30");
+        let problems = check(&text).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        let p = &problems[0];
+        assert!(
+            p.message.contains("timeout_secs was renamed")
+                && p.message.contains("timeout = \"30s\""),
+            "{p}"
+        );
+        assert_eq!(
+            p.location.map(|(line, _)| line),
+            Some(place(&text, "timeout_secs").0),
+            "{p}"
+        );
+        let problems = check(&with("timeout = \"soon\"")).unwrap_err();
+        assert!(
+            problems[0].message.contains("'soon' is not a duration"),
+            "{problems:#?}"
+        );
+    }
+}

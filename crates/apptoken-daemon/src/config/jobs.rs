@@ -18,8 +18,8 @@ use toml::Spanned;
 
 use super::raw::{RawApi, RawJob};
 use super::{ApiConfig, Checker, Inputs, JobConfig, OutputConfig, join, outputs, tenants};
-use crate::duration::parse_duration;
 use crate::schedule::Schedule;
+use apptoken::parse_duration;
 
 /// Checks `[[jobs]]`; `raw_apis` are the APIs named in the file, `apis`
 /// those that checked clean (a path is joined with its base URL).

@@ -33,8 +33,8 @@ use apptoken::ClientConfig;
 use toml::Spanned;
 use url::Url;
 
-use crate::duration::parse_duration;
 use crate::error::Error;
+use apptoken::parse_duration;
 
 mod apis;
 mod cache;

@@ -1,4 +1,7 @@
-//! Durations written as `"90s"`, `"15m"`, `"1h30m"`, `"2d"`, `"500ms"`.
+//! Durations written as `"90s"`, `"15m"`, `"1h30m"`, `"2d"`, `"500ms"`: the
+//! one unit style of every configuration file of apptoken (the client's
+//! `timeout`, and every duration of the daemon's file, which uses this
+//! parser too).
 
 use std::time::Duration;
 
@@ -7,8 +10,8 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// assert_eq!(apptoken_daemon::parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-/// assert!(apptoken_daemon::parse_duration("soon").is_err());
+/// assert_eq!(apptoken::parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+/// assert!(apptoken::parse_duration("soon").is_err());
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
@@ -49,6 +52,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         total = total.saturating_add(part);
     }
     Ok(total)
+}
+
+/// Serde: an optional duration written as a string (`"30s"`).
+pub(crate) fn deserialize_opt<'de, D>(d: D) -> Result<Option<Duration>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let text: Option<String> = serde::Deserialize::deserialize(d)?;
+    text.map(|t| parse_duration(&t).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 #[cfg(test)]
