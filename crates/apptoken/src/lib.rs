@@ -18,6 +18,8 @@ mod flight;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
+#[doc(hidden)]
+pub mod internal;
 mod limits;
 mod retry;
 mod scope;

@@ -1,0 +1,30 @@
+//! Helpers for apptoken's own crates (`apptoken-cli`, `apptoken-daemon`,
+//! `apptoken-redis`), so that each rule has one implementation: when plain
+//! http is allowed.
+//!
+//! Not public API: hidden from the docs, not covered by semver, may change
+//! or go in any release. Other users: [`crate::Authority`] applies the
+//! same rule.
+//! (docs/ARCHITECTURE.md, "Decisions", says when an item goes here.)
+
+/// Whether a URL points at this machine (127.0.0.0/8, `[::1]`,
+/// `localhost`), the one place plain http is allowed: the same rule as the
+/// library's authorities. Not a URL: `false`.
+pub fn is_loopback_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| crate::authority::is_loopback(&u))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_that_does_not_parse_is_not_loopback() {
+        assert!(is_loopback_url("http://127.0.0.1:9/v1"));
+        assert!(is_loopback_url("http://[::1]/"));
+        assert!(!is_loopback_url("http://10.0.0.1/"));
+        assert!(!is_loopback_url("127.0.0.1"));
+        assert!(!is_loopback_url(""));
+        assert!(!is_loopback_url("http://[::1/"));
+    }
+}
