@@ -13,19 +13,7 @@ const MAX_SECRET_FILE: u64 = 1024 * 1024;
 /// password). Refuses files that other users can read, files over 1 MiB and
 /// empty files. The message never contains the file's content.
 pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        Error::Credential(format!(
-            "cannot read the {what} file '{}': {e}",
-            path.display()
-        ))
-    })?;
-    if !meta.is_file() {
-        return Err(Error::Credential(format!(
-            "the {what} file '{}' is not a regular file",
-            path.display()
-        )));
-    }
-    check_permissions(path, &meta, what)?;
+    let meta = secret_file_metadata(path, what)?;
     if meta.len() > MAX_SECRET_FILE {
         return Err(Error::Credential(format!(
             "the {what} file '{}' is {} bytes; that is too large for a {what}",
@@ -46,6 +34,31 @@ pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<
         )));
     }
     Ok(Zeroizing::new(bytes))
+}
+
+/// Checks a file that holds a secret without reading it: it is a regular
+/// file that other users cannot read (on Unix, no group or world read bit).
+/// `what` names the secret in the message ("Redis password"), which says
+/// which file, what is wrong and the `chmod` that fixes it.
+pub(crate) fn check_secret_file(path: &Path, what: &str) -> Result<()> {
+    secret_file_metadata(path, what).map(drop)
+}
+
+fn secret_file_metadata(path: &Path, what: &str) -> Result<std::fs::Metadata> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::Credential(format!(
+            "cannot read the {what} file '{}': {e}",
+            path.display()
+        ))
+    })?;
+    if !meta.is_file() {
+        return Err(Error::Credential(format!(
+            "the {what} file '{}' is not a regular file",
+            path.display()
+        )));
+    }
+    check_permissions(path, &meta, what)?;
+    Ok(meta)
 }
 
 /// Largest CA bundle read (Debian's whole bundle is about 220 KiB).
@@ -126,6 +139,51 @@ mod tests {
         assert_eq!(
             &read_secret_file(f.path(), "client secret").unwrap()[..],
             b"s3cr3t-value"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_file_is_checked_without_being_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("redis.password");
+        std::fs::write(&f, "s3cr3t-value").unwrap();
+        // Refused: any group or world read bit. Kept: the owner's bits,
+        // write and execute bits for others (they do not disclose it).
+        for (mode, refused) in [
+            (0o600, false),
+            (0o400, false),
+            (0o700, false),
+            (0o620, false),
+            (0o602, false),
+            (0o640, true),
+            (0o604, true),
+            (0o644, true),
+            (0o444, true),
+        ] {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+            let got = check_secret_file(&f, "Redis password");
+            assert_eq!(got.is_err(), refused, "mode {mode:04o}: {got:?}");
+            if let Err(e) = got {
+                let e = e.to_string();
+                assert!(
+                    e.contains("Redis password")
+                        && e.contains(&f.display().to_string())
+                        && e.contains(&format!("{mode:04o}"))
+                        && e.contains("chmod 600"),
+                    "{e}"
+                );
+                assert!(!e.contains("s3cr3t"), "{e}");
+            }
+        }
+        let e = check_secret_file(dir.path(), "Redis password").unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let e = check_secret_file(&dir.path().join("nothing"), "Redis password").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cannot read the Redis password file"),
+            "{e}"
         );
     }
 

@@ -1,17 +1,31 @@
 //! Helpers for apptoken's own crates (`apptoken-cli`, `apptoken-daemon`,
 //! `apptoken-redis`), so that each rule has one implementation: when plain
-//! http is allowed.
+//! http is allowed, when a secret file is safe.
 //!
 //! Not public API: hidden from the docs, not covered by semver, may change
-//! or go in any release. Other users: [`crate::Authority`] applies the
-//! same rule.
+//! or go in any release. Other users: [`crate::Authority`],
+//! [`crate::Certificate`], [`crate::ClientSecret::from_file`] and
+//! [`crate::StoreKey::from_file`] apply the same rules.
 //! (docs/ARCHITECTURE.md, "Decisions", says when an item goes here.)
+
+use std::path::Path;
+
+use crate::error::Result;
 
 /// Whether a URL points at this machine (127.0.0.0/8, `[::1]`,
 /// `localhost`), the one place plain http is allowed: the same rule as the
 /// library's authorities. Not a URL: `false`.
 pub fn is_loopback_url(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| crate::authority::is_loopback(&u))
+}
+
+/// Checks a secret file without reading it, as the library does before
+/// reading a client secret, key or password: a regular file that other
+/// users cannot read. `what` names the secret ("Redis password"); the
+/// message names the file, its mode and the `chmod` that fixes it, never
+/// the content.
+pub fn check_secret_file(path: &Path, what: &str) -> Result<()> {
+    crate::files::check_secret_file(path, what)
 }
 
 #[cfg(test)]
