@@ -1,6 +1,6 @@
 //! Helpers for apptoken's own crates (`apptoken-cli`, `apptoken-daemon`,
 //! `apptoken-redis`), so that each rule has one implementation: when plain
-//! http is allowed, when a secret file is safe.
+//! http is allowed, when a secret file is safe, how PEM is read.
 //!
 //! Not public API: hidden from the docs, not covered by semver, may change
 //! or go in any release. Other users: [`crate::Authority`],
@@ -11,6 +11,10 @@
 use std::path::Path;
 
 use crate::error::Result;
+
+pub(crate) mod pem;
+
+pub use pem::{PemBlock, looks_like_pem, pem_blocks};
 
 /// Whether a URL points at this machine (127.0.0.0/8, `[::1]`,
 /// `localhost`), the one place plain http is allowed: the same rule as the
