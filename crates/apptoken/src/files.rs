@@ -65,8 +65,12 @@ fn secret_file_metadata(path: &Path, what: &str) -> Result<std::fs::Metadata> {
 const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
 
 /// Reads a file of trusted CA certificates (PEM), as a configuration names
-/// it: a regular file of at most 4 MiB. A device (`/dev/zero`), a FIFO or
-/// a directory is refused with a clear error, never read without end.
+/// it: a regular file of at most 4 MiB that holds at least one
+/// `-----BEGIN CERTIFICATE-----` block. A device (`/dev/zero`), a FIFO or
+/// a directory is refused with a clear error, never read without end; so
+/// is a file without a certificate (a key, an empty file, DER), naming the
+/// file. The certificates themselves are decoded by the TLS stack that
+/// takes them.
 ///
 /// ```
 /// let e = apptoken::read_ca_file(std::path::Path::new("/dev/zero")).unwrap_err();
@@ -95,7 +99,22 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<u8>> {
             path.display()
         )));
     }
+    check_ca_pem(&bytes, &format!("the CA file '{}'", path.display()))?;
     Ok(bytes)
+}
+
+/// Checks CA certificates given as PEM text (a CA file's contents):
+/// at least one whole `-----BEGIN CERTIFICATE-----` block. `what` names
+/// them in the message ("the CA file '/etc/ca.pem'").
+pub(crate) fn check_ca_pem(pem: &[u8], what: &str) -> Result<()> {
+    if crate::internal::pem::has_certificate(pem) {
+        Ok(())
+    } else {
+        Err(Error::Configuration(format!(
+            "{what} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the PEM file \
+             of the CA that issued the server's certificate"
+        )))
+    }
 }
 
 #[cfg(unix)]
@@ -185,6 +204,37 @@ mod tests {
                 .contains("cannot read the Redis password file"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_ca_file_needs_a_certificate() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let ca = fixtures.join("ca.cert.pem");
+        assert_eq!(read_ca_file(&ca).unwrap(), std::fs::read(&ca).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in [
+            ("empty.pem", &b""[..]),
+            ("hello.pem", b"hello"),
+            ("der.crt", b"\x30\x82\x01\x0a\x02\x82\x01\x01"),
+            ("unterminated.pem", b"-----BEGIN CERTIFICATE-----\nQQ==\n"),
+        ] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, content).unwrap();
+            let e = read_ca_file(&p).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("the CA file '{}'", p.display()))
+                    && e.contains("holds no PEM certificate"),
+                "{name}: {e}"
+            );
+        }
+        // A private key is no CA, and its content never reaches the message.
+        let e = read_ca_file(&fixtures.join("leaf.pkcs8.pem"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("holds no PEM certificate"), "{e}");
+        assert!(!e.contains("MII"), "{e}");
+        let e = read_ca_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 
     #[test]

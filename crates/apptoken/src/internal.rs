@@ -1,9 +1,11 @@
 //! Helpers for apptoken's own crates (`apptoken-cli`, `apptoken-daemon`,
 //! `apptoken-redis`), so that each rule has one implementation: when plain
-//! http is allowed, when a secret file is safe, how PEM is read.
+//! http is allowed, when a secret file is safe, what a CA bundle must hold,
+//! how PEM is read.
 //!
 //! Not public API: hidden from the docs, not covered by semver, may change
 //! or go in any release. Other users: [`crate::Authority`],
+//! [`crate::read_ca_file`],
 //! [`crate::Certificate`], [`crate::ClientSecret::from_file`] and
 //! [`crate::StoreKey::from_file`] apply the same rules.
 //! (docs/ARCHITECTURE.md, "Decisions", says when an item goes here.)
@@ -32,6 +34,13 @@ pub fn check_secret_file(path: &Path, what: &str) -> Result<()> {
     crate::files::check_secret_file(path, what)
 }
 
+/// Checks CA certificates given as PEM (what [`crate::read_ca_file`]
+/// checks of a file): at least one whole `-----BEGIN CERTIFICATE-----`
+/// block. `what` starts the message ("the Redis CA").
+pub fn check_ca_pem(pem: &[u8], what: &str) -> Result<()> {
+    crate::files::check_ca_pem(pem, what)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +53,16 @@ mod tests {
         assert!(!is_loopback_url("127.0.0.1"));
         assert!(!is_loopback_url(""));
         assert!(!is_loopback_url("http://[::1/"));
+    }
+
+    #[test]
+    fn ca_pem_names_what_it_checks() {
+        let e = check_ca_pem(b"not a certificate", "the Redis CA")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the Redis CA holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+            "{e}"
+        );
     }
 }

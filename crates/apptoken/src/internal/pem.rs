@@ -1,5 +1,6 @@
 //! PEM text: the one reader of the client-side crates, for certificates and
-//! keys ([`crate::Certificate::from_pem`]) and `apptoken cert show`.
+//! keys ([`crate::Certificate::from_pem`]), CA bundles
+//! ([`crate::read_ca_file`], the Redis store's CA) and `apptoken cert show`.
 //!
 //! Each block is decoded by `pem-rfc7468` (RustCrypto, RFC 7468 strict);
 //! that crate reads one block, so the splitting of a file into its blocks
@@ -85,6 +86,18 @@ pub fn pem_blocks(text: &[u8]) -> Result<Vec<PemBlock>> {
     Ok(out)
 }
 
+/// Whether PEM text holds at least one whole certificate block
+/// (`-----BEGIN CERTIFICATE-----` … `-----END CERTIFICATE-----`): the
+/// check of a CA bundle before it is handed to the TLS stack. Only the
+/// boundaries are read here; the TLS stack decodes the certificates, and
+/// it takes base64 wrapped at any width (some tools wrap at 76, not the
+/// 64 of RFC 7468 that [`pem_blocks`] requires).
+pub(crate) fn has_certificate(text: &[u8]) -> bool {
+    split(text)
+        .into_iter()
+        .any(|block| pem_rfc7468::decode_label(block) == Ok("CERTIFICATE"))
+}
+
 /// Splits PEM text into its `-----BEGIN …-----` … `-----END …-----` blocks.
 fn split(text: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
@@ -165,6 +178,39 @@ mod tests {
         assert!(
             pem_blocks(b"-----BEGIN A-----\n-----BEGIN B-----\nQQ==\n-----END B-----").is_err()
         );
+    }
+
+    #[test]
+    fn a_ca_bundle_needs_a_certificate() {
+        assert!(has_certificate(&fixture("ca.cert.pem")));
+        assert!(has_certificate(&fixture("leaf.chain.pem")));
+        // A certificate block after other text and blocks, with CRLF lines.
+        assert!(has_certificate(
+            b"# comment\r\n-----BEGIN PRIVATE KEY-----\r\nQQ==\r\n-----END PRIVATE KEY-----\r\n\
+              -----BEGIN CERTIFICATE-----\r\nQQ==\r\n-----END CERTIFICATE-----\r\n"
+        ));
+        // Base64 wrapped at 76 (the TLS stack reads it; pem_blocks does not).
+        let wide = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            "QUFB".repeat(19)
+        );
+        assert!(has_certificate(wide.as_bytes()));
+        assert!(pem_blocks(wide.as_bytes()).is_err());
+
+        assert!(!has_certificate(b""));
+        assert!(!has_certificate(b"hello"));
+        assert!(!has_certificate(&fixture("leaf.pkcs8.pem")));
+        // The words alone, an unterminated block, a mismatched END, a TRUSTED CERTIFICATE.
+        assert!(!has_certificate(
+            b"see -----BEGIN CERTIFICATE----- in the docs"
+        ));
+        assert!(!has_certificate(b"-----BEGIN CERTIFICATE-----\nQQ==\n"));
+        assert!(!has_certificate(
+            b"-----BEGIN CERTIFICATE-----\nQQ==\n-----END PRIVATE KEY-----\n"
+        ));
+        assert!(!has_certificate(
+            b"-----BEGIN TRUSTED CERTIFICATE-----\nQQ==\n-----END TRUSTED CERTIFICATE-----\n"
+        ));
     }
 
     #[test]
