@@ -35,8 +35,7 @@ pub(crate) fn http_client(ca_file: Option<&std::path::Path>) -> anyhow::Result<r
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("apptoken/", env!("CARGO_PKG_VERSION")));
     if let Some(ca) = ca_file {
-        let pem = std::fs::read(ca)
-            .with_context(|| format!("cannot read the CA file '{}'", ca.display()))?;
+        let pem = apptoken::read_ca_file(ca)?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .with_context(|| format!("'{}' is not a PEM certificate bundle", ca.display()))?;
         builder = builder.tls_certs_merge(certs);

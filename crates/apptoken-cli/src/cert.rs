@@ -249,33 +249,6 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
-/// The certificate blocks of PEM text, and whether it holds a private key.
-fn pem_certificates(bytes: &[u8]) -> anyhow::Result<(Vec<Vec<u8>>, bool)> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut certs = Vec::new();
-    let mut has_key = false;
-    let mut rest = text.as_ref();
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let block = &rest[start..];
-        let Some(end_label) = block.find("-----END ") else {
-            break;
-        };
-        let Some(close) = block[end_label + 9..].find("-----") else {
-            break;
-        };
-        let end = end_label + 9 + close + 5;
-        let (label, der) = pem_rfc7468::decode_vec(&block.as_bytes()[..end])
-            .map_err(|e| anyhow::anyhow!("a PEM block does not decode: {e}"))?;
-        if label == "CERTIFICATE" {
-            certs.push(der);
-        } else if label.ends_with("PRIVATE KEY") {
-            has_key = true;
-        }
-        rest = &block[end..];
-    }
-    Ok((certs, has_key))
-}
-
 #[derive(Debug)]
 struct NoKey;
 
@@ -299,9 +272,15 @@ pub(crate) fn show(args: CertShowArgs) -> Result<(), Failure> {
         })?),
         None => None,
     };
-    let is_pem = bytes.windows(11).any(|w| w == b"-----BEGIN ");
-    let (cert, key_status) = if is_pem {
-        let (certs, has_key) = pem_certificates(&bytes)?;
+    let (cert, key_status) = if apptoken::internal::looks_like_pem(&bytes) {
+        let blocks = apptoken::internal::pem_blocks(&bytes)
+            .with_context(|| format!("'{}' is not valid PEM", args.file.display()))?;
+        let has_key = blocks.iter().any(|b| b.is_private_key());
+        let certs: Vec<Vec<u8>> = blocks
+            .iter()
+            .filter(|b| b.label() == "CERTIFICATE")
+            .map(|b| b.der().to_vec())
+            .collect();
         if certs.is_empty() {
             return Err(config_failure(format!(
                 "'{}' holds no certificate",

@@ -69,18 +69,35 @@ pub(crate) fn code_for(e: &apptoken::Error) -> u8 {
     }
 }
 
-fn init_logging(cli: &Cli) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match &cli.log_level {
-        Some(level) => EnvFilter::new(level),
-        None => EnvFilter::try_from_env("APPTOKEN_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
-    };
+/// Logging to standard error, for every command: the filter of
+/// `--log-level`, else of `$APPTOKEN_LOG`, else `default` (`warn` for the
+/// one-shot commands, `info` for `run`); JSON lines with `json`.
+pub(crate) fn init_logging(level: Option<&str>, default: &str, json: bool) {
+    let from_env = std::env::var("APPTOKEN_LOG").ok();
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter(level, from_env.as_deref(), default))
         .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+    // Set up once per process; a second call would keep the first, not panic.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// `level` (`--log-level`, whatever it holds: invalid directives are
+/// dropped), else `from_env` if it parses, else `default`.
+fn log_filter(
+    level: Option<&str>,
+    from_env: Option<&str>,
+    default: &str,
+) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    match level {
+        Some(level) => EnvFilter::new(level),
+        None => from_env
+            .and_then(|v| EnvFilter::try_new(v).ok())
+            .unwrap_or_else(|| EnvFilter::new(default)),
     }
 }
 
@@ -88,7 +105,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // `run` sets up logging itself, once its configuration's log_format is known.
     if !matches!(cli.command, cli::Command::Run(_)) {
-        init_logging(&cli);
+        init_logging(
+            cli.log_level.as_deref(),
+            "warn",
+            matches!(cli.log_format, LogFormat::Json),
+        );
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -106,5 +127,21 @@ fn main() -> ExitCode {
             eprintln!("error: {:#}", f.error);
             ExitCode::from(f.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_filter_is_the_flag_then_apptoken_log_then_the_default() {
+        let f = |level, env, default| log_filter(level, env, default).to_string();
+        assert_eq!(f(Some("debug"), Some("trace"), "warn"), "debug");
+        assert_eq!(f(None, Some("apptoken=trace"), "warn"), "apptoken=trace");
+        assert_eq!(f(None, None, "warn"), "warn");
+        assert_eq!(f(None, None, "info"), "info");
+        // An $APPTOKEN_LOG that does not parse falls back to the default.
+        assert_eq!(f(None, Some("apptoken=loud"), "info"), "info");
     }
 }

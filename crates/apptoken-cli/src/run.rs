@@ -8,30 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use apptoken_daemon::{Daemon, DaemonConfig, Options, Progress, RunOutcome};
 
-use crate::Failure;
 use crate::cli::{LogFormat, RunArgs};
 use crate::exit;
+use crate::{Failure, init_logging};
 
 fn env(k: &str) -> Option<String> {
     std::env::var(k).ok()
-}
-
-/// Logging for `run`, set up once the configuration's `log_format` is known:
-/// JSON when `--log-format json` or `[daemon] log_format = "json"`.
-pub(crate) fn init_logging(level: Option<&str>, json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(level) => EnvFilter::new(level),
-        None => EnvFilter::try_from_env("APPTOKEN_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
 }
 
 pub(crate) fn failure(e: apptoken_daemon::Error) -> Failure {
@@ -55,12 +37,13 @@ pub(crate) async fn run(
     let config = match DaemonConfig::load(&args.config, &env) {
         Ok(c) => c,
         Err(e) => {
-            init_logging(log_level.as_deref(), cli_json);
+            init_logging(log_level.as_deref(), "info", cli_json);
             return Err(failure(e));
         }
     };
     let json = cli_json || config.daemon.log_format == Some(apptoken_daemon::LogFormat::Json);
-    init_logging(log_level.as_deref(), json);
+    // JSON when `--log-format json` or `[daemon] log_format = "json"`.
+    init_logging(log_level.as_deref(), "info", json);
     apptoken_daemon::install_metrics_recorder();
     let mut options = Options::default();
     let bars = (args.once && std::io::stderr().is_terminal()).then(|| Arc::new(Bars::default()));

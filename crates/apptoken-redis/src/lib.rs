@@ -81,7 +81,9 @@ impl RedisStore {
 
     /// A store for a `rediss://` URL whose server certificate is issued by
     /// a private CA: `ca_pem` (PEM, one or more certificates) replaces the
-    /// system's trust store for this connection. Nothing is connected yet.
+    /// system's trust store for this connection; PEM without a certificate
+    /// is refused, as [`apptoken::read_ca_file`] refuses such a file.
+    /// Nothing is connected yet.
     pub fn with_ca(url: &str, ca_pem: &[u8]) -> Result<RedisStore, Error> {
         let info: redis::ConnectionInfo = redis::IntoConnectionInfo::into_connection_info(url)
             .map_err(|e| {
@@ -92,11 +94,7 @@ impl RedisStore {
                 "a CA for Redis needs a rediss:// URL (TLS)".into(),
             ));
         }
-        if !String::from_utf8_lossy(ca_pem).contains("-----BEGIN CERTIFICATE-----") {
-            return Err(Error::Configuration(
-                "the Redis CA file holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
-            ));
-        }
+        apptoken::internal::check_ca_pem(ca_pem, "the Redis CA file")?;
         let client = redis::Client::build_with_tls(
             info,
             redis::TlsCertificates {

@@ -260,7 +260,11 @@ fn check_scheme(url: &Url, original: &str) -> Result<()> {
     }
 }
 
-/// Whether a URL points at this machine (127.0.0.0/8, ::1, localhost).
+/// Whether a URL points at this machine (127.0.0.0/8, ::1, localhost):
+/// where plain http is allowed (a local emulator, a test API), since the
+/// secrets and tokens it carries never leave the machine. A host name other
+/// than `localhost` is not loopback, whatever it resolves to, nor is an
+/// IPv4-mapped address (`::ffff:127.0.0.1`).
 pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
@@ -323,6 +327,33 @@ pub(crate) fn check_tenant(tenant: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_is_127_0_0_0_8_the_ipv6_one_and_localhost() {
+        for (url, loopback) in [
+            ("http://127.0.0.1:8400/", true),
+            ("http://127.0.0.2/", true),
+            ("http://127.255.255.254/", true),
+            ("http://127.1/", true), // the URL parser reads it as 127.0.0.1
+            ("http://[::1]:8400/", true),
+            ("http://[0:0:0:0:0:0:0:1]/", true),
+            ("http://localhost:8400/", true),
+            ("http://LocalHost/", true),
+            ("https://localhost/", true),
+            ("http://10.0.0.1/", false),
+            ("http://128.0.0.1/", false),
+            ("http://0.0.0.0/", false),
+            ("http://[::]/", false),
+            ("http://[::ffff:127.0.0.1]/", false),
+            ("http://login.microsoftonline.com/", false),
+            ("http://localhost.example.com/", false),
+            ("http://foo.localhost/", false),
+            ("http://localhost./", false),
+            ("file:///etc/passwd", false),
+        ] {
+            assert_eq!(is_loopback(&Url::parse(url).unwrap()), loopback, "{url}");
+        }
+    }
 
     #[test]
     fn clouds_by_name_and_host() {

@@ -20,6 +20,8 @@ mod flight;
 pub mod fuzzing;
 mod grant;
 mod http;
+#[doc(hidden)]
+pub mod internal;
 mod limits;
 mod retry;
 mod scope;

@@ -27,7 +27,7 @@ pub(super) fn check(
         let a = api.get_ref();
         let base_url = match Url::parse(a.base_url.get_ref()) {
             Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {
-                if u.scheme() == "http" && !is_loopback(&u) {
+                if u.scheme() == "http" && !apptoken::internal::is_loopback_url(u.as_str()) {
                     ck.at(Some(a.base_url.span()), f("base_url"), "plain http is only allowed on loopback (the token would travel in clear text); use https");
                 }
                 Some(u)
@@ -119,12 +119,37 @@ pub(super) fn check(
     apis
 }
 
-/// Whether a URL's host is the loopback interface.
-fn is_loopback(u: &Url) -> bool {
-    match u.host() {
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        let with_base = |url: &str| GOOD.replace("http://127.0.0.1:9/v1.0", url);
+        for url in [
+            "http://127.0.0.1:9/v1.0",
+            "http://127.0.0.2/v1",
+            "http://[::1]:8080/",
+            "http://localhost:8080/",
+            "https://api.example.com/v1",
+            "https://10.0.0.1/v1",
+        ] {
+            let c = check(&with_base(url)).unwrap_or_else(|p| panic!("{url}: {p:?}"));
+            assert!(c.apis.contains_key("sample"), "{url}");
+        }
+        for url in [
+            "http://10.0.0.1/v1",
+            "http://api.example.com/v1",
+            "http://localhost.example.com/",
+            "http://0.0.0.0:8080/",
+        ] {
+            let text = with_base(url);
+            only_problem(
+                &check(&text).unwrap_err(),
+                "apis.sample.base_url",
+                place(&text, &format!("\"{url}\"")),
+                "plain http is only allowed on loopback",
+            );
+        }
     }
 }

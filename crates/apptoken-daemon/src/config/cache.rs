@@ -107,16 +107,8 @@ pub(super) fn check(
                 "there is no redis URL to use it with",
             );
         }
-        match inputs.files.readable_by_others(&p) {
-            Ok(false) => out.redis_password_file = Some(p),
-            Ok(true) => ck.at(
-                span,
-                "cache.redis_password_file",
-                format!(
-                    "'{}' can be read by other users; restrict it with 'chmod 600'",
-                    p.display()
-                ),
-            ),
+        match inputs.files.secret_file(&p, "Redis password") {
+            Ok(()) => out.redis_password_file = Some(p),
             Err(m) => ck.at(span, "cache.redis_password_file", m),
         }
     }
@@ -148,20 +140,9 @@ pub(super) fn check(
                 field,
                 "a CA for Redis needs a rediss:// URL (TLS); redis:// is not encrypted",
             ),
+            // read_ca_file refuses a file without a certificate.
             _ => match inputs.files.ca_file(&p) {
-                Ok(pem)
-                    if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") =>
-                {
-                    out.redis_ca_file = Some(p)
-                }
-                Ok(_) => ck.at(
-                    ca_span,
-                    field,
-                    format!(
-                        "'{}' holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-                        p.display()
-                    ),
-                ),
+                Ok(_) => out.redis_ca_file = Some(p),
                 Err(m) => ck.at(ca_span, field, m),
             },
         }
@@ -286,6 +267,44 @@ mod tests {
         ));
         let shown = format!("{p:?}");
         assert!(shown.contains("not a regular file"), "{shown}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_redis_password_file_is_refused_when_others_can_read_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("redis.password");
+        std::fs::write(&pw, "s3cr3t\n").unwrap();
+        let key = dir.path().join("cache.key");
+        std::fs::write(&key, "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = format!(
+            "{GOOD}\n[cache]\nredis = \"rediss://redis.internal:6380/0\"\nredis_password_file = \"{}\"\nkey_file = \"{}\"\n",
+            pw.display(),
+            key.display()
+        );
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = check(&text).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(c.cache.redis_password_file.as_deref(), Some(pw.as_path()));
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let p = only_problem(
+            &check(&text).unwrap_err(),
+            "cache.redis_password_file",
+            place(&text, &format!("\"{}\"", pw.display())),
+            "can be read by other users",
+        );
+        // Which file, what is wrong (its mode), what to do; never the password.
+        let shown = p.to_string();
+        for part in [
+            "the Redis password file",
+            pw.to_str().unwrap(),
+            "0640",
+            "chmod 600",
+        ] {
+            assert!(shown.contains(part), "{part:?} not in {shown}");
+        }
+        assert!(!shown.contains("s3cr3t"), "{shown}");
     }
 
     #[test]

@@ -425,7 +425,7 @@ mod tests {
         fn ca_file(&self, _: &Path) -> Result<Vec<u8>, String> {
             unreachable!("no CA file is named")
         }
-        fn readable_by_others(&self, _: &Path) -> Result<bool, String> {
+        fn secret_file(&self, _: &Path, _: &str) -> Result<(), String> {
             unreachable!("no password file is named")
         }
         fn store_key(&self, _: &Path) -> Result<(), String> {

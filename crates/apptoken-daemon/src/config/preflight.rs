@@ -26,8 +26,9 @@ pub(super) trait Preflight {
     fn credential(&self, identity: &ClientConfig) -> Result<(), String>;
     /// A CA file's contents.
     fn ca_file(&self, path: &Path) -> Result<Vec<u8>, String>;
-    /// Whether a secret file (a regular file) may be read by group or world.
-    fn readable_by_others(&self, path: &Path) -> Result<bool, String>;
+    /// A secret file (`what`: "Redis password") is a regular file that
+    /// other users cannot read.
+    fn secret_file(&self, path: &Path, what: &str) -> Result<(), String>;
     /// A store key file holds a key.
     fn store_key(&self, path: &Path) -> Result<(), String>;
     /// Whether something exists at `path`.
@@ -61,19 +62,8 @@ impl Preflight for FileSystem {
         apptoken::read_ca_file(path).map_err(|e| e.to_string())
     }
 
-    fn readable_by_others(&self, path: &Path) -> Result<bool, String> {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
-        if !meta.is_file() {
-            return Err(format!("'{}' is not a regular file", path.display()));
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            Ok(meta.permissions().mode() & 0o044 != 0)
-        }
-        #[cfg(not(unix))]
-        Ok(false)
+    fn secret_file(&self, path: &Path, what: &str) -> Result<(), String> {
+        apptoken::internal::check_secret_file(path, what).map_err(|e| e.to_string())
     }
 
     fn store_key(&self, path: &Path) -> Result<(), String> {

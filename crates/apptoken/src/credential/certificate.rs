@@ -135,8 +135,7 @@ impl Certificate {
     pub fn from_file(path: impl AsRef<Path>, password: Option<&str>) -> Result<Certificate> {
         let path = path.as_ref();
         let bytes = crate::files::read_secret_file(path, "certificate")?;
-        let looks_pem = bytes.windows(11).any(|w| w == b"-----BEGIN ");
-        let result = if looks_pem {
+        let result = if crate::internal::pem::looks_like_pem(&bytes) {
             Certificate::from_pem(&bytes, password)
         } else {
             Certificate::from_pkcs12(&bytes, password.unwrap_or(""))
@@ -153,11 +152,9 @@ impl Certificate {
         let mut certs = Vec::new();
         let mut key: Option<Zeroizing<Vec<u8>>> = None;
         let mut key_is_pkcs1 = false;
-        for block in pem_blocks(pem) {
-            let (label, der) = pem_rfc7468::decode_vec(block)
-                .map_err(|e| Error::Credential(format!("a PEM block does not decode: {e}")))?;
-            let der = Zeroizing::new(der);
-            match label {
+        for block in crate::internal::pem::pem_blocks(pem)? {
+            let (label, der) = block.into_parts();
+            match label.as_str() {
                 "CERTIFICATE" => certs.push(der.to_vec()),
                 "PRIVATE KEY" | "RSA PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" if key.is_some() => {
                     return Err(Error::Credential(
@@ -389,42 +386,9 @@ fn hex_upper(bytes: &[u8]) -> String {
         })
 }
 
-/// Splits PEM text into its `-----BEGIN …-----` … `-----END …-----` blocks.
-fn pem_blocks(text: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = find(rest, b"-----BEGIN ") {
-        let after = &rest[start..];
-        let Some(end_marker) = find(after, b"-----END ") else {
-            break;
-        };
-        let tail = &after[end_marker + 9..];
-        let Some(close) = find(tail, b"-----") else {
-            break;
-        };
-        let block_len = end_marker + 9 + close + 5;
-        out.push(&after[..block_len]);
-        rest = &after[block_len..];
-    }
-    out
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pem_block_splitting() {
-        let text = b"junk\n-----BEGIN A-----\nQQ==\n-----END A-----\nmore\n-----BEGIN B-----\nQg==\n-----END B-----";
-        let blocks = pem_blocks(text);
-        assert_eq!(blocks.len(), 2);
-        assert!(blocks[1].ends_with(b"-----END B-----"));
-        assert!(pem_blocks(b"-----BEGIN X-----\nno end").is_empty());
-    }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
