@@ -74,8 +74,8 @@ impl ConfidentialClientBuilder {
     }
 
     /// Another source of tokens in place of the client credentials grant over
-    /// HTTP (then no credential is needed). The cache, single flight,
-    /// retries and throttling still apply.
+    /// HTTP (then no credential is needed, and giving one too is an error at
+    /// `build`). The cache, single flight, retries and throttling still apply.
     pub fn token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
         self.source = Some(source);
         self
@@ -204,6 +204,13 @@ impl ConfidentialClientBuilder {
                 "max_cached_tokens must be at least 1".into(),
             ));
         }
+        if self.source.is_some() && self.credential.is_some() {
+            return Err(Error::Configuration(
+                "both a credential and a token source were given: a client uses one or the other \
+                 (a token source replaces the client credentials grant, so the credential would never be used)"
+                    .into(),
+            ));
+        }
         let cell = match (&self.source, &self.credential) {
             (None, Some(c)) => Some(Arc::new(std::sync::RwLock::new(c.clone()))),
             _ => None,
@@ -263,5 +270,47 @@ impl ConfidentialClient {
             region: None,
             shared: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::ClientSecret;
+    use crate::source::{SourceFuture, SourceRequest, TokenResponse};
+
+    #[derive(Debug)]
+    struct Fixed;
+
+    impl TokenSource for Fixed {
+        fn request_token<'a>(&'a self, _: SourceRequest<'a>) -> SourceFuture<'a> {
+            Box::pin(async { Ok(TokenResponse::new("t", Duration::from_secs(3600))) })
+        }
+    }
+
+    fn builder() -> ConfidentialClientBuilder {
+        ConfidentialClient::builder()
+            .client_id("c")
+            .authority_url("https://login.example/t.example")
+    }
+
+    #[test]
+    fn a_credential_and_a_token_source_together_are_refused() {
+        let secret = || Credential::secret(ClientSecret::new("s"));
+        let e = builder()
+            .credential(secret())
+            .token_source(Arc::new(Fixed))
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Configuration(m) if m.contains("both a credential and a token source")),
+            "{e}"
+        );
+        // Either alone builds.
+        builder().credential(secret()).build().unwrap();
+        builder().token_source(Arc::new(Fixed)).build().unwrap();
+        // Neither names what is missing.
+        let e = builder().build().unwrap_err();
+        assert!(e.to_string().contains("no credential"), "{e}");
     }
 }
