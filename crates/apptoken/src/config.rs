@@ -58,7 +58,7 @@ pub struct ClientConfig {
     /// A file holding the client secret (mode 0600 or stricter).
     pub client_secret_file: Option<PathBuf>,
     /// How the secret is sent: `post` (default) or `basic`.
-    pub client_secret_auth: Option<String>,
+    pub client_secret_auth: Option<SecretAuthMethod>,
     /// A PEM (certificate + key) or PFX file.
     pub certificate_path: Option<PathBuf>,
     /// A file holding the certificate's (or encrypted key's) password.
@@ -67,7 +67,7 @@ pub struct ClientConfig {
     /// name + issuer authentication.
     pub send_certificate_chain: Option<bool>,
     /// `PS256` (default for Entra ID) or `RS256`.
-    pub assertion_algorithm: Option<String>,
+    pub assertion_algorithm: Option<SigningAlgorithm>,
     /// A file holding a signed assertion, re-read on every token request
     /// (workload identity federation).
     pub federated_token_file: Option<PathBuf>,
@@ -182,14 +182,8 @@ impl ClientConfig {
                 .client_capabilities
                 .clone()
                 .or(env.client_capabilities.clone()),
-            client_secret_auth: self
-                .client_secret_auth
-                .clone()
-                .or(env.client_secret_auth.clone()),
-            assertion_algorithm: self
-                .assertion_algorithm
-                .clone()
-                .or(env.assertion_algorithm.clone()),
+            client_secret_auth: self.client_secret_auth.or(env.client_secret_auth),
+            assertion_algorithm: self.assertion_algorithm.or(env.assertion_algorithm),
             ..ClientConfig::default()
         };
         let cred = if self_names_credential { self } else { env };
@@ -249,13 +243,13 @@ impl ClientConfig {
         if let Some(secret) = &self.client_secret {
             return Ok(Credential::secret_with(
                 secret.clone(),
-                self.secret_method()?,
+                self.client_secret_auth.unwrap_or_default(),
             ));
         }
         if let Some(path) = &self.client_secret_file {
             return Ok(Credential::secret_with(
                 ClientSecret::from_file(path)?,
-                self.secret_method()?,
+                self.client_secret_auth.unwrap_or_default(),
             ));
         }
         if let Some(path) = &self.certificate_path {
@@ -265,15 +259,10 @@ impl ClientConfig {
                 (None, None) => None,
             };
             let cert = Certificate::from_file(path, password.as_ref().map(|p| p.expose_secret()))?;
-            let alg = self
-                .assertion_algorithm
-                .as_deref()
-                .map(SigningAlgorithm::parse)
-                .transpose()?;
             return Ok(Credential::certificate_with(
                 cert,
                 self.send_certificate_chain.unwrap_or(false),
-                alg,
+                self.assertion_algorithm,
             ));
         }
         if let Some(path) = &self.federated_token_file {
@@ -284,21 +273,6 @@ impl ClientConfig {
              or client_secret_file, certificate_path or federated_token_file in the configuration"
                 .into(),
         ))
-    }
-
-    fn secret_method(&self) -> Result<SecretAuthMethod> {
-        match self
-            .client_secret_auth
-            .as_deref()
-            .map(|s| s.trim().to_ascii_lowercase())
-        {
-            None => Ok(SecretAuthMethod::Post),
-            Some(m) if m == "post" || m == "client_secret_post" => Ok(SecretAuthMethod::Post),
-            Some(m) if m == "basic" || m == "client_secret_basic" => Ok(SecretAuthMethod::Basic),
-            Some(m) => Err(Error::Configuration(format!(
-                "client_secret_auth is '{m}'; use 'post' or 'basic'"
-            ))),
-        }
     }
 
     /// Builds a client from these settings.
@@ -452,16 +426,36 @@ mod tests {
         );
         let e = ClientConfig::default().authority().unwrap_err().to_string();
         assert!(e.contains("AZURE_TENANT_ID"), "{e}");
-        let m = env(&[("AZURE_CLIENT_SECRET", "s")]).or_env(ClientConfig::default());
-        let bad = ClientConfig {
-            client_secret_auth: Some("digest".into()),
-            ..m
-        };
+        // The secret method and the assertion algorithm are parsed with the
+        // file, at their place, not re-parsed by hand later.
+        let c = ClientConfig::from_toml_str(
+            "client_secret_auth = \"Client_Secret_Basic\"\nassertion_algorithm = \"rs256\"",
+        )
+        .unwrap();
+        assert_eq!(c.client_secret_auth, Some(SecretAuthMethod::Basic));
+        assert_eq!(c.assertion_algorithm, Some(SigningAlgorithm::Rs256));
+        let e = ClientConfig::from_toml_str("client_secret_auth = \"digest\"")
+            .unwrap_err()
+            .to_string();
         assert!(
-            bad.credential()
-                .unwrap_err()
-                .to_string()
-                .contains("'post' or 'basic'")
+            e.contains("'digest'; use 'post' or 'basic'") && e.contains("line 1"),
+            "{e}"
         );
+        let e = ClientConfig::from_toml_str("assertion_algorithm = \"ES256\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'ES256' is not supported; use PS256 or RS256"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("configuration error: configuration error"),
+            "{e}"
+        );
+        assert_eq!(
+            "post".parse::<SecretAuthMethod>().unwrap(),
+            SecretAuthMethod::Post
+        );
+        assert!("PS512".parse::<SigningAlgorithm>().is_err());
     }
 }

@@ -41,15 +41,31 @@ impl SigningAlgorithm {
         }
     }
 
-    /// Parses `PS256` / `RS256` (case-insensitive).
-    pub fn parse(s: &str) -> Result<SigningAlgorithm> {
+    /// `PS256` / `RS256` (case-insensitive), or what is wrong with `s`.
+    fn from_name(s: &str) -> std::result::Result<SigningAlgorithm, String> {
         match s.trim().to_ascii_uppercase().as_str() {
             "PS256" => Ok(SigningAlgorithm::Ps256),
             "RS256" => Ok(SigningAlgorithm::Rs256),
-            other => Err(Error::Configuration(format!(
+            other => Err(format!(
                 "assertion signing algorithm '{other}' is not supported; use PS256 or RS256"
-            ))),
+            )),
         }
+    }
+}
+
+/// Parses `PS256` / `RS256` (case-insensitive).
+impl std::str::FromStr for SigningAlgorithm {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<SigningAlgorithm> {
+        SigningAlgorithm::from_name(s).map_err(Error::Configuration)
+    }
+}
+
+/// In a configuration file: `"PS256"` or `"RS256"` (case-insensitive).
+impl<'de> serde::Deserialize<'de> for SigningAlgorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        SigningAlgorithm::from_name(&s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -65,6 +65,37 @@ pub enum SecretAuthMethod {
     Basic,
 }
 
+impl SecretAuthMethod {
+    /// `post`/`client_secret_post` or `basic`/`client_secret_basic`
+    /// (case-insensitive), or what is wrong with `s`.
+    fn from_name(s: &str) -> std::result::Result<SecretAuthMethod, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "post" | "client_secret_post" => Ok(SecretAuthMethod::Post),
+            "basic" | "client_secret_basic" => Ok(SecretAuthMethod::Basic),
+            other => Err(format!(
+                "client_secret_auth is '{other}'; use 'post' or 'basic'"
+            )),
+        }
+    }
+}
+
+/// Parses `post` / `basic` (or their OAuth names, `client_secret_post` /
+/// `client_secret_basic`), case-insensitive.
+impl std::str::FromStr for SecretAuthMethod {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<SecretAuthMethod> {
+        SecretAuthMethod::from_name(s).map_err(Error::Configuration)
+    }
+}
+
+/// In a configuration file: `"post"` or `"basic"`, as [`std::str::FromStr`].
+impl<'de> serde::Deserialize<'de> for SecretAuthMethod {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        SecretAuthMethod::from_name(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// What an assertion callback is told about the request it signs for.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
