@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+#[cfg(any(test, feature = "test-util"))]
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -64,7 +65,9 @@ impl Clock for SystemClock {
 }
 
 /// A clock that only moves when told to; for tests. Sleeps end when the
-/// clock is advanced past their deadline.
+/// clock is advanced past their deadline. Needs the `test-util` feature
+/// (`apptoken = { version = "…", features = ["test-util"] }` under
+/// `[dev-dependencies]`).
 ///
 /// ```
 /// use apptoken::{Clock, ManualClock};
@@ -73,17 +76,20 @@ impl Clock for SystemClock {
 /// clock.advance(Duration::from_secs(90));
 /// assert_eq!(clock.now().unix_timestamp(), 90);
 /// ```
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug)]
 pub struct ManualClock {
     state: Mutex<State>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug)]
 struct State {
     now: OffsetDateTime,
     sleepers: Vec<(OffsetDateTime, tokio::sync::oneshot::Sender<()>)>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl ManualClock {
     /// A clock stopped at `start`.
     pub fn new(start: OffsetDateTime) -> Self {
@@ -148,6 +154,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
         self.lock().now

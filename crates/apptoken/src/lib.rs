@@ -33,7 +33,9 @@ mod token;
 pub use authority::{Authority, AuthorityKind, CloudInstance};
 pub use challenge::claims_challenge;
 pub use client::{ConfidentialClient, ConfidentialClientBuilder, TokenRequest};
-pub use clock::{Clock, ManualClock, Sleep, SystemClock};
+#[cfg(any(test, feature = "test-util"))]
+pub use clock::ManualClock;
+pub use clock::{Clock, Sleep, SystemClock};
 pub use config::ClientConfig;
 pub use credential::{
     AssertionContext, AssertionFuture, AssertionSigner, Certificate, ClientSecret, Credential,

@@ -92,7 +92,7 @@ pub type SourceFuture<'a> = Pin<Box<dyn Future<Output = Result<TokenResponse>> +
 /// single flight, retries and throttling in front of one.
 pub trait TokenSource: Send + Sync + fmt::Debug {
     /// Asks for one token. Errors that may pass (transport, 5xx, 429) should
-    /// be reported as such (see [`Error::is_retryable`]) so that the client
+    /// be reported as such (see [`crate::Error::is_retryable`]) so that the client
     /// retries them.
     fn request_token<'a>(&'a self, request: SourceRequest<'a>) -> SourceFuture<'a>;
 }

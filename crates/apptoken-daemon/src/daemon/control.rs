@@ -12,7 +12,7 @@ pub(super) enum Control {
     Reload,
 }
 
-/// Tells a running [`Daemon`] to stop or to reload its configuration.
+/// Tells a running [`crate::Daemon`] to stop or to reload its configuration.
 #[derive(Debug, Clone)]
 pub struct DaemonHandle {
     pub(super) tx: mpsc::UnboundedSender<Control>,

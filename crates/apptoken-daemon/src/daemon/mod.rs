@@ -85,7 +85,7 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Uses this clock (tests: [`apptoken::ManualClock`]).
+    /// Uses this clock (tests: `apptoken::ManualClock`, with its `test-util` feature).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self

@@ -82,7 +82,7 @@ impl ConfidentialClientBuilder {
     }
 
     /// The clock used for token freshness, assertion times and waits (tests
-    /// move it: see [`crate::ManualClock`]).
+    /// move it: `ManualClock`, with the `test-util` feature).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -111,7 +111,7 @@ impl ConfidentialClientBuilder {
     /// During an outage of the identity provider (5xx, timeouts, connection
     /// errors), keep serving an expired token until its `ext_expires_in`
     /// (Entra's extended lifetime). Such tokens report
-    /// [`AccessToken::is_extended_lifetime`]. Off by default.
+    /// [`crate::AccessToken::is_extended_lifetime`]. Off by default.
     pub fn serve_extended_lifetime(mut self, enabled: bool) -> Self {
         self.serve_extended = enabled;
         self
