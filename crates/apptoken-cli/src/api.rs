@@ -96,7 +96,7 @@ pub(crate) async fn call(
         let resp = builder
             .send()
             .await
-            .map_err(|e| apptoken_transport(&shown, &e))?;
+            .map_err(|e| apptoken_transport(&shown, e))?;
         let status = resp.status();
         let next_link_header = resp
             .headers()
@@ -107,7 +107,7 @@ pub(crate) async fn call(
         let text = resp
             .text()
             .await
-            .map_err(|e| apptoken_transport(&shown, &e))?;
+            .map_err(|e| apptoken_transport(&shown, e))?;
         pages += 1;
         if !status.is_success() {
             return Ok(ApiOutcome::Failed { status, body: text });
@@ -156,24 +156,8 @@ pub(crate) async fn call(
     })
 }
 
-fn apptoken_transport(url: &str, e: &reqwest::Error) -> anyhow::Error {
-    let mut message = if e.is_timeout() {
-        "the request timed out".to_string()
-    } else {
-        "the request failed".to_string()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    apptoken::Error::Transport {
-        url: url.to_string(),
-        message,
-        timeout: e.is_timeout(),
-    }
-    .into()
+fn apptoken_transport(url: &str, e: reqwest::Error) -> anyhow::Error {
+    crate::failure::Unreachable::new(url, e).into()
 }
 
 #[cfg(test)]

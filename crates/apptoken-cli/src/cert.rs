@@ -254,7 +254,13 @@ struct NoKey;
 
 impl AssertionSigner for NoKey {
     fn sign<'a>(&'a self, _: SigningAlgorithm, _: &'a [u8]) -> SignFuture<'a> {
-        Box::pin(async { Err(apptoken::Error::Credential("no private key".into())) })
+        Box::pin(async {
+            Err(apptoken::CredentialError::new(
+                apptoken::CredentialErrorKind::Signing,
+                "no private key",
+            )
+            .into())
+        })
     }
 }
 

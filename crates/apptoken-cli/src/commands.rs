@@ -84,18 +84,15 @@ async fn token(args: TokenArgs) -> Result<(), Failure> {
 fn consent_url(args: ConsentArgs) -> Result<(), Failure> {
     let cfg = settings::client_config(args.config.as_deref())?;
     let client_id = cfg.client_id.as_deref().ok_or_else(|| {
-        apptoken::Error::Configuration(
-            "no client id: set client_id in the configuration or AZURE_CLIENT_ID".into(),
-        )
+        Failure::config("no client id: set client_id in the configuration or AZURE_CLIENT_ID")
     })?;
     let cloud = match cfg.authority_host.as_deref() {
         Some(h) => apptoken::CloudInstance::parse(h)?,
         None => apptoken::CloudInstance::AzurePublic,
     };
     if let Some(r) = &args.redirect_uri {
-        url::Url::parse(r).map_err(|e| {
-            apptoken::Error::Configuration(format!("--redirect-uri '{r}' is not a URL: {e}"))
-        })?;
+        url::Url::parse(r)
+            .map_err(|e| Failure::config(format!("--redirect-uri '{r}' is not a URL: {e}")))?;
     }
     let authority = Authority::entra(cloud, &args.tenant)?;
     println!(

@@ -7,6 +7,7 @@ mod api;
 mod cert;
 mod cli;
 mod commands;
+mod failure;
 mod local;
 mod run;
 mod settings;
@@ -17,57 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, LogFormat};
-
-/// Exit codes, documented in `docs/CLI.md`.
-pub(crate) mod exit {
-    /// Something failed that fits no other code.
-    pub(crate) const FAILURE: u8 = 1;
-    /// Configuration problem: missing or invalid settings, unreadable or unsafe files.
-    pub(crate) const CONFIG: u8 = 3;
-    /// The identity provider refused the token request.
-    pub(crate) const AUTH: u8 = 4;
-    /// The identity provider or the API could not be reached.
-    pub(crate) const UNREACHABLE: u8 = 5;
-    /// The web API answered with a non-2xx status.
-    pub(crate) const API: u8 = 6;
-    /// Some tenants failed or were skipped (backing off), the others were
-    /// written (`run --once`); some tenants cannot get a token
-    /// (`tenants check`).
-    pub(crate) const PARTIAL: u8 = 7;
-    /// A bug in apptoken (a panicked or cancelled task): not the configuration.
-    pub(crate) const INTERNAL: u8 = 70;
-}
-
-/// An error with the exit code it maps to.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub(crate) code: u8,
-    pub(crate) error: anyhow::Error,
-}
-
-impl<E: Into<anyhow::Error>> From<E> for Failure {
-    fn from(e: E) -> Self {
-        let error: anyhow::Error = e.into();
-        let code = match error.downcast_ref::<apptoken::Error>() {
-            Some(e) => code_for(e),
-            None => exit::FAILURE,
-        };
-        Failure { code, error }
-    }
-}
-
-pub(crate) fn code_for(e: &apptoken::Error) -> u8 {
-    use apptoken::Error as E;
-    match e {
-        E::Configuration(_) | E::Authority(_) | E::InvalidScope { .. } | E::Credential(_) => {
-            exit::CONFIG
-        }
-        E::IdentityProvider(_) => exit::AUTH,
-        E::Transport { .. } => exit::UNREACHABLE,
-        E::Internal(_) => exit::INTERNAL,
-        _ => exit::FAILURE,
-    }
-}
+pub(crate) use crate::failure::{Failure, exit};
 
 /// Logging to standard error, for every command: the filter of
 /// `--log-level`, else of `$APPTOKEN_LOG`, else `default` (`warn` for the

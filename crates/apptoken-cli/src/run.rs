@@ -17,15 +17,7 @@ fn env(k: &str) -> Option<String> {
 }
 
 pub(crate) fn failure(e: apptoken_daemon::Error) -> Failure {
-    let code = match &e {
-        apptoken_daemon::Error::Config(_) => exit::CONFIG,
-        apptoken_daemon::Error::Client(c) => crate::code_for(c),
-        _ => exit::FAILURE,
-    };
-    Failure {
-        code,
-        error: anyhow::Error::new(e),
-    }
+    Failure::from(e)
 }
 
 pub(crate) async fn run(

@@ -21,7 +21,7 @@ pub(crate) fn client_config(path: Option<&Path>) -> anyhow::Result<ClientConfig>
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration file '{}'", path.display()))?;
     let file: ConfigFile = toml::from_str(&text)
-        .map_err(|e| apptoken::Error::Configuration(format!("{}: {e}", path.display())))?;
+        .map_err(|e| crate::failure::CliConfigError(format!("{}: {e}", path.display())))?;
     let mut identity = file.identity.unwrap_or_default();
     // Relative paths in the file are relative to the file.
     let base = path.parent().unwrap_or(Path::new("."));

@@ -397,10 +397,10 @@ fn outcome_of(e: &apptoken::Error) -> CheckOutcome {
             }
         }
         apptoken::Error::Transport { .. } => CheckOutcome::Unreachable {
-            message: e.to_string(),
+            message: e.report().to_string(),
         },
         other => CheckOutcome::Other {
-            message: other.to_string(),
+            message: other.report().to_string(),
         },
     }
 }
@@ -591,16 +591,25 @@ mod tests {
             matches!(&o, CheckOutcome::Refused { message, codes, .. } if message == "Too Many Requests" && codes.is_empty()),
             "{o:?}"
         );
-        let o = outcome_of(&apptoken::Error::Transport {
-            url: "https://login.example/t/oauth2/v2.0/token".into(),
-            message: "connection refused".into(),
-            timeout: false,
-        });
+        // The cause (here the socket's error) is in the message: the
+        // report, not only the top-level text.
+        let o = outcome_of(&apptoken::Error::transport(
+            "https://login.example/t/oauth2/v2.0/token",
+            "the connection failed",
+            false,
+            Some(std::sync::Arc::new(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            ))),
+        ));
         assert!(
             matches!(&o, CheckOutcome::Unreachable { message } if message.contains("connection refused")),
             "{o:?}"
         );
-        let o = outcome_of(&apptoken::Error::Authority("bad tenant".into()));
+        let o = outcome_of(
+            &apptoken::AuthorityError::new(apptoken::AuthorityErrorKind::Tenant, "bad tenant")
+                .into(),
+        );
         assert!(matches!(o, CheckOutcome::Other { .. }), "{o:?}");
     }
 

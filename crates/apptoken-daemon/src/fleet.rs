@@ -114,7 +114,7 @@ impl Fleet {
                 Ok(true) => return Claim::Elsewhere,
                 Ok(false) => {}
                 Err(e) => {
-                    warn!(error = %e, "the shared store does not answer; running this tick here");
+                    warn!(error = %apptoken::Report::of(&e), "the shared store does not answer; running this tick here");
                     return Claim::Unavailable;
                 }
             }
@@ -133,7 +133,7 @@ impl Fleet {
                 }
                 Ok(false) => {}
                 Err(e) => {
-                    warn!(error = %e, "the shared store does not answer; running this tick here");
+                    warn!(error = %apptoken::Report::of(&e), "the shared store does not answer; running this tick here");
                     return Claim::Unavailable;
                 }
             }
@@ -156,7 +156,9 @@ impl Lease {
             match f.store.renew_lease(&self.name, &f.holder, f.ttl).await {
                 Ok(true) => {}
                 Ok(false) => return,
-                Err(e) => warn!(error = %e, "cannot renew a job lease; going on"),
+                Err(e) => {
+                    warn!(error = %apptoken::Report::of(&e), "cannot renew a job lease; going on")
+                }
             }
         }
     }
@@ -167,7 +169,7 @@ impl Lease {
         match f.store.renew_lease(&self.name, &f.holder, f.ttl).await {
             Ok(held) => held,
             Err(e) => {
-                warn!(error = %e, "cannot renew a job lease before committing; committing");
+                warn!(error = %apptoken::Report::of(&e), "cannot renew a job lease before committing; committing");
                 true
             }
         }

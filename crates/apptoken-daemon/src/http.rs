@@ -40,7 +40,7 @@ impl std::fmt::Display for CallError {
                 let body: String = body.chars().take(300).collect();
                 write!(f, "the API answered HTTP {status}: {body}")
             }
-            CallError::Token(e) => write!(f, "no token: {e}"),
+            CallError::Token(e) => write!(f, "no token: {}", e.report()),
             CallError::Other(m) => f.write_str(m),
         }
     }

@@ -615,7 +615,7 @@ pub(crate) fn token_failure(job: &str, tenant: Option<&str>, e: &apptoken::Error
                 "no token: internal error (not the configuration; the next run tries again): {m}"
             )
         }
-        e => format!("no token: {e}"),
+        e => format!("no token: {}", e.report()),
     }
 }
 
@@ -633,7 +633,11 @@ mod tests {
         let m = token_failure(
             "users",
             None,
-            &apptoken::Error::Internal("the token task panicked".into()),
+            &apptoken::InternalError::new(
+                apptoken::InternalErrorKind::Panicked,
+                "the token task panicked",
+            )
+            .into(),
         );
         assert!(
             m.contains("internal error") && m.contains("panicked"),
@@ -643,7 +647,7 @@ mod tests {
         let m = token_failure(
             "users",
             Some("t.example"),
-            &apptoken::Error::Configuration("no client id".into()),
+            &apptoken::ConfigError::new(apptoken::ConfigErrorKind::Missing, "no client id").into(),
         );
         assert!(
             m.starts_with("no token: ") && !m.contains("internal"),

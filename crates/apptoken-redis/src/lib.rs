@@ -30,7 +30,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apptoken::{Error, StoreFuture, TokenStore};
+use apptoken::{
+    ConfigError, ConfigErrorKind, Error, StoreError, StoreErrorKind, StoreFuture, TokenStore,
+};
 use redis::aio::ConnectionManager;
 use tokio::sync::Mutex;
 
@@ -64,18 +66,48 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-fn store_error(what: &str, e: impl fmt::Display) -> Error {
-    Error::Store(format!("redis {what}: {e}"))
+/// Redis did not answer in time.
+fn timed_out(what: &str) -> Error {
+    StoreError::new(
+        StoreErrorKind::Unavailable,
+        format!("redis {what}: timed out"),
+    )
+    .into()
+}
+
+/// Redis failed; the error is the cause. A connection that cannot be made
+/// or was lost is `Unavailable`, anything else `Failed`.
+fn store_error(what: &str, e: redis::RedisError) -> Error {
+    let kind = if e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+    {
+        StoreErrorKind::Unavailable
+    } else {
+        StoreErrorKind::Failed
+    };
+    StoreError::new(kind, format!("redis {what} failed"))
+        .with_source(e)
+        .into()
+}
+
+/// A Redis URL that does not parse. Never echoes the URL (it may carry a
+/// password), nor redis's error, which may quote it: only the error's kind.
+fn invalid_url(kind: redis::ErrorKind) -> Error {
+    ConfigError::new(
+        ConfigErrorKind::Invalid,
+        format!("the Redis URL is not valid ({kind:?})"),
+    )
+    .with_setting("redis_url")
+    .into()
 }
 
 impl RedisStore {
     /// A store for this URL. Nothing is connected yet: the first operation
     /// connects, so a daemon starts even while Redis is down.
     pub fn new(url: &str) -> Result<RedisStore, Error> {
-        let client = redis::Client::open(url).map_err(|e| {
-            // Never echo the URL: it may carry a password.
-            Error::Configuration(format!("the Redis URL is not valid ({:?})", e.kind()))
-        })?;
+        let client = redis::Client::open(url).map_err(|e| invalid_url(e.kind()))?;
         Ok(RedisStore::from_client(client))
     }
 
@@ -86,13 +118,14 @@ impl RedisStore {
     /// Nothing is connected yet.
     pub fn with_ca(url: &str, ca_pem: &[u8]) -> Result<RedisStore, Error> {
         let info: redis::ConnectionInfo = redis::IntoConnectionInfo::into_connection_info(url)
-            .map_err(|e| {
-                Error::Configuration(format!("the Redis URL is not valid ({:?})", e.kind()))
-            })?;
+            .map_err(|e| invalid_url(e.kind()))?;
         if !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
-            return Err(Error::Configuration(
-                "a CA for Redis needs a rediss:// URL (TLS)".into(),
-            ));
+            return Err(ConfigError::new(
+                ConfigErrorKind::Conflict,
+                "a CA for Redis needs a rediss:// URL (TLS)",
+            )
+            .with_setting("redis_url")
+            .into());
         }
         apptoken::internal::check_ca_pem(ca_pem, "the Redis CA file")?;
         let client = redis::Client::build_with_tls(
@@ -103,11 +136,14 @@ impl RedisStore {
             },
         )
         .map_err(|e| {
-            Error::Configuration(format!(
-                "the Redis CA certificates cannot be used ({:?}: {})",
-                e.kind(),
-                e.detail().unwrap_or("")
-            ))
+            Error::from(
+                ConfigError::new(
+                    ConfigErrorKind::Invalid,
+                    "the Redis CA certificates cannot be used",
+                )
+                .with_setting("redis_ca_file")
+                .with_source(e),
+            )
         })?;
         Ok(RedisStore::from_client(client))
     }
@@ -138,9 +174,11 @@ impl RedisStore {
         if c.last_attempt
             .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
         {
-            return Err(Error::Store(
-                "redis is unavailable (next connection attempt within a second)".into(),
-            ));
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "redis is unavailable (next connection attempt within a second)",
+            )
+            .into());
         }
         c.last_attempt = Some(Instant::now());
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -152,7 +190,7 @@ impl RedisStore {
             ConnectionManager::new_with_config(self.client.clone(), config),
         )
         .await
-        .map_err(|_| store_error("connect", "timed out"))?
+        .map_err(|_| timed_out("connect"))?
         .map_err(|e| store_error("connect", e))?;
         c.manager = Some(manager.clone());
         Ok(manager)
@@ -163,7 +201,7 @@ impl RedisStore {
         match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(store_error(what, e)),
-            Err(_) => Err(store_error(what, "timed out")),
+            Err(_) => Err(timed_out(what)),
         }
     }
 }

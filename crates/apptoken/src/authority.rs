@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use url::Url;
 
-use crate::error::{Error, Result};
+use crate::error::{AuthorityError, AuthorityErrorKind as AK, Result, authority};
 
 /// The national clouds of Microsoft Entra ID, and any other host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,12 +146,18 @@ impl Authority {
                 host,
                 tenant: validate_tenant(t)?,
             }),
-            [] => Err(Error::Authority(format!(
-                "'{authority_url}' names no tenant; write it as {host}/<tenant id or domain>"
-            ))),
-            _ => Err(Error::Authority(format!(
-                "'{authority_url}' is not of the form https://<host>/<tenant> (or https://<host>/adfs)"
-            ))),
+            [] => Err(authority(
+                AK::Malformed,
+                format!(
+                    "'{authority_url}' names no tenant; write it as {host}/<tenant id or domain>"
+                ),
+            )),
+            _ => Err(authority(
+                AK::Malformed,
+                format!(
+                    "'{authority_url}' is not of the form https://<host>/<tenant> (or https://<host>/adfs)"
+                ),
+            )),
         }
     }
 
@@ -174,9 +180,10 @@ impl Authority {
                 host: self.host.clone(),
                 tenant: validate_tenant(tenant)?,
             }),
-            other => Err(Error::Authority(format!(
-                "a tenant cannot be chosen per request on a {other:?} authority ({self})"
-            ))),
+            other => Err(authority(
+                AK::PerRequestTenant,
+                format!("a tenant cannot be chosen per request on a {other:?} authority ({self})"),
+            )),
         }
     }
 
@@ -231,13 +238,15 @@ impl Authority {
 }
 
 fn parse_any_url(s: &str) -> Result<Url> {
-    let url =
-        Url::parse(s.trim()).map_err(|e| Error::Authority(format!("'{s}' is not a URL: {e}")))?;
+    let url = Url::parse(s.trim()).map_err(|e| {
+        AuthorityError::new(AK::NotAUrl, format!("'{s}' is not a URL")).with_source(e)
+    })?;
     check_scheme(&url, s)?;
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::Authority(format!(
-            "'{s}' must not have a query or fragment"
-        )));
+        return Err(authority(
+            AK::NotAUrl,
+            format!("'{s}' must not have a query or fragment"),
+        ));
     }
     Ok(url)
 }
@@ -251,12 +260,16 @@ fn check_scheme(url: &Url, original: &str) -> Result<()> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(url) => Ok(()),
-        "http" => Err(Error::Authority(format!(
-            "'{original}' uses http; an authority must use https (plain http is allowed only on loopback addresses, for local emulators)"
-        ))),
-        other => Err(Error::Authority(format!(
-            "'{original}' has scheme '{other}'; an authority must use https"
-        ))),
+        "http" => Err(authority(
+            AK::Insecure,
+            format!(
+                "'{original}' uses http; an authority must use https (plain http is allowed only on loopback addresses, for local emulators)"
+            ),
+        )),
+        other => Err(authority(
+            AK::Insecure,
+            format!("'{original}' has scheme '{other}'; an authority must use https"),
+        )),
     }
 }
 
@@ -288,20 +301,25 @@ pub(crate) fn validate_tenant(tenant: &str) -> Result<String> {
 pub(crate) fn check_tenant(tenant: &str) -> Result<()> {
     let t = tenant.trim();
     if t.is_empty() {
-        return Err(Error::Authority(
-            "the tenant is empty; give the directory's tenant id (a GUID) or a verified domain name".into(),
+        return Err(authority(
+            AK::Tenant,
+            "the tenant is empty; give the directory's tenant id (a GUID) or a verified domain name",
         ));
     }
     if t.eq_ignore_ascii_case("common") || t.eq_ignore_ascii_case("consumers") {
-        return Err(Error::Authority(format!(
-            "tenant '{t}' cannot issue app-only tokens: the client credentials grant needs the one directory \
+        return Err(authority(
+            AK::Tenant,
+            format!(
+                "tenant '{t}' cannot issue app-only tokens: the client credentials grant needs the one directory \
              the app is registered or consented in; give its tenant id (a GUID) or domain name"
-        )));
+            ),
+        ));
     }
     if uuid::Uuid::try_parse(t).is_ok() {
         if t.chars().all(|c| c == '0' || c == '-') {
-            return Err(Error::Authority(
-                "the tenant id may not be the empty GUID".into(),
+            return Err(authority(
+                AK::Tenant,
+                "the tenant id may not be the empty GUID",
             ));
         }
         return Ok(());
@@ -319,9 +337,12 @@ pub(crate) fn check_tenant(tenant: &str) -> Result<()> {
     if t.len() <= 253 && t.contains('.') && t.split('.').all(valid_label) {
         return Ok(());
     }
-    Err(Error::Authority(format!(
-        "'{t}' is neither a tenant id (GUID) nor a domain name (such as contoso.onmicrosoft.com)"
-    )))
+    Err(authority(
+        AK::Tenant,
+        format!(
+            "'{t}' is neither a tenant id (GUID) nor a domain name (such as contoso.onmicrosoft.com)"
+        ),
+    ))
 }
 
 #[cfg(test)]

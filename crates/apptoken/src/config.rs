@@ -12,7 +12,7 @@ use crate::client::ConfidentialClient;
 use crate::credential::{
     Certificate, ClientSecret, Credential, SecretAuthMethod, SigningAlgorithm,
 };
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, ConfigErrorKind, Error, Result};
 
 /// The settings of one app identity.
 ///
@@ -104,7 +104,8 @@ fn renamed_timeout<'de, D: serde::Deserializer<'de>>(_: D) -> std::result::Resul
 impl ClientConfig {
     /// Parses TOML. Errors name the line and column.
     pub fn from_toml_str(toml_text: &str) -> Result<ClientConfig> {
-        toml::from_str(toml_text).map_err(|e| Error::Configuration(e.to_string()))
+        toml::from_str(toml_text)
+            .map_err(|e| ConfigError::new(ConfigErrorKind::Invalid, e.to_string()).into())
     }
 
     /// Reads the environment variables (see the table above).
@@ -117,15 +118,20 @@ impl ClientConfig {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let send_chain = match get("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN") {
             None => None,
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" => Some(true),
-                "0" | "false" | "no" => Some(false),
-                other => {
-                    return Err(Error::Configuration(format!(
-                        "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN is '{other}'; use true or false"
-                    )));
+            Some(v) => {
+                match v.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" => Some(true),
+                    "0" | "false" | "no" => Some(false),
+                    other => {
+                        return Err(ConfigError::new(
+                        ConfigErrorKind::Invalid,
+                        format!("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN is '{other}'; use true or false"),
+                    )
+                    .with_setting("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN")
+                    .into());
+                    }
                 }
-            },
+            }
         };
         Ok(ClientConfig {
             authority_host: get("AZURE_AUTHORITY_HOST"),
@@ -143,9 +149,12 @@ impl ClientConfig {
                 Some(r) if r.eq_ignore_ascii_case("TryAutoDetect") => match get("REGION_NAME") {
                     Some(region) => Some(region.to_ascii_lowercase().replace(' ', "")),
                     None => {
-                        return Err(Error::Configuration(
-                            "AZURE_REGIONAL_AUTHORITY_NAME=TryAutoDetect, but the platform publishes no REGION_NAME: name the region (for example westus2)".into(),
-                        ));
+                        return Err(ConfigError::new(
+                            ConfigErrorKind::Missing,
+                            "AZURE_REGIONAL_AUTHORITY_NAME=TryAutoDetect, but the platform publishes no REGION_NAME: name the region (for example westus2)",
+                        )
+                        .with_setting("REGION_NAME")
+                        .into());
                     }
                 },
                 other => other,
@@ -200,8 +209,12 @@ impl ClientConfig {
     /// The authority these settings name.
     pub fn authority(&self) -> Result<Authority> {
         let tenant = self.tenant_id.as_deref().ok_or_else(|| {
-            Error::Configuration(
-                "no tenant: set tenant_id in the configuration or AZURE_TENANT_ID".into(),
+            Error::from(
+                ConfigError::new(
+                    ConfigErrorKind::Missing,
+                    "no tenant: set tenant_id in the configuration or AZURE_TENANT_ID",
+                )
+                .with_setting("tenant_id"),
             )
         })?;
         let cloud = match self.authority_host.as_deref() {
@@ -235,8 +248,9 @@ impl ClientConfig {
         .filter(|b| **b)
         .count();
         if file_creds > 1 {
-            return Err(Error::Configuration(
-                "more than one credential is configured (client_secret_file, certificate_path, federated_token_file): keep one".into(),
+            return Err(crate::error::config(
+                ConfigErrorKind::Conflict,
+                "more than one credential is configured (client_secret_file, certificate_path, federated_token_file): keep one",
             ));
         }
         // Azure Identity's order: secret, certificate, federated token file.
@@ -268,10 +282,10 @@ impl ClientConfig {
         if let Some(path) = &self.federated_token_file {
             return Ok(Credential::assertion_file(path));
         }
-        Err(Error::Configuration(
+        Err(crate::error::config(
+            ConfigErrorKind::Missing,
             "no credential: set AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE, \
-             or client_secret_file, certificate_path or federated_token_file in the configuration"
-                .into(),
+             or client_secret_file, certificate_path or federated_token_file in the configuration",
         ))
     }
 
@@ -284,8 +298,12 @@ impl ClientConfig {
     /// clock) before `build`.
     pub fn client_builder(&self) -> Result<crate::ConfidentialClientBuilder> {
         let client_id = self.client_id.as_deref().ok_or_else(|| {
-            Error::Configuration(
-                "no client id: set client_id in the configuration or AZURE_CLIENT_ID".into(),
+            Error::from(
+                ConfigError::new(
+                    ConfigErrorKind::Missing,
+                    "no client id: set client_id in the configuration or AZURE_CLIENT_ID",
+                )
+                .with_setting("client_id"),
             )
         })?;
         let mut b = ConfidentialClient::builder()
@@ -312,10 +330,11 @@ impl ClientConfig {
 fn read_password(path: &Path) -> Result<SecretString> {
     let bytes = crate::files::read_secret_file(path, "certificate password")?;
     let text = std::str::from_utf8(&bytes).map_err(|_| {
-        Error::Credential(format!(
-            "the password file '{}' is not UTF-8 text",
-            path.display()
-        ))
+        crate::error::CredentialError::new(
+            crate::error::CredentialErrorKind::File(crate::error::FileProblem::NotUtf8),
+            format!("the password file '{}' is not UTF-8 text", path.display()),
+        )
+        .with_path(path)
     })?;
     Ok(SecretString::from(
         text.trim_end_matches(['\r', '\n']).to_string(),

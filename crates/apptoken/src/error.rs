@@ -1,29 +1,66 @@
-//! The crate's error type.
+//! The crate's error type: [`Error`], the typed details its variants hold
+//! ([`Details`] with a kind per category: what is wrong, with which setting
+//! or file, and the cause), and the identity provider's answer
+//! ([`ServerError`]).
 
+use std::borrow::Cow;
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything that can go wrong while getting a token.
 ///
 /// Every variant says what to fix. No variant ever carries a secret, a client
 /// assertion or a token: messages are safe to log.
+///
+/// Match on the variant for the category, then on the detail's
+/// [`kind`](Details::kind) for what exactly is wrong; the detail also names
+/// the setting ([`Details::setting`]) or file ([`Details::path`]) at fault,
+/// and [`std::error::Error::source`] gives the cause (the I/O, TLS or parse
+/// error), never flattened into the text. [`Error::report`] prints the whole
+/// chain, for logs.
+///
+/// ```
+/// # async fn f(client: apptoken::ConfidentialClient) {
+/// use apptoken::{CredentialErrorKind, Error, FileProblem};
+/// match client.acquire_token(&["https://graph.microsoft.com/.default"]).await {
+///     Ok(token) => { /* … */ }
+///     Err(Error::Credential(c))
+///         if c.kind() == CredentialErrorKind::File(FileProblem::OpenToOthers) =>
+///     {
+///         eprintln!("fix the permissions of {:?}", c.path());
+///     }
+///     Err(e) if e.is_retryable() => { /* try later */ }
+///     Err(e) => eprintln!("{}", e.report()),
+/// }
+/// # }
+/// ```
+///
+/// The variants are built by this crate. The crates that implement its
+/// traits ([`crate::TokenSource`], [`crate::TokenStore`]) build theirs with
+/// the public constructors: [`Error::server`], [`Error::transport`],
+/// [`Error::invalid_response`], [`Error::external`], and the details' own
+/// [`Details::new`] converted with `.into()`.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The client was configured with something unusable (a missing client id,
-    /// a conflicting option). The message names the setting.
-    #[error("configuration error: {0}")]
-    Configuration(String),
+    /// The client was configured with something unusable: a missing client
+    /// id, a conflicting option, an unreadable CA file. The detail names the
+    /// setting or file.
+    #[error(transparent)]
+    Configuration(ConfigError),
 
     /// The authority (identity provider address and tenant) is not usable for
     /// the client credentials grant: not `https`, a malformed tenant, or a
     /// tenant such as `common` that does not name one directory.
-    #[error("invalid authority: {0}")]
-    Authority(String),
+    #[error(transparent)]
+    Authority(AuthorityError),
 
-    /// A scope was refused before any request was sent. App-only tokens take
-    /// one static scope, the resource's application ID URI followed by
-    /// `/.default`.
+    /// A scope was refused before any request was sent. App-only tokens from
+    /// Entra ID take one static scope, the resource's application ID URI
+    /// followed by `/.default`.
+    #[non_exhaustive]
     #[error(
         "scope '{scope}' cannot be used with the client credentials grant: {reason}. \
          App-only tokens are requested with one static scope, the resource's application ID URI \
@@ -40,8 +77,8 @@ pub enum Error {
     /// The credential could not be loaded or used: an unreadable or unsafe
     /// secret file, a certificate that does not parse, a wrong password, a
     /// key that does not match the certificate, an empty assertion file.
-    #[error("credential error: {0}")]
-    Credential(String),
+    #[error(transparent)]
+    Credential(CredentialError),
 
     /// The identity provider answered with an error. The server's fields
     /// (`error`, `error_codes` with the AADSTS numbers, `trace_id`,
@@ -50,26 +87,32 @@ pub enum Error {
     IdentityProvider(Box<ServerError>),
 
     /// The identity provider could not be reached (DNS, connection, TLS,
-    /// timeout).
+    /// timeout). The cause (the connection's or TLS's error) is the
+    /// [`source`](std::error::Error::source).
+    #[non_exhaustive]
     #[error("could not reach {url}: {message}")]
     Transport {
         /// The address asked, without query string.
         url: String,
-        /// What went wrong.
+        /// What went wrong, in a few words; the cause holds the details.
         message: String,
         /// Whether the request timed out.
         timeout: bool,
+        /// The underlying error.
+        #[source]
+        source: Option<Cause>,
     },
 
-    /// A shared token store (Redis, …) failed. The client itself never
-    /// returns this: it carries on without the store; store implementations
-    /// and their callers do.
-    #[error("shared token store: {0}")]
-    Store(String),
+    /// A shared token store (Redis, the token cache file…) failed. The
+    /// client itself never returns this: it carries on without the store;
+    /// store implementations and their callers do.
+    #[error(transparent)]
+    Store(StoreError),
 
     /// The identity provider answered, but not with something this client
     /// can use: not JSON, no `access_token`, a bad `expires_in`, a discovery
     /// document without a token endpoint.
+    #[non_exhaustive]
     #[error("unexpected response from {url} (HTTP {status}): {message}")]
     InvalidResponse {
         /// The address asked, without query string.
@@ -82,14 +125,81 @@ pub enum Error {
 
     /// A bug in apptoken or in a [`crate::TokenSource`] it called, not in
     /// the configuration: the task that was getting the token panicked or
-    /// was cancelled (the runtime shutting down). Nothing is cached for the
-    /// key and the next call starts a fresh request. Please report it, with
-    /// the log.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// was cancelled (the runtime shutting down), or the platform failed
+    /// (no randomness). Nothing is cached for the key and the next call
+    /// starts a fresh request. Please report it, with the log.
+    #[error(transparent)]
+    Internal(InternalError),
+
+    /// A [`crate::TokenSource`] or [`crate::TokenStore`] of another crate
+    /// failed with its own error, kept as the detail's source (made with
+    /// [`Error::external`]).
+    #[error(transparent)]
+    External(ExternalError),
 }
 
+/// The cause of an error: any error, shared so that [`Error`] stays `Clone`
+/// (one failed request answers every caller waiting on it).
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 impl Error {
+    /// An identity provider's error answer, for [`crate::TokenSource`]
+    /// implementations (see [`ServerError::new`]).
+    pub fn server(error: ServerError) -> Error {
+        Error::IdentityProvider(Box::new(error))
+    }
+
+    /// The provider at `url` could not be reached: `message` says how in a
+    /// few words, `cause` is the underlying error. For
+    /// [`crate::TokenSource`] implementations; retryable.
+    pub fn transport(
+        url: impl Into<String>,
+        message: impl Into<String>,
+        timeout: bool,
+        cause: Option<Cause>,
+    ) -> Error {
+        Error::Transport {
+            url: url.into(),
+            message: message.into(),
+            timeout,
+            source: cause,
+        }
+    }
+
+    /// The provider at `url` answered with something unusable. Retryable
+    /// when `status` is 408, 429 or 5xx.
+    pub fn invalid_response(
+        url: impl Into<String>,
+        status: u16,
+        message: impl Into<String>,
+    ) -> Error {
+        Error::InvalidResponse {
+            url: url.into(),
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// Another crate's [`crate::TokenSource`] or [`crate::TokenStore`]
+    /// failed with its own error; `retryable` says whether trying again
+    /// later may succeed (the client's retries and
+    /// [`Error::is_retryable`] follow it).
+    pub fn external(
+        error: impl std::error::Error + Send + Sync + 'static,
+        retryable: bool,
+    ) -> Error {
+        Error::External(ExternalError {
+            source: Arc::new(error),
+            retryable,
+        })
+    }
+
+    /// The error followed by its causes, `: `-separated: what logs and
+    /// the command line print.
+    pub fn report(&self) -> Report<'_> {
+        Report(self)
+    }
+
     /// The identity provider's error, when the failure came from it.
     pub fn server_error(&self) -> Option<&ServerError> {
         match self {
@@ -125,6 +235,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport { .. } => true,
+            Error::External(e) => e.retryable,
             Error::IdentityProvider(e) => matches!(e.status, 408 | 429 | 500..=599),
             Error::InvalidResponse { status, .. } => matches!(status, 408 | 429 | 500..=599),
             _ => false,
@@ -263,3 +374,364 @@ impl fmt::Display for ServerError {
 
 /// Shorthand used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The detail of a [`Error::Configuration`], [`Error::Authority`],
+/// [`Error::Credential`], [`Error::Store`] or [`Error::Internal`]: a kind to
+/// match on, the message, the setting or file at fault and the cause.
+///
+/// `K` is the category's kind ([`ConfigErrorKind`], [`AuthorityErrorKind`],
+/// [`CredentialErrorKind`], [`StoreErrorKind`], [`InternalErrorKind`]).
+/// Displayed as `category: message`; the cause is the
+/// [`source`](std::error::Error::source), not part of the text.
+#[derive(Debug, Clone)]
+pub struct Details<K> {
+    kind: K,
+    message: String,
+    setting: Option<Cow<'static, str>>,
+    path: Option<PathBuf>,
+    source: Option<Cause>,
+}
+
+/// A configuration error's detail.
+pub type ConfigError = Details<ConfigErrorKind>;
+/// An invalid authority's detail.
+pub type AuthorityError = Details<AuthorityErrorKind>;
+/// A credential error's detail.
+pub type CredentialError = Details<CredentialErrorKind>;
+/// A shared token store's error detail.
+pub type StoreError = Details<StoreErrorKind>;
+/// An internal error's detail.
+pub type InternalError = Details<InternalErrorKind>;
+
+impl<K: Kind> Details<K> {
+    /// A detail of this kind; `message` says what is wrong and what to fix,
+    /// without the cause's text (give it with [`Details::with_source`]) and
+    /// never with a secret.
+    pub fn new(kind: K, message: impl Into<String>) -> Self {
+        Details {
+            kind,
+            message: message.into(),
+            setting: None,
+            path: None,
+            source: None,
+        }
+    }
+
+    /// Names the setting at fault (`client_id`, `AZURE_TENANT_ID`, …).
+    #[must_use]
+    pub fn with_setting(mut self, setting: impl Into<Cow<'static, str>>) -> Self {
+        self.setting = Some(setting.into());
+        self
+    }
+
+    /// Names the file at fault.
+    #[must_use]
+    pub fn with_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Keeps the cause.
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> K {
+        self.kind
+    }
+
+    /// The message, without the category and the cause.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The setting at fault, when one is.
+    pub fn setting(&self) -> Option<&str> {
+        self.setting.as_deref()
+    }
+
+    /// The file at fault, when one is.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+}
+
+impl<K: Kind> Details<K> {
+    /// Keeps a shared cause.
+    pub(crate) fn with_cause(mut self, cause: Cause) -> Self {
+        self.source = Some(cause);
+        self
+    }
+
+    /// Puts `prefix: ` before the message (the file a parse error was in).
+    pub(crate) fn prefixed(mut self, prefix: impl fmt::Display) -> Self {
+        self.message = format!("{prefix}: {}", self.message);
+        self
+    }
+}
+
+/// Shorthand for the crate's own configuration errors.
+pub(crate) fn config(kind: ConfigErrorKind, message: impl Into<String>) -> Error {
+    Error::Configuration(ConfigError::new(kind, message))
+}
+
+/// Shorthand for the crate's own credential errors.
+pub(crate) fn credential(kind: CredentialErrorKind, message: impl Into<String>) -> Error {
+    Error::Credential(CredentialError::new(kind, message))
+}
+
+/// Shorthand for the crate's own authority errors.
+pub(crate) fn authority(kind: AuthorityErrorKind, message: impl Into<String>) -> Error {
+    Error::Authority(AuthorityError::new(kind, message))
+}
+
+impl<K: Kind> fmt::Display for Details<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.category(), self.message)
+    }
+}
+
+impl<K: Kind> std::error::Error for Details<K> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Error {
+        Error::Configuration(e)
+    }
+}
+
+impl From<AuthorityError> for Error {
+    fn from(e: AuthorityError) -> Error {
+        Error::Authority(e)
+    }
+}
+
+impl From<CredentialError> for Error {
+    fn from(e: CredentialError) -> Error {
+        Error::Credential(e)
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
+        Error::Store(e)
+    }
+}
+
+impl From<InternalError> for Error {
+    fn from(e: InternalError) -> Error {
+        Error::Internal(e)
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The kinds of [`Details`]: one enum per error category. Sealed.
+pub trait Kind: sealed::Sealed + Copy + fmt::Debug + PartialEq + Send + Sync + 'static {
+    /// The category, as the message starts (`configuration error`, …).
+    fn category(self) -> &'static str;
+}
+
+macro_rules! kind {
+    ($t:ty, $category:literal) => {
+        impl sealed::Sealed for $t {}
+        impl Kind for $t {
+            fn category(self) -> &'static str {
+                $category
+            }
+        }
+    };
+}
+
+kind!(ConfigErrorKind, "configuration error");
+kind!(AuthorityErrorKind, "invalid authority");
+kind!(CredentialErrorKind, "credential error");
+kind!(StoreErrorKind, "shared token store");
+kind!(InternalErrorKind, "internal error");
+
+/// What is wrong with the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// A required setting is absent (the client id, the tenant, a
+    /// credential).
+    Missing,
+    /// A setting's value is not usable: it does not parse, is out of range
+    /// or has the wrong shape.
+    Invalid,
+    /// Settings that exclude each other were given together.
+    Conflict,
+    /// What was asked does not apply to this client (replacing the
+    /// credential of a client that uses a custom token source, refreshing a
+    /// token that was never cached).
+    Unsupported,
+    /// A file the configuration names cannot be used.
+    File(FileProblem),
+    /// The HTTP client (TLS set-up) could not be built.
+    HttpClient,
+}
+
+/// What is wrong with an authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthorityErrorKind {
+    /// Not a URL, or a URL with a query or fragment.
+    NotAUrl,
+    /// Not `https` (plain `http` is allowed on loopback only).
+    Insecure,
+    /// Not of the form `https://host/tenant`.
+    Malformed,
+    /// The tenant is empty, malformed, or one (`common`,
+    /// `organizations`…) that cannot issue app-only tokens.
+    Tenant,
+    /// A tenant per request on an authority that has none (ADFS, a
+    /// generic OpenID Connect issuer).
+    PerRequestTenant,
+}
+
+/// What is wrong with the credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CredentialErrorKind {
+    /// The secret, certificate, password or federated token file cannot be
+    /// used.
+    File(FileProblem),
+    /// A certificate, private key, PEM block, PFX or assertion does not
+    /// parse.
+    Malformed,
+    /// The private key is encrypted and no password was given.
+    PasswordRequired,
+    /// The password does not open the key or the PFX.
+    WrongPassword,
+    /// The key is not of a type this credential can sign with (an EC key
+    /// for Entra ID, which takes RSA).
+    UnsupportedKey,
+    /// The private key does not match any certificate given with it.
+    KeyMismatch,
+    /// A part is missing: no private key, or no certificate beside it.
+    Incomplete,
+    /// The assertion callback failed (its error is the source).
+    Callback,
+    /// Signing the client assertion failed.
+    Signing,
+    /// The secret holds characters that cannot be sent in a header.
+    NotSendable,
+}
+
+/// What is wrong with a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FileProblem {
+    /// It cannot be read (the I/O error is the source: not found, no
+    /// permission…).
+    Unreadable,
+    /// It, or its directory, cannot be written.
+    Unwritable,
+    /// It is not a regular file (a directory, a device).
+    NotAFile,
+    /// It is empty.
+    Empty,
+    /// It is larger than such a file can be.
+    TooLarge,
+    /// It is not UTF-8 text.
+    NotUtf8,
+    /// Other users can read it, and it holds a secret.
+    OpenToOthers,
+    /// It holds nothing of what it should (a CA file without a
+    /// certificate).
+    NoContent,
+}
+
+/// What went wrong with a shared token store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store does not answer (retry later).
+    Unavailable,
+    /// The store answered, but the operation failed.
+    Failed,
+}
+
+/// What went wrong inside apptoken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InternalErrorKind {
+    /// The task getting the token panicked.
+    Panicked,
+    /// The task getting the token was cancelled (the runtime shutting
+    /// down) or ended without an answer.
+    Cancelled,
+    /// The platform failed: no randomness, a cryptographic primitive that
+    /// refused valid input.
+    Platform,
+}
+
+/// Another crate's error, kept whole (see [`Error::external`]).
+#[derive(Debug, Clone)]
+pub struct ExternalError {
+    source: Cause,
+    retryable: bool,
+}
+
+impl ExternalError {
+    /// Whether the implementation said trying again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// The error itself, to downcast to the implementation's type.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.source
+    }
+}
+
+impl fmt::Display for ExternalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.source, f)
+    }
+}
+
+impl std::error::Error for ExternalError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
+}
+
+/// An error and its causes, `: `-separated (see [`Error::report`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a>(&'a (dyn std::error::Error + 'static));
+
+impl<'a> Report<'a> {
+    /// The report of any error (the crates around this one log theirs so).
+    pub fn of(error: &'a (dyn std::error::Error + 'static)) -> Report<'a> {
+        Report(error)
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        // Bounded: a cyclic chain of a foreign error cannot loop forever.
+        let mut depth = 0;
+        while let Some(c) = cause {
+            if depth == 16 {
+                break;
+            }
+            write!(f, ": {c}")?;
+            cause = c.source();
+            depth += 1;
+        }
+        Ok(())
+    }
+}

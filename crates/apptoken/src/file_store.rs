@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine;
 
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, ConfigErrorKind, FileProblem, Result, StoreError, StoreErrorKind};
 use crate::store::{StoreFuture, TokenStore};
 
 /// A [`TokenStore`] kept in a JSON file (values are sealed by the client,
@@ -79,29 +79,42 @@ impl FileStore {
                         "the token cache file does not parse; moved aside, starting with an empty cache"
                     );
                     std::fs::rename(&path, &aside).map_err(|e| {
-                        Error::Configuration(format!(
-                            "cannot move the corrupt cache file '{}' aside: {e}",
-                            path.display()
-                        ))
+                        cache_file(
+                            FileProblem::Unwritable,
+                            &path,
+                            format!(
+                                "cannot move the corrupt cache file '{}' aside",
+                                path.display()
+                            ),
+                        )
+                        .with_source(e)
                     })?;
                     HashMap::new()
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
             Err(e) => {
-                return Err(Error::Configuration(format!(
-                    "cannot read the token cache file '{}': {e}",
-                    path.display()
-                )));
+                return Err(cache_file(
+                    FileProblem::Unreadable,
+                    &path,
+                    format!("cannot read the token cache file '{}'", path.display()),
+                )
+                .with_source(e)
+                .into());
             }
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.is_dir()
         {
-            return Err(Error::Configuration(format!(
-                "the directory of the token cache file '{}' does not exist",
-                path.display()
-            )));
+            return Err(cache_file(
+                FileProblem::Unwritable,
+                &path,
+                format!(
+                    "the directory of the token cache file '{}' does not exist",
+                    path.display()
+                ),
+            )
+            .into());
         }
         Ok(FileStore {
             path,
@@ -125,7 +138,9 @@ impl FileStore {
             version: 1,
             entries: live,
         })
-        .map_err(|e| Error::Store(format!("cannot encode the cache file: {e}")))?;
+        .map_err(|e| {
+            StoreError::new(StoreErrorKind::Failed, "cannot encode the cache file").with_source(e)
+        })?;
         let dir = self
             .path
             .parent()
@@ -155,10 +170,16 @@ impl FileStore {
         };
         write().map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            Error::Store(format!(
-                "cannot write the token cache file '{}': {e}",
-                self.path.display()
-            ))
+            StoreError::new(
+                StoreErrorKind::Failed,
+                format!(
+                    "cannot write the token cache file '{}'",
+                    self.path.display()
+                ),
+            )
+            .with_path(&self.path)
+            .with_source(e)
+            .into()
         })
     }
 }
@@ -273,4 +294,9 @@ mod tests {
         assert!(FileStore::open(&path).is_ok());
         assert!(FileStore::open(dir.path().join("missing-dir/cache.json")).is_err());
     }
+}
+
+/// The cache file's detail, as a configuration error (the file is named by it).
+fn cache_file(problem: FileProblem, path: &Path, message: String) -> ConfigError {
+    ConfigError::new(ConfigErrorKind::File(problem), message).with_path(path)
 }

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{
+    ConfigError, ConfigErrorKind, CredentialError, CredentialErrorKind, FileProblem, Result,
+};
 
 /// Largest secret file read (a PFX with a long chain is a few KiB).
 const MAX_SECRET_FILE: u64 = 1024 * 1024;
@@ -15,23 +17,32 @@ const MAX_SECRET_FILE: u64 = 1024 * 1024;
 pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
     let meta = secret_file_metadata(path, what)?;
     if meta.len() > MAX_SECRET_FILE {
-        return Err(Error::Credential(format!(
-            "the {what} file '{}' is {} bytes; that is too large for a {what}",
-            path.display(),
-            meta.len()
-        )));
+        return Err(secret_file(
+            FileProblem::TooLarge,
+            path,
+            format!(
+                "the {what} file '{}' is {} bytes; that is too large for a {what}",
+                path.display(),
+                meta.len()
+            ),
+        )
+        .into());
     }
     let bytes = std::fs::read(path).map_err(|e| {
-        Error::Credential(format!(
-            "cannot read the {what} file '{}': {e}",
-            path.display()
-        ))
+        secret_file(
+            FileProblem::Unreadable,
+            path,
+            format!("cannot read the {what} file '{}'", path.display()),
+        )
+        .with_source(e)
     })?;
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(Error::Credential(format!(
-            "the {what} file '{}' is empty",
-            path.display()
-        )));
+        return Err(secret_file(
+            FileProblem::Empty,
+            path,
+            format!("the {what} file '{}' is empty", path.display()),
+        )
+        .into());
     }
     Ok(Zeroizing::new(bytes))
 }
@@ -46,16 +57,20 @@ pub(crate) fn check_secret_file(path: &Path, what: &str) -> Result<()> {
 
 fn secret_file_metadata(path: &Path, what: &str) -> Result<std::fs::Metadata> {
     let meta = std::fs::metadata(path).map_err(|e| {
-        Error::Credential(format!(
-            "cannot read the {what} file '{}': {e}",
-            path.display()
-        ))
+        secret_file(
+            FileProblem::Unreadable,
+            path,
+            format!("cannot read the {what} file '{}'", path.display()),
+        )
+        .with_source(e)
     })?;
     if !meta.is_file() {
-        return Err(Error::Credential(format!(
-            "the {what} file '{}' is not a regular file",
-            path.display()
-        )));
+        return Err(secret_file(
+            FileProblem::NotAFile,
+            path,
+            format!("the {what} file '{}' is not a regular file", path.display()),
+        )
+        .into());
     }
     check_permissions(path, &meta, what)?;
     Ok(meta)
@@ -78,43 +93,64 @@ const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
 /// ```
 pub fn read_ca_file(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
+    let ca_file = |problem, message: String| {
+        ConfigError::new(ConfigErrorKind::File(problem), message).with_path(path)
+    };
     let cannot = |e: std::io::Error| {
-        Error::Configuration(format!("cannot read the CA file '{}': {e}", path.display()))
+        ca_file(
+            FileProblem::Unreadable,
+            format!("cannot read the CA file '{}'", path.display()),
+        )
+        .with_source(e)
     };
     let file = std::fs::File::open(path).map_err(cannot)?;
     let meta = file.metadata().map_err(cannot)?;
     if !meta.is_file() {
-        return Err(Error::Configuration(format!(
-            "the CA file '{}' is not a regular file",
-            path.display()
-        )));
+        return Err(ca_file(
+            FileProblem::NotAFile,
+            format!("the CA file '{}' is not a regular file", path.display()),
+        )
+        .into());
     }
     let mut bytes = Vec::new();
     file.take(MAX_CA_FILE + 1)
         .read_to_end(&mut bytes)
         .map_err(cannot)?;
     if bytes.len() as u64 > MAX_CA_FILE {
-        return Err(Error::Configuration(format!(
-            "the CA file '{}' is larger than 4 MiB; that is not a CA bundle",
-            path.display()
-        )));
+        return Err(ca_file(
+            FileProblem::TooLarge,
+            format!(
+                "the CA file '{}' is larger than 4 MiB; that is not a CA bundle",
+                path.display()
+            ),
+        )
+        .into());
     }
-    check_ca_pem(&bytes, &format!("the CA file '{}'", path.display()))?;
+    check_ca_pem(&bytes, &format!("the CA file '{}'", path.display()))
+        .map_err(|e| e.with_path(path))?;
     Ok(bytes)
 }
 
 /// Checks CA certificates given as PEM text (a CA file's contents):
 /// at least one whole `-----BEGIN CERTIFICATE-----` block. `what` names
 /// them in the message ("the CA file '/etc/ca.pem'").
-pub(crate) fn check_ca_pem(pem: &[u8], what: &str) -> Result<()> {
+pub(crate) fn check_ca_pem(pem: &[u8], what: &str) -> Result<(), ConfigError> {
     if crate::internal::pem::has_certificate(pem) {
         Ok(())
     } else {
-        Err(Error::Configuration(format!(
-            "{what} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the PEM file \
-             of the CA that issued the server's certificate"
-        )))
+        Err(ConfigError::new(
+            ConfigErrorKind::File(FileProblem::NoContent),
+            format!(
+                "{what} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the PEM file \
+                 of the CA that issued the server's certificate"
+            ),
+        ))
     }
+}
+
+/// A secret file's detail.
+fn secret_file(problem: FileProblem, path: &Path, message: String) -> CredentialError {
+    CredentialError::new(CredentialErrorKind::File(problem), message).with_path(path)
 }
 
 #[cfg(unix)]
@@ -122,12 +158,17 @@ fn check_permissions(path: &Path, meta: &std::fs::Metadata, what: &str) -> Resul
     use std::os::unix::fs::PermissionsExt;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o044 != 0 {
-        return Err(Error::Credential(format!(
-            "the {what} file '{}' can be read by other users (mode {mode:04o}); restrict it with \
-             'chmod 600 {}' (Kubernetes secret volumes: defaultMode 0400; systemd: LoadCredential=)",
-            path.display(),
-            path.display()
-        )));
+        return Err(secret_file(
+            FileProblem::OpenToOthers,
+            path,
+            format!(
+                "the {what} file '{}' can be read by other users (mode {mode:04o}); restrict it with \
+                 'chmod 600 {}' (Kubernetes secret volumes: defaultMode 0400; systemd: LoadCredential=)",
+                path.display(),
+                path.display()
+            ),
+        )
+        .into());
     }
     Ok(())
 }

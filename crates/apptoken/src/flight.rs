@@ -28,7 +28,7 @@ use futures::FutureExt;
 use futures::future::Shared;
 
 use crate::cache::CacheKey;
-use crate::error::{Error, Result};
+use crate::error::{InternalError, InternalErrorKind, Result};
 use crate::token::AccessToken;
 
 /// The future every waiter of one request polls.
@@ -86,9 +86,11 @@ impl Locked<'_> {
         let fut: Pin<Box<dyn Future<Output = Result<AccessToken>> + Send>> =
             Box::pin(rx.map(|r| {
                 r.unwrap_or_else(|_| {
-                    Err(Error::Internal(
-                        "the token request task ended without an answer".into(),
-                    ))
+                    Err(InternalError::new(
+                        InternalErrorKind::Cancelled,
+                        "the token request task ended without an answer",
+                    )
+                    .into())
                 })
             }));
         let shared = fut.shared();
@@ -140,19 +142,26 @@ impl Drop for Slot {
         // The task ended without finishing: it panicked, or it was dropped
         // (cancelled, or its runtime shut down).
         self.free();
-        let what = if std::thread::panicking() {
-            "the token request task panicked (a bug: the log has the panic message); the next call tries again"
+        let (kind, what) = if std::thread::panicking() {
+            (
+                InternalErrorKind::Panicked,
+                "the token request task panicked (a bug: the log has the panic message); the next call tries again",
+            )
         } else {
-            "the token request task was cancelled (the runtime is shutting down?); the next call tries again"
+            (
+                InternalErrorKind::Cancelled,
+                "the token request task was cancelled (the runtime is shutting down?); the next call tries again",
+            )
         };
         tracing::error!(tenant = self.key.tenant(), "{what}");
-        let _ = tx.send(Err(Error::Internal(what.into())));
+        let _ = tx.send(Err(InternalError::new(kind, what).into()));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     fn key(tenant: &str) -> CacheKey {
         CacheKey::new("h".into(), "c".into(), tenant, "api://x/.default")
@@ -163,7 +172,10 @@ mod tests {
         let f = InFlight::default();
         let (slot, shared) = f.lock().reserve(key("t"));
         assert!(f.lock().get(&key("t")).is_some());
-        slot.finish(Err(Error::Configuration("x".into())));
+        slot.finish(Err(crate::error::config(
+            crate::error::ConfigErrorKind::Invalid,
+            "x",
+        )));
         assert_eq!(f.len(), 0);
         assert!(matches!(shared.await, Err(Error::Configuration(_))));
     }
@@ -176,7 +188,7 @@ mod tests {
         assert_eq!(f.len(), 0);
         let e = shared.await.unwrap_err();
         assert!(
-            matches!(&e, Error::Internal(m) if m.contains("cancelled")),
+            matches!(&e, Error::Internal(m) if m.kind() == InternalErrorKind::Cancelled),
             "{e}"
         );
     }
@@ -193,7 +205,7 @@ mod tests {
         assert_eq!(f.len(), 0);
         let e = shared.await.unwrap_err();
         assert!(
-            matches!(&e, Error::Internal(m) if m.contains("panicked")),
+            matches!(&e, Error::Internal(m) if m.kind() == InternalErrorKind::Panicked),
             "{e}"
         );
     }

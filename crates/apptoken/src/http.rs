@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::error::{Error, Result, ServerError};
+use crate::error::{
+    ConfigError, ConfigErrorKind, CredentialErrorKind, Error, Result, ServerError, credential,
+};
 
 /// Answers larger than this are refused (a token answer is a few KiB).
 const MAX_BODY: usize = 1024 * 1024;
@@ -40,14 +42,20 @@ impl Http {
         let mut roots = Vec::new();
         for pem in &options.extra_roots_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                Error::Configuration(format!(
-                    "an extra trusted root is not a PEM certificate: {e}"
-                ))
+                ConfigError::new(
+                    ConfigErrorKind::Invalid,
+                    "an extra trusted root is not a PEM certificate",
+                )
+                .with_setting("root_certificate")
+                .with_source(e)
             })?;
             if certs.is_empty() {
-                return Err(Error::Configuration(
-                    "an extra trusted root holds no PEM certificate".into(),
-                ));
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Invalid,
+                    "an extra trusted root holds no PEM certificate",
+                )
+                .with_setting("root_certificate")
+                .into());
             }
             roots.extend(certs);
         }
@@ -57,9 +65,10 @@ impl Http {
         for (host, addr) in &options.resolve {
             builder = builder.resolve(host, *addr);
         }
-        let client = builder
-            .build()
-            .map_err(|e| Error::Configuration(format!("cannot build the HTTP client: {e}")))?;
+        let client = builder.build().map_err(|e| {
+            ConfigError::new(ConfigErrorKind::HttpClient, "cannot build the HTTP client")
+                .with_source(e)
+        })?;
         Ok(Http { client })
     }
 
@@ -86,8 +95,9 @@ impl Http {
         if let Some(auth) = authorization {
             let mut value =
                 reqwest::header::HeaderValue::from_str(auth.expose_secret()).map_err(|_| {
-                    Error::Credential(
-                        "the client secret contains characters that cannot be sent".into(),
+                    credential(
+                        CredentialErrorKind::NotSendable,
+                        "the client secret contains characters that cannot be sent",
                     )
                 })?;
             value.set_sensitive(true);
@@ -98,7 +108,7 @@ impl Http {
 
     async fn send(&self, url: &str, req: reqwest::RequestBuilder) -> Result<Response> {
         let shown = strip_query(url);
-        let mut resp = req.send().await.map_err(|e| transport(&shown, &e))?;
+        let mut resp = req.send().await.map_err(|e| transport(&shown, e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -114,7 +124,7 @@ impl Http {
             });
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| transport(&shown, &e))? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| transport(&shown, e))? {
             if body.len() + chunk.len() > MAX_BODY {
                 return Err(Error::InvalidResponse {
                     url: shown,
@@ -158,26 +168,20 @@ fn common_headers(client_request_id: &str) -> reqwest::header::HeaderMap {
     h
 }
 
-fn transport(url: &str, e: &reqwest::Error) -> Error {
-    // reqwest's Display includes the URL; build our own message without it.
-    let mut message = if e.is_timeout() {
-        "the request timed out".to_string()
+fn transport(url: &str, e: reqwest::Error) -> Error {
+    // reqwest's Display includes the URL; our message has it once, and the
+    // cause is reqwest's own cause (hyper's, the TLS stack's, the socket's),
+    // kept as the source.
+    let message = if e.is_timeout() {
+        "the request timed out"
     } else if e.is_connect() {
-        "the connection failed".to_string()
+        "the connection failed"
     } else {
-        "the request failed".to_string()
+        "the request failed"
     };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    Error::Transport {
-        url: url.to_string(),
-        message,
-        timeout: e.is_timeout(),
-    }
+    let timeout = e.is_timeout();
+    let cause: crate::error::Cause = std::sync::Arc::new(e.without_url());
+    Error::transport(url, message, timeout, Some(cause))
 }
 
 pub(crate) fn strip_query(url: &str) -> String {

@@ -38,7 +38,7 @@ pub fn check_secret_file(path: &Path, what: &str) -> Result<()> {
 /// checks of a file): at least one whole `-----BEGIN CERTIFICATE-----`
 /// block. `what` starts the message ("the Redis CA").
 pub fn check_ca_pem(pem: &[u8], what: &str) -> Result<()> {
-    crate::files::check_ca_pem(pem, what)
+    crate::files::check_ca_pem(pem, what).map_err(Into::into)
 }
 
 #[cfg(test)]

@@ -42,7 +42,11 @@ pub use credential::{
     SecretAuthMethod, SignFuture, SigningAlgorithm,
 };
 pub use duration::parse_duration;
-pub use error::{Error, Result, ServerError};
+pub use error::{
+    AuthorityError, AuthorityErrorKind, Cause, ConfigError, ConfigErrorKind, CredentialError,
+    CredentialErrorKind, Details, Error, ExternalError, FileProblem, InternalError,
+    InternalErrorKind, Kind, Report, Result, ServerError, StoreError, StoreErrorKind,
+};
 pub use file_store::FileStore;
 pub use files::read_ca_file;
 pub use http::retry_after;

@@ -92,6 +92,7 @@ pub(crate) enum Verdict {
 pub(crate) fn classify(e: &Error) -> Verdict {
     let status = match e {
         Error::Transport { .. } => return Verdict::Backoff,
+        Error::External(x) if x.is_retryable() => return Verdict::Backoff,
         Error::IdentityProvider(s) => s.status,
         Error::InvalidResponse { status, .. } if *status >= 400 => *status,
         _ => return Verdict::Stop,
@@ -182,13 +183,15 @@ mod tests {
         for s in [400, 401, 403, 404, 501] {
             assert_eq!(classify(&server(s, None)), Verdict::Stop, "{s}");
         }
-        let t = Error::Transport {
-            url: String::new(),
-            message: String::new(),
-            timeout: true,
-        };
+        let t = Error::transport("", "", true, None);
         assert_eq!(classify(&t), Verdict::Backoff);
-        assert_eq!(classify(&Error::Credential("x".into())), Verdict::Stop);
+        assert_eq!(
+            classify(&crate::error::credential(
+                crate::error::CredentialErrorKind::Malformed,
+                "x"
+            )),
+            Verdict::Stop
+        );
     }
 
     #[test]

@@ -24,7 +24,12 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::cache::CacheKey;
-use crate::error::{Error, Result};
+use crate::error::{InternalError, InternalErrorKind, Result};
+
+/// A platform failure (no randomness, a primitive refusing valid input).
+fn platform(message: &'static str) -> InternalError {
+    InternalError::new(InternalErrorKind::Platform, message)
+}
 use crate::token::AccessToken;
 
 /// The future of a [`TokenStore`] operation.
@@ -84,21 +89,24 @@ impl StoreKey {
     /// keys are derived from it with HKDF-SHA256).
     pub fn from_bytes(material: &[u8]) -> Result<StoreKey> {
         if material.len() < 32 {
-            return Err(Error::Configuration(format!(
-                "the cache encryption key has {} bytes; it needs at least 32 (for example `openssl rand -base64 32`)",
-                material.len()
-            )));
+            return Err(crate::error::config(
+                crate::error::ConfigErrorKind::Invalid,
+                format!(
+                    "the cache encryption key has {} bytes; it needs at least 32 (for example `openssl rand -base64 32`)",
+                    material.len()
+                ),
+            ));
         }
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"apptoken-store-v1").extract(material);
         let mut enc = Zeroizing::new([0u8; 32]);
         prk.expand(&[b"seal"], Len(32))
             .and_then(|okm| okm.fill(&mut enc[..]))
-            .map_err(|_| Error::Configuration("cannot derive the cache sealing key".into()))?;
+            .map_err(|_| platform("cannot derive the cache sealing key"))?;
         let unbound = UnboundKey::new(&aead::AES_256_GCM, &enc[..])
-            .map_err(|_| Error::Configuration("cannot make the cache sealing key".into()))?;
+            .map_err(|_| platform("cannot make the cache sealing key"))?;
         let mac: hmac::Key = prk
             .expand(&[b"key-hash"], hmac::HMAC_SHA256)
-            .map_err(|_| Error::Configuration("cannot derive the cache key-hashing key".into()))?
+            .map_err(|_| platform("cannot derive the cache key-hashing key"))?
             .into();
         Ok(StoreKey {
             seal: std::sync::Arc::new(LessSafeKey::new(unbound)),
@@ -135,25 +143,29 @@ impl StoreKey {
             let mut raw = Zeroizing::new([0u8; 32]);
             SystemRandom::new()
                 .fill(&mut raw[..])
-                .map_err(|_| Error::Configuration("no randomness for a new cache key".into()))?;
+                .map_err(|_| platform("no randomness for a new cache key"))?;
             let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&raw[..]));
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
             let mut f = opts.open(path).map_err(|e| {
-                Error::Configuration(format!(
-                    "cannot create the cache key file '{}': {e}",
-                    path.display()
-                ))
+                crate::error::ConfigError::new(
+                    crate::error::ConfigErrorKind::File(crate::error::FileProblem::Unwritable),
+                    format!("cannot create the cache key file '{}'", path.display()),
+                )
+                .with_path(path)
+                .with_source(e)
             })?;
             std::io::Write::write_all(&mut f, text.as_bytes())
                 .and_then(|_| f.sync_all())
                 .map_err(|e| {
-                    Error::Configuration(format!(
-                        "cannot write the cache key file '{}': {e}",
-                        path.display()
-                    ))
+                    crate::error::ConfigError::new(
+                        crate::error::ConfigErrorKind::File(crate::error::FileProblem::Unwritable),
+                        format!("cannot write the cache key file '{}'", path.display()),
+                    )
+                    .with_path(path)
+                    .with_source(e)
                 })?;
         }
         StoreKey::from_file(path)
@@ -178,7 +190,7 @@ impl StoreKey {
         let mut nonce = [0u8; 12];
         SystemRandom::new()
             .fill(&mut nonce)
-            .map_err(|_| Error::Configuration("no randomness for sealing".into()))?;
+            .map_err(|_| platform("no randomness for sealing"))?;
         let mut in_out = plaintext.to_vec();
         self.seal
             .seal_in_place_append_tag(
@@ -186,7 +198,7 @@ impl StoreKey {
                 Aad::from(storage_key.as_bytes()),
                 &mut in_out,
             )
-            .map_err(|_| Error::Configuration("sealing the cached token failed".into()))?;
+            .map_err(|_| platform("sealing the cached token failed"))?;
         let mut out = Vec::with_capacity(13 + in_out.len());
         out.push(1u8); // format version
         out.extend_from_slice(&nonce);

@@ -289,7 +289,7 @@ impl Daemon {
                     .with_graceful_shutdown(async move { stop.cancelled().await })
                     .await;
                 if let Err(e) = served {
-                    error!(error = %e, "the health/metrics listener stopped");
+                    error!(error = %apptoken::Report::of(&e), "the health/metrics listener stopped");
                 }
             });
         }
@@ -338,7 +338,7 @@ impl Daemon {
                         }
                         Err(e) => {
                             metrics::counter!("apptoken_daemon_config_reloads_total", "outcome" => "failure").increment(1);
-                            error!(error = %e, "the new configuration is not used; the current one stays");
+                            error!(error = %apptoken::Report::of(&e), "the new configuration is not used; the current one stays");
                         }
                     }
                     sdnotify::notify("READY=1");

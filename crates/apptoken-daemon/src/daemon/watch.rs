@@ -105,7 +105,7 @@ pub(crate) fn check_credentials(shared: &Shared, last: &mut Fingerprint) {
         Err(e) => {
             metrics::counter!("apptoken_daemon_credential_reloads_total", "outcome" => "failure")
                 .increment(1);
-            error!(error = %e, "a credential file changed but does not load; the last good credential stays in use");
+            error!(error = %apptoken::Report::of(&e), "a credential file changed but does not load; the last good credential stays in use");
         }
     }
 }

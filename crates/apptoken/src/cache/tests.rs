@@ -457,7 +457,7 @@ fn throttle_memory_expires() {
     cache.throttle(
         key.clone(),
         now + Duration::seconds(60),
-        Error::Configuration("throttled".into()),
+        crate::error::config(crate::error::ConfigErrorKind::Invalid, "throttled"),
         now,
     );
     assert!(cache.throttled(&key, now + Duration::seconds(59)).is_some());
@@ -476,7 +476,7 @@ fn throttle_memory_stays_bounded_over_a_hundred_thousand_tenants() {
         cache.throttle(
             owned(&format!("tenant-{i}"), "api://x/.default"),
             now + Duration::seconds(60),
-            Error::Configuration("throttled".into()),
+            crate::error::config(crate::error::ConfigErrorKind::Invalid, "throttled"),
             now,
         );
         most = most.max(cache.throttled_len());

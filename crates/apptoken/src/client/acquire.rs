@@ -250,7 +250,12 @@ impl ConfidentialClient {
             }
             _ => match inner.cache.entry(&key) {
                 Some(e) => (e.authority.clone(), e.scopes.clone()),
-                None => return Err(Error::Configuration("nothing cached to refresh".into())),
+                None => {
+                    return Err(crate::error::config(
+                        crate::error::ConfigErrorKind::Unsupported,
+                        "nothing cached to refresh",
+                    ));
+                }
             },
         };
         // The slot is freed by its drop guard whatever happens to the task

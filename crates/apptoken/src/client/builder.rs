@@ -12,7 +12,7 @@ use crate::authority::Authority;
 use crate::cache::Cache;
 use crate::clock::{Clock, SystemClock};
 use crate::credential::Credential;
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, ConfigErrorKind, Error, Result};
 use crate::grant::ClientCredentialsSource;
 use crate::http::{Http, HttpOptions};
 use crate::retry::RetryPolicy;
@@ -168,8 +168,12 @@ impl ConfidentialClientBuilder {
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<ConfidentialClient> {
         let client_id = self.client_id.ok_or_else(|| {
-            Error::Configuration(
-                "no client id: set the app registration's application (client) id (AZURE_CLIENT_ID)".into(),
+            Error::from(
+                ConfigError::new(
+                    ConfigErrorKind::Missing,
+                    "no client id: set the app registration's application (client) id (AZURE_CLIENT_ID)",
+                )
+                .with_setting("client_id"),
             )
         })?;
         let client_id = client_id.trim().to_string();
@@ -178,37 +182,55 @@ impl ConfidentialClientBuilder {
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(Error::Configuration(format!(
-                "client id '{client_id}' is not valid: it is the app registration's application id, usually a GUID"
-            )));
+            return Err(ConfigError::new(
+                ConfigErrorKind::Invalid,
+                format!(
+                    "client id '{client_id}' is not valid: it is the app registration's application id, usually a GUID"
+                ),
+            )
+            .with_setting("client_id")
+            .into());
         }
         let authority = self.authority.ok_or_else(|| {
-            Error::Configuration(
-                "no authority: set the tenant (AZURE_TENANT_ID) or an authority URL".into(),
+            Error::from(
+                ConfigError::new(
+                    ConfigErrorKind::Missing,
+                    "no authority: set the tenant (AZURE_TENANT_ID) or an authority URL",
+                )
+                .with_setting("authority"),
             )
         })??;
         if self.timeout.is_zero() {
-            return Err(Error::Configuration(
-                "the HTTP timeout must be above zero".into(),
-            ));
+            return Err(ConfigError::new(
+                ConfigErrorKind::Invalid,
+                "the HTTP timeout must be above zero",
+            )
+            .with_setting("timeout")
+            .into());
         }
         if let Some(r) = &self.region
             && (r.is_empty() || !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         {
-            return Err(Error::Configuration(format!(
-                "'{r}' is not an Azure region name (such as westus2)"
-            )));
+            return Err(ConfigError::new(
+                ConfigErrorKind::Invalid,
+                format!("'{r}' is not an Azure region name (such as westus2)"),
+            )
+            .with_setting("region")
+            .into());
         }
         if self.max_cached_tokens == Some(0) {
-            return Err(Error::Configuration(
-                "max_cached_tokens must be at least 1".into(),
-            ));
+            return Err(ConfigError::new(
+                ConfigErrorKind::Invalid,
+                "max_cached_tokens must be at least 1",
+            )
+            .with_setting("max_cached_tokens")
+            .into());
         }
         if self.source.is_some() && self.credential.is_some() {
-            return Err(Error::Configuration(
+            return Err(crate::error::config(
+                ConfigErrorKind::Conflict,
                 "both a credential and a token source were given: a client uses one or the other \
-                 (a token source replaces the client credentials grant, so the credential would never be used)"
-                    .into(),
+                 (a token source replaces the client credentials grant, so the credential would never be used)",
             ));
         }
         let cell = match (&self.source, &self.credential) {
@@ -225,9 +247,9 @@ impl ConfidentialClientBuilder {
                 clock: Arc::clone(&self.clock),
             }),
             (None, None) => {
-                return Err(Error::Configuration(
-                    "no credential: give a client secret, a certificate or a federated token file"
-                        .into(),
+                return Err(crate::error::config(
+                    ConfigErrorKind::Missing,
+                    "no credential: give a client secret, a certificate or a federated token file",
                 ));
             }
         };
@@ -303,7 +325,7 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(
-            matches!(&e, Error::Configuration(m) if m.contains("both a credential and a token source")),
+            matches!(&e, Error::Configuration(c) if c.kind() == ConfigErrorKind::Conflict),
             "{e}"
         );
         // Either alone builds.

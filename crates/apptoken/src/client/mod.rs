@@ -37,7 +37,7 @@ use crate::authority::Authority;
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::credential::Credential;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::retry::RetryPolicy;
 use crate::source::TokenSource;
 use crate::store::Shared;
@@ -137,8 +137,9 @@ impl ConfidentialClient {
     /// a custom token source.
     pub fn set_credential(&self, credential: Credential) -> Result<()> {
         let Some(cell) = &self.inner.credential else {
-            return Err(Error::Configuration(
-                "this client uses a custom token source: it has no credential to replace".into(),
+            return Err(crate::error::config(
+                crate::error::ConfigErrorKind::Unsupported,
+                "this client uses a custom token source: it has no credential to replace",
             ));
         };
         *cell.write().unwrap_or_else(|p| p.into_inner()) = credential;

@@ -11,7 +11,7 @@ use super::ConfidentialClient;
 use super::refresh::refresh_at;
 use crate::authority::check_tenant;
 use crate::cache::CacheKey;
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, ConfigErrorKind, Result};
 use crate::limits;
 use crate::scope::{self, Scopes};
 use crate::token::AccessToken;
@@ -69,8 +69,10 @@ impl ConfidentialClient {
     /// it) that belong to this client and authority host and are still
     /// fresh. Returns how many were imported.
     pub fn import_msal_cache(&self, json: &str) -> Result<usize> {
-        let doc: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| Error::Configuration(format!("the MSAL token cache is not JSON: {e}")))?;
+        let doc: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+            ConfigError::new(ConfigErrorKind::Invalid, "the MSAL token cache is not JSON")
+                .with_source(e)
+        })?;
         let Some(ats) = doc.get("AccessToken").and_then(|v| v.as_object()) else {
             return Ok(0);
         };

@@ -1,7 +1,7 @@
 //! A token request's per-call options ([`TokenRequest`]) and the `claims`
 //! parameter they produce with the client's declared capabilities.
 
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, ConfigErrorKind, Result};
 
 /// One token request, with per-call options.
 ///
@@ -77,14 +77,19 @@ pub(super) fn merge_claims(
         return Ok(None);
     }
     let mut doc: serde_json::Value = match request {
-        Some(c) => serde_json::from_str(c)
-            .map_err(|e| Error::Configuration(format!("the claims are not JSON: {e}")))?,
+        Some(c) => serde_json::from_str(c).map_err(|e| {
+            ConfigError::new(ConfigErrorKind::Invalid, "the claims are not JSON")
+                .with_setting("claims")
+                .with_source(e)
+        })?,
         None => serde_json::json!({}),
     };
     let Some(obj) = doc.as_object_mut() else {
-        return Err(Error::Configuration(
-            "the claims are not a JSON object".into(),
-        ));
+        return Err(
+            ConfigError::new(ConfigErrorKind::Invalid, "the claims are not a JSON object")
+                .with_setting("claims")
+                .into(),
+        );
     };
     if !capabilities.is_empty() {
         let at = obj

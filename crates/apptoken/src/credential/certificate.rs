@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use x509_cert::der::{Decode, Encode};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{CredentialError, CredentialErrorKind as Kind, Error, Result, credential};
 
 /// The JWS algorithm of a client assertion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,7 +57,11 @@ impl SigningAlgorithm {
 impl std::str::FromStr for SigningAlgorithm {
     type Err = Error;
     fn from_str(s: &str) -> Result<SigningAlgorithm> {
-        SigningAlgorithm::from_name(s).map_err(Error::Configuration)
+        SigningAlgorithm::from_name(s).map_err(|m| {
+            crate::error::ConfigError::new(crate::error::ConfigErrorKind::Invalid, m)
+                .with_setting("assertion_algorithm")
+                .into()
+        })
     }
 }
 
@@ -109,7 +113,10 @@ impl AssertionSigner for RsaSigner {
             self.key
                 .sign(padding, &self.rng, message, &mut out)
                 .map_err(|_| {
-                    Error::Credential("the RSA key could not sign the client assertion".into())
+                    credential(
+                        Kind::Signing,
+                        "the RSA key could not sign the client assertion",
+                    )
                 })?;
             Ok(out)
         })
@@ -157,7 +164,7 @@ impl Certificate {
             Certificate::from_pkcs12(&bytes, password.unwrap_or(""))
         };
         result.map_err(|e| match e {
-            Error::Credential(m) => Error::Credential(format!("{}: {m}", path.display())),
+            Error::Credential(m) => Error::Credential(m.prefixed(path.display()).with_path(path)),
             other => other,
         })
     }
@@ -173,8 +180,9 @@ impl Certificate {
             match label.as_str() {
                 "CERTIFICATE" => certs.push(der.to_vec()),
                 "PRIVATE KEY" | "RSA PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" if key.is_some() => {
-                    return Err(Error::Credential(
-                        "the PEM holds more than one private key".into(),
+                    return Err(credential(
+                        Kind::Malformed,
+                        "the PEM holds more than one private key",
                     ));
                 }
                 "PRIVATE KEY" => key = Some(der),
@@ -184,38 +192,53 @@ impl Certificate {
                 }
                 "ENCRYPTED PRIVATE KEY" => {
                     let Some(pw) = password else {
-                        return Err(Error::Credential(
-                            "the private key is encrypted; give its password (AZURE_CLIENT_CERTIFICATE_PASSWORD)".into(),
+                        return Err(credential(
+                            Kind::PasswordRequired,
+                            "the private key is encrypted; give its password (AZURE_CLIENT_CERTIFICATE_PASSWORD)",
                         ));
                     };
                     let info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(&der).map_err(|e| {
-                        Error::Credential(format!("the encrypted private key does not parse: {e}"))
+                        CredentialError::new(
+                            Kind::Malformed,
+                            "the encrypted private key does not parse",
+                        )
+                        .with_source(e)
                     })?;
                     let doc = info.decrypt(pw.as_bytes()).map_err(|_| {
-                        Error::Credential(
-                            "the encrypted private key could not be decrypted: wrong password or unsupported encryption".into(),
+                        credential(
+                            Kind::WrongPassword,
+                            "the encrypted private key could not be decrypted: wrong password or unsupported encryption",
                         )
                     })?;
                     key = Some(Zeroizing::new(doc.as_bytes().to_vec()));
                 }
                 "EC PRIVATE KEY" => {
-                    return Err(Error::Credential(
-                        "the key is an EC key; Entra ID takes RSA keys for client assertions"
-                            .into(),
+                    return Err(credential(
+                        Kind::UnsupportedKey,
+                        "the key is an EC key; Entra ID takes RSA keys for client assertions",
                     ));
                 }
                 _ => {}
             }
         }
         let key = key.ok_or_else(|| {
-            Error::Credential("no private key found (expected a PRIVATE KEY, RSA PRIVATE KEY or ENCRYPTED PRIVATE KEY block)".into())
+            credential(
+                Kind::Incomplete,
+                "no private key found (expected a PRIVATE KEY, RSA PRIVATE KEY or ENCRYPTED PRIVATE KEY block)",
+            )
         })?;
         let key_pair = if key_is_pkcs1 {
             RsaKeyPair::from_der(&key)
         } else {
             RsaKeyPair::from_pkcs8(&key)
         }
-        .map_err(|e| Error::Credential(format!("the private key is not a usable RSA key ({e})")))?;
+        .map_err(|e| {
+            CredentialError::new(
+                Kind::UnsupportedKey,
+                "the private key is not a usable RSA key",
+            )
+            .with_source(e)
+        })?;
         Certificate::from_rsa_key(certs, key_pair)
     }
 
@@ -241,20 +264,31 @@ impl Certificate {
         .map_err(|e| {
             let msg = e.to_string();
             if msg.to_ascii_lowercase().contains("mac") {
-                Error::Credential("the PFX could not be opened: wrong password".into())
+                credential(
+                    Kind::WrongPassword,
+                    "the PFX could not be opened: wrong password",
+                )
             } else {
-                Error::Credential(format!(
-                    "the file is neither PEM nor a PFX that opens with this password ({msg})"
-                ))
+                CredentialError::new(
+                    Kind::Malformed,
+                    "the file is neither PEM nor a PFX that opens with this password",
+                )
+                .with_source(e)
+                .into()
             }
         })?;
         let (_, chain) = store.private_key_chain().ok_or_else(|| {
-            Error::Credential("the PFX holds no private key with a certificate".into())
+            credential(
+                Kind::Incomplete,
+                "the PFX holds no private key with a certificate",
+            )
         })?;
         let key_pair = RsaKeyPair::from_pkcs8(chain.key().as_der()).map_err(|e| {
-            Error::Credential(format!(
-                "the PFX's private key is not a usable RSA key ({e})"
-            ))
+            CredentialError::new(
+                Kind::UnsupportedKey,
+                "the PFX's private key is not a usable RSA key",
+            )
+            .with_source(e)
         })?;
         let mut certs: Vec<Vec<u8>> = chain.certs().iter().map(|c| c.as_der().to_vec()).collect();
         // Certificates stored beside the key chain (some tools put the CA chain there).
@@ -274,23 +308,25 @@ impl Certificate {
         signer: Arc<dyn AssertionSigner>,
     ) -> Result<Certificate> {
         if chain.is_empty() {
-            return Err(Error::Credential("no certificate given".into()));
+            return Err(credential(Kind::Incomplete, "no certificate given"));
         }
         Certificate::build(chain, signer)
     }
 
     fn from_rsa_key(certs: Vec<Vec<u8>>, key: RsaKeyPair) -> Result<Certificate> {
         if certs.is_empty() {
-            return Err(Error::Credential(
-                "no certificate found beside the private key".into(),
+            return Err(credential(
+                Kind::Incomplete,
+                "no certificate found beside the private key",
             ));
         }
         let public = key.public_key().as_ref().to_vec();
         // The leaf is the certificate whose public key is the private key's.
         let mut leaf = None;
         for (i, der) in certs.iter().enumerate() {
-            let cert = x509_cert::Certificate::from_der(der)
-                .map_err(|e| Error::Credential(format!("a certificate does not parse: {e}")))?;
+            let cert = x509_cert::Certificate::from_der(der).map_err(|e| {
+                CredentialError::new(Kind::Malformed, "a certificate does not parse").with_source(e)
+            })?;
             let spki = cert.tbs_certificate().subject_public_key_info();
             if spki.subject_public_key.raw_bytes() == public.as_slice() {
                 leaf = Some(i);
@@ -298,8 +334,9 @@ impl Certificate {
             }
         }
         let Some(leaf) = leaf else {
-            return Err(Error::Credential(
-                "the private key does not match the certificate (no certificate in the file has this key's public key)".into(),
+            return Err(credential(
+                Kind::KeyMismatch,
+                "the private key does not match the certificate (no certificate in the file has this key's public key)",
             ));
         };
         let mut chain = certs;
@@ -315,14 +352,20 @@ impl Certificate {
     }
 
     fn build(chain: Vec<Vec<u8>>, signer: Arc<dyn AssertionSigner>) -> Result<Certificate> {
-        let cert = x509_cert::Certificate::from_der(&chain[0])
-            .map_err(|e| Error::Credential(format!("the certificate does not parse: {e}")))?;
+        let cert = x509_cert::Certificate::from_der(&chain[0]).map_err(|e| {
+            CredentialError::new(Kind::Malformed, "the certificate does not parse").with_source(e)
+        })?;
         // Re-encode check: a certificate with trailing bytes is refused by from_der already.
         let _ = cert.to_der();
         let tbs = cert.tbs_certificate();
         let to_time = |t: x509_cert::time::Time| {
             OffsetDateTime::from_unix_timestamp(t.to_unix_duration().as_secs() as i64).map_err(
-                |_| Error::Credential("the certificate's validity dates are out of range".into()),
+                |_| {
+                    credential(
+                        Kind::Malformed,
+                        "the certificate's validity dates are out of range",
+                    )
+                },
             )
         };
         let not_before = to_time(tbs.validity().not_before)?;
@@ -426,7 +469,7 @@ mod tests {
     struct NoSigner;
     impl AssertionSigner for NoSigner {
         fn sign<'a>(&'a self, _: SigningAlgorithm, _: &'a [u8]) -> SignFuture<'a> {
-            Box::pin(async { Err(Error::Credential("no".into())) })
+            Box::pin(async { Err(credential(Kind::Signing, "no")) })
         }
     }
 }

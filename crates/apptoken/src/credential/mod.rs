@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::error::{Error, Result};
+use crate::error::{
+    Cause, ConfigError, ConfigErrorKind, CredentialError, CredentialErrorKind as CK, Error,
+    FileProblem, Result, credential,
+};
 
 pub use certificate::{AssertionSigner, Certificate, SignFuture, SigningAlgorithm};
 
@@ -35,10 +38,14 @@ impl ClientSecret {
     pub fn from_file(path: impl AsRef<Path>) -> Result<ClientSecret> {
         let bytes = crate::files::read_secret_file(path.as_ref(), "client secret")?;
         let text = std::str::from_utf8(&bytes).map_err(|_| {
-            Error::Credential(format!(
-                "the client secret file '{}' is not UTF-8 text",
-                path.as_ref().display()
-            ))
+            CredentialError::new(
+                CK::File(FileProblem::NotUtf8),
+                format!(
+                    "the client secret file '{}' is not UTF-8 text",
+                    path.as_ref().display()
+                ),
+            )
+            .with_path(path.as_ref())
         })?;
         Ok(ClientSecret::new(text.trim()))
     }
@@ -84,7 +91,11 @@ impl SecretAuthMethod {
 impl std::str::FromStr for SecretAuthMethod {
     type Err = Error;
     fn from_str(s: &str) -> Result<SecretAuthMethod> {
-        SecretAuthMethod::from_name(s).map_err(Error::Configuration)
+        SecretAuthMethod::from_name(s).map_err(|m| {
+            ConfigError::new(ConfigErrorKind::Invalid, m)
+                .with_setting("client_secret_auth")
+                .into()
+        })
     }
 }
 
@@ -267,7 +278,8 @@ impl Credential {
             }
             Kind::Callback(cb) => {
                 let jwt = cb(ctx).await.map_err(|e| {
-                    Error::Credential(format!("the assertion callback failed: {e}"))
+                    CredentialError::new(CK::Callback, "the assertion callback failed")
+                        .with_cause(Cause::from(e))
                 })?;
                 let jwt = jwt.trim().to_string();
                 check_assertion_shape(&jwt, "the assertion callback")?;
@@ -283,18 +295,24 @@ impl Credential {
 
 async fn read_assertion_file(path: &Path) -> Result<SecretString> {
     let bytes = tokio::fs::read(path).await.map_err(|e| {
-        Error::Credential(format!(
-            "cannot read the federated token file '{}': {e}",
-            path.display()
-        ))
+        CredentialError::new(
+            CK::File(FileProblem::Unreadable),
+            format!("cannot read the federated token file '{}'", path.display()),
+        )
+        .with_path(path)
+        .with_source(e)
     })?;
     let bytes = zeroize::Zeroizing::new(bytes);
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| {
-            Error::Credential(format!(
-                "the federated token file '{}' is not UTF-8 text",
-                path.display()
-            ))
+            CredentialError::new(
+                CK::File(FileProblem::NotUtf8),
+                format!(
+                    "the federated token file '{}' is not UTF-8 text",
+                    path.display()
+                ),
+            )
+            .with_path(path)
         })?
         .trim();
     check_assertion_shape(
@@ -308,9 +326,10 @@ async fn read_assertion_file(path: &Path) -> Result<SecretString> {
 /// truncated assertion is reported here, not as a server error.
 fn check_assertion_shape(jwt: &str, source: &str) -> Result<()> {
     if jwt.is_empty() {
-        return Err(Error::Credential(format!(
-            "{source} gave an empty assertion"
-        )));
+        return Err(credential(
+            CK::Malformed,
+            format!("{source} gave an empty assertion"),
+        ));
     }
     let parts: Vec<&str> = jwt.split('.').collect();
     let b64url = |s: &str| {
@@ -319,9 +338,12 @@ fn check_assertion_shape(jwt: &str, source: &str) -> Result<()> {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=')
     };
     if parts.len() != 3 || !parts.iter().all(|p| b64url(p)) {
-        return Err(Error::Credential(format!(
-            "{source} did not give a JWT (expected three base64url segments separated by dots)"
-        )));
+        return Err(credential(
+            CK::Malformed,
+            format!(
+                "{source} did not give a JWT (expected three base64url segments separated by dots)"
+            ),
+        ));
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{CredentialError, CredentialErrorKind, Result};
 
 /// One decoded PEM block: its label (`CERTIFICATE`, `PRIVATE KEY`, …) and
 /// its DER content, wiped when dropped (it may be a private key).
@@ -73,10 +73,11 @@ pub fn pem_blocks(text: &[u8]) -> Result<Vec<PemBlock>> {
         let (label, der) = pem_rfc7468::decode_vec(block).map_err(|e| {
             // The label is safe to show (it is not the content); a block so
             // broken that it has none is named by its number alone.
-            Error::Credential(match pem_rfc7468::decode_label(block) {
-                Ok(label) => format!("PEM block {} ('{label}') does not decode: {e}", i + 1),
-                Err(_) => format!("PEM block {} does not decode: {e}", i + 1),
-            })
+            let message = match pem_rfc7468::decode_label(block) {
+                Ok(label) => format!("PEM block {} ('{label}') does not decode", i + 1),
+                Err(_) => format!("PEM block {} does not decode", i + 1),
+            };
+            CredentialError::new(CredentialErrorKind::Malformed, message).with_source(e)
         })?;
         out.push(PemBlock {
             label: label.to_string(),

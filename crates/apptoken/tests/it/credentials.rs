@@ -143,8 +143,23 @@ async fn assertion_callback_is_called_per_request_with_the_token_endpoint() {
     }));
     let e = failing.acquire_token(&[SCOPE]).await.unwrap_err();
     assert!(
-        matches!(e, apptoken::Error::Credential(_)) && e.to_string().contains("vault unreachable"),
-        "{e}"
+        matches!(&e, apptoken::Error::Credential(c) if c.kind() == apptoken::CredentialErrorKind::Callback),
+        "{e:?}"
+    );
+    // The callback's own error is the cause, kept whole (not flattened into
+    // the message), and the report prints the chain.
+    let cause = std::error::Error::source(&e).expect("the callback's error is the source");
+    assert!(
+        cause.downcast_ref::<std::io::Error>().is_some(),
+        "{cause:?}"
+    );
+    assert!(!e.to_string().contains("vault unreachable"), "{e}");
+    assert!(
+        e.report()
+            .to_string()
+            .ends_with("the assertion callback failed: vault unreachable"),
+        "{}",
+        e.report()
     );
 }
 

@@ -53,7 +53,11 @@ impl TokenSource for GatedRefusal {
         Box::pin(async move {
             self.calls.fetch_add(1, Ordering::SeqCst);
             self.answers.acquire().await.unwrap().forget();
-            Err(apptoken::Error::Credential("refused by the test".into()))
+            Err(apptoken::CredentialError::new(
+                apptoken::CredentialErrorKind::Callback,
+                "refused by the test",
+            )
+            .into())
         })
     }
 }
@@ -81,7 +85,7 @@ async fn a_failed_shared_request_fails_every_waiter_and_the_next_call_tries_agai
     for c in calls {
         let e = c.await.unwrap_err();
         assert!(
-            matches!(&e, apptoken::Error::Credential(m) if m == "refused by the test"),
+            matches!(&e, apptoken::Error::Credential(m) if m.message() == "refused by the test"),
             "{e}"
         );
     }
