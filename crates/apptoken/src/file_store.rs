@@ -227,6 +227,11 @@ impl TokenStore for FileStore {
     }
 }
 
+/// The cache file's detail, as a configuration error (the file is named by it).
+fn cache_file(problem: FileProblem, path: &Path, message: String) -> ConfigError {
+    ConfigError::new(ConfigErrorKind::File(problem), message).with_path(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,9 +299,4 @@ mod tests {
         assert!(FileStore::open(&path).is_ok());
         assert!(FileStore::open(dir.path().join("missing-dir/cache.json")).is_err());
     }
-}
-
-/// The cache file's detail, as a configuration error (the file is named by it).
-fn cache_file(problem: FileProblem, path: &Path, message: String) -> ConfigError {
-    ConfigError::new(ConfigErrorKind::File(problem), message).with_path(path)
 }
