@@ -38,7 +38,8 @@ async fn rediss_refuses_a_server_the_ca_did_not_issue() {
     let store = RedisStore::with_ca(&redis.url(), other_ca.as_bytes())
         .unwrap()
         .with_timeout(Duration::from_secs(5));
-    let err = store.get("k").await.unwrap_err().to_string();
+    // The TLS error is the cause (source), printed by the report.
+    let err = store.get("k").await.unwrap_err().report().to_string();
     assert!(
         err.contains("redis connect") && err.contains("UnknownIssuer"),
         "{err}"

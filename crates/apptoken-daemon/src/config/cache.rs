@@ -83,7 +83,7 @@ pub(super) fn check(
             Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix") => {
                 match apptoken_redis::RedisStore::new(&url) {
                     Ok(_) => out.redis = Some(RedisUrl(url)),
-                    Err(e) => ck.at(redis_span.clone(), field, e.to_string()),
+                    Err(e) => ck.at(redis_span.clone(), field, e.report().to_string()),
                 }
             }
             Ok(_) => ck.at(

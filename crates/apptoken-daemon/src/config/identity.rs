@@ -66,7 +66,7 @@ pub(super) fn check(
     let env_identity = match ClientConfig::from_env_vars(env) {
         Ok(e) => e,
         Err(e) => {
-            ck.at(None, "environment", e.to_string());
+            ck.at(None, "environment", e.report().to_string());
             ClientConfig::default()
         }
     };
@@ -79,7 +79,11 @@ pub(super) fn check(
         );
     }
     if let Err(e) = identity.authority() {
-        ck.at(identity_span.clone(), "identity.tenant_id", e.to_string());
+        ck.at(
+            identity_span.clone(),
+            "identity.tenant_id",
+            e.report().to_string(),
+        );
     }
     if let Err(m) = inputs.files.credential(&identity) {
         ck.at(identity_span.clone(), "identity", m);

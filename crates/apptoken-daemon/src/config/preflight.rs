@@ -55,21 +55,24 @@ impl Preflight for FileSystem {
     }
 
     fn credential(&self, identity: &ClientConfig) -> Result<(), String> {
-        identity.credential().map(drop).map_err(|e| e.to_string())
+        identity
+            .credential()
+            .map(drop)
+            .map_err(|e| e.report().to_string())
     }
 
     fn ca_file(&self, path: &Path) -> Result<Vec<u8>, String> {
-        apptoken::read_ca_file(path).map_err(|e| e.to_string())
+        apptoken::read_ca_file(path).map_err(|e| e.report().to_string())
     }
 
     fn secret_file(&self, path: &Path, what: &str) -> Result<(), String> {
-        apptoken::internal::check_secret_file(path, what).map_err(|e| e.to_string())
+        apptoken::internal::check_secret_file(path, what).map_err(|e| e.report().to_string())
     }
 
     fn store_key(&self, path: &Path) -> Result<(), String> {
         apptoken::StoreKey::from_file(path)
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.report().to_string())
     }
 
     fn exists(&self, path: &Path) -> bool {
