@@ -14,13 +14,6 @@ use crate::Failure;
 use crate::cli::{CertNewArgs, CertShowArgs};
 use crate::exit;
 
-fn config_failure(message: String) -> Failure {
-    Failure {
-        code: exit::CONFIG,
-        error: anyhow::anyhow!(message),
-    }
-}
-
 fn read_password(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the password file '{}'", path.display()))?;
@@ -72,7 +65,7 @@ fn distinguished_name(subject: &str) -> Result<rcgen::DistinguishedName, Failure
             continue;
         }
         let Some((k, v)) = part.split_once('=') else {
-            return Err(config_failure(format!(
+            return Err(Failure::config(format!(
                 "--subject: '{part}' is not NAME=value (e.g. CN=my-daemon)"
             )));
         };
@@ -85,20 +78,20 @@ fn distinguished_name(subject: &str) -> Result<rcgen::DistinguishedName, Failure
             "ST" => rcgen::DnType::StateOrProvinceName,
             "L" => rcgen::DnType::LocalityName,
             other => {
-                return Err(config_failure(format!(
+                return Err(Failure::config(format!(
                     "--subject: unknown attribute '{other}'; use CN, O, OU, C, ST or L"
                 )));
             }
         };
         if v.is_empty() {
-            return Err(config_failure(format!("--subject: {k} is empty")));
+            return Err(Failure::config(format!("--subject: {k} is empty")));
         }
         dn.push(kind, v);
         any = true;
     }
     if !any {
-        return Err(config_failure(
-            "--subject is empty; give e.g. \"CN=my-daemon\"".into(),
+        return Err(Failure::config(
+            "--subject is empty; give e.g. \"CN=my-daemon\"",
         ));
     }
     Ok(dn)
@@ -288,7 +281,7 @@ pub(crate) fn show(args: CertShowArgs) -> Result<(), Failure> {
             .map(|b| b.der().to_vec())
             .collect();
         if certs.is_empty() {
-            return Err(config_failure(format!(
+            return Err(Failure::config(format!(
                 "'{}' holds no certificate",
                 args.file.display()
             )));
@@ -336,8 +329,8 @@ pub(crate) fn show(args: CertShowArgs) -> Result<(), Failure> {
         Some(Ok(())) => println!("private key      matches the certificate"),
         Some(Err(e)) => {
             println!("private key      DOES NOT MATCH or does not load: {e}");
-            return Err(config_failure(
-                "the private key does not match the certificate".into(),
+            return Err(Failure::config(
+                "the private key does not match the certificate",
             ));
         }
     }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::Cause;
 
-/// Another crate's error, kept whole (see [`Error::external`]).
+/// Another crate's error, kept whole (see [`Error::external`](super::Error::external)).
 #[derive(Debug, Clone)]
 pub struct ExternalError {
     source: Cause,

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-/// An error and its causes, `: `-separated (see [`Error::report`]).
+/// An error and its causes, `: `-separated (see [`Error::report`](super::Error::report)).
 #[derive(Debug, Clone, Copy)]
 pub struct Report<'a>(&'a (dyn std::error::Error + 'static));
 

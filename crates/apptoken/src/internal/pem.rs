@@ -66,7 +66,7 @@ pub fn looks_like_pem(bytes: &[u8]) -> bool {
 
 /// The blocks of PEM text, in order, decoded. A last block without its
 /// `-----END …-----` line is ignored; a block that does not decode is an
-/// [`Error::Credential`] saying which block (by number and label) and why.
+/// [`Error::Credential`](crate::Error::Credential) saying which block (by number and label) and why.
 pub fn pem_blocks(text: &[u8]) -> Result<Vec<PemBlock>> {
     let mut out = Vec::new();
     for (i, block) in split(text).into_iter().enumerate() {
