@@ -85,14 +85,8 @@ impl ClientCredentialsSource {
         let auth = credential
             .authenticate(ctx, default_alg, self.clock.now())
             .await?;
-        let mut form: Vec<(&'static str, String)> = vec![
-            ("grant_type", "client_credentials".into()),
-            ("client_id", request.client_id.to_string()),
-            ("scope", request.scopes.as_param()),
-        ];
-        if let Some(claims) = request.claims {
-            form.push(("claims", claims.to_string()));
-        }
+        let form = request_form(request);
+        let mut form = form;
         let authorization = auth.apply(request.client_id, &mut form);
         let regional = self
             .region
@@ -241,10 +235,34 @@ pub(crate) fn parse_token_response(body: &[u8], url: &str, status: u16) -> Resul
     })
 }
 
+/// The grant's parameters before client authentication: `scope` (left out
+/// when a generic provider is left to its default scopes), one `resource`
+/// per indicator (RFC 8707), `audience`, `claims`.
+fn request_form(request: SourceRequest<'_>) -> Vec<(&'static str, String)> {
+    let mut form: Vec<(&'static str, String)> = vec![
+        ("grant_type", "client_credentials".into()),
+        ("client_id", request.client_id.to_string()),
+    ];
+    let scopes = request.scopes;
+    if !scopes.as_slice().is_empty() {
+        form.push(("scope", scopes.as_param()));
+    }
+    for r in scopes.resources() {
+        form.push(("resource", r.clone()));
+    }
+    if let Some(a) = scopes.audience() {
+        form.push(("audience", a.to_string()));
+    }
+    if let Some(claims) = request.claims {
+        form.push(("claims", claims.to_string()));
+    }
+    form
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
+    use crate::scope::Scopes;
 
     #[test]
     fn regional_endpoints() {
@@ -286,7 +304,7 @@ mod tests {
             200,
         )
         .unwrap();
-        assert_eq!(t.access_token.expose_secret(), "abc");
+        assert_eq!(t.secret(), "abc");
         assert_eq!(t.expires_in, Duration::from_secs(3599));
         assert_eq!(t.refresh_in, None);
         let t = parse_token_response(
@@ -314,6 +332,50 @@ mod tests {
             let t = parse_token_response(body, "u", 200).unwrap();
             assert_eq!(t.expires_in, Duration::from_secs(want));
         }
+    }
+
+    #[test]
+    fn the_form_carries_the_whole_target() {
+        let form = |authority: &Authority, scopes: &Scopes| {
+            request_form(SourceRequest {
+                authority,
+                client_id: "app",
+                scopes,
+                correlation_id: "c",
+                claims: None,
+            })
+        };
+        let entra = Authority::parse("https://login.example/t.example").unwrap();
+        let f = form(&entra, &Scopes::new(["api://x/.default"]).unwrap());
+        assert_eq!(
+            f,
+            [
+                ("grant_type", "client_credentials".to_string()),
+                ("client_id", "app".into()),
+                ("scope", "api://x/.default".into()),
+            ]
+        );
+        let okta = Authority::oidc("https://idp.example/oauth2/default").unwrap();
+        let target = Scopes::for_request(
+            AuthorityKind::Oidc,
+            &["orders:write orders:read"],
+            &["https://b.example/".into(), "https://a.example/".into()],
+            Some("api://orders"),
+        )
+        .unwrap();
+        let f = form(&okta, &target);
+        assert_eq!(
+            f[2..],
+            [
+                ("scope", "orders:write orders:read".to_string()),
+                ("resource", "https://a.example/".into()),
+                ("resource", "https://b.example/".into()),
+                ("audience", "api://orders".into()),
+            ]
+        );
+        // No scope at all: the provider's default; no empty `scope=`.
+        let bare = Scopes::for_request::<&str>(AuthorityKind::Oidc, &[], &[], Some("a")).unwrap();
+        assert!(form(&okta, &bare).iter().all(|(k, _)| *k != "scope"));
     }
 
     #[test]

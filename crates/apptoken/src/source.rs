@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::authority::Authority;
 use crate::error::Result;
@@ -36,8 +36,9 @@ pub struct SourceRequest<'a> {
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct TokenResponse {
-    /// The access token.
-    pub access_token: SecretString,
+    /// The access token: read it with [`TokenResponse::secret`]. Kept
+    /// private so that the secret wrapper is ours to choose.
+    pub(crate) access_token: SecretString,
     /// `Bearer`, usually.
     pub token_type: String,
     /// `expires_in`.
@@ -70,6 +71,11 @@ impl TokenResponse {
             ext_expires_in: None,
             refresh_in: None,
         }
+    }
+
+    /// The access token (a secret: never log it).
+    pub fn secret(&self) -> &str {
+        self.access_token.expose_secret()
     }
 
     /// Sets `refresh_in`.

@@ -178,6 +178,15 @@ impl StoreKey {
             ctx.update(part.as_bytes());
             ctx.update(&[0]);
         }
+        // Entra's keys have neither, so their storage keys are those of
+        // earlier versions (a rolling upgrade keeps sharing them).
+        if !key.extra().is_empty() {
+            ctx.update(key.extra().as_bytes());
+            ctx.update(&[0]);
+        }
+        if key.exact {
+            ctx.update(b"exact\0");
+        }
         let tag = ctx.sign();
         let hex: String = tag.as_ref()[..20]
             .iter()

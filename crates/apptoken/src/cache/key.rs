@@ -1,17 +1,23 @@
 //! Cache keys: their text and its ASCII case folding.
 //!
-//! Holds [`CacheKey`] (owned: host and client id shared with the client,
-//! tenant and scope lower-cased and stored inline up to [`INLINE`] bytes),
-//! its borrowed form [`KeyRef`] (what a hit looks up, as the caller passed
-//! it), and the word-at-a-time folding both hash and compare with.
+//! Holds [`CacheKey`] (owned: host and client id shared with the client;
+//! tenant, scope and the target's extra part stored inline up to [`INLINE`]
+//! bytes), its borrowed form [`KeyRef`] (what a hit looks up, as the caller
+//! passed it), and the word-at-a-time folding both hash and compare with.
 //!
 //! Invariants:
-//! - A `CacheKey`'s tenant and scope are lower case; a `KeyRef`'s may be in
-//!   any ASCII case. The two hash alike and compare equal exactly when
-//!   `eq_ignore_ascii_case` would say so (the proptests below check it):
-//!   only tenant and scope are hashed, host and client id are compared.
-//! - `split` is the tenant's length: moving the border between tenant and
-//!   scope makes another key, and two different tenants never share one.
+//! - A `CacheKey`'s tenant is lower case, and so is its scope unless the key
+//!   is `exact` (a generic OpenID provider's scopes are case-sensitive, RFC
+//!   6749 §3.3; Entra's are not). A `KeyRef`'s may be in any ASCII case.
+//!   The two hash alike (the hash always folds case) and compare equal
+//!   exactly when `eq_ignore_ascii_case` would say so for the tenant, and
+//!   for the scope of a key that is not exact; an exact key's scope and
+//!   every key's extra part (resource indicators, audience) compare byte for
+//!   byte, and an exact key never equals one that is not. Only tenant,
+//!   scope and extra are hashed; host and client id are compared.
+//! - `split` is the tenant's length and `scope_end` the end of the scope:
+//!   moving a border between the parts makes another key, and two different
+//!   tenants never share one.
 //! - Only validated keys are stored, so the borrowed strings of a lookup
 //!   need no validation (a `KeyRef` that matches nothing is a miss).
 
@@ -63,6 +69,9 @@ pub(crate) struct CacheKey {
     pub(crate) host: Arc<str>,
     pub(crate) client_id: Arc<str>,
     split: u16,
+    scope_end: u32,
+    /// The scope is case-sensitive (generic OpenID providers).
+    pub(crate) exact: bool,
     text: KeyText,
 }
 
@@ -73,28 +82,58 @@ impl std::fmt::Debug for CacheKey {
             .field("client_id", &self.client_id)
             .field("tenant", &self.tenant())
             .field("scope", &self.scope())
+            .field("extra", &self.extra())
+            .field("exact", &self.exact)
             .finish()
     }
 }
 
 impl CacheKey {
+    /// An Entra-style key: scope compared without regard to case, no extra part.
     pub(crate) fn new(host: Arc<str>, client_id: Arc<str>, tenant: &str, scope: &str) -> CacheKey {
-        let mut text = String::with_capacity(tenant.len() + scope.len());
+        CacheKey::with_target(host, client_id, tenant, scope, "", false)
+    }
+
+    /// Any key: `extra` is the target's resource indicators and audience
+    /// (empty for Entra), `exact` whether the scope is case-sensitive.
+    pub(crate) fn with_target(
+        host: Arc<str>,
+        client_id: Arc<str>,
+        tenant: &str,
+        scope: &str,
+        extra: &str,
+        exact: bool,
+    ) -> CacheKey {
+        // Tenants are validated (at most a few hundred bytes); a longer one
+        // cannot be stored, so it would only make a key that matches nothing.
+        let tenant = &tenant[..floor_char_boundary(tenant, usize::from(u16::MAX))];
+        let mut text = String::with_capacity(tenant.len() + scope.len() + extra.len());
         text.push_str(tenant);
         text.make_ascii_lowercase();
-        text.push_str(&scope.to_ascii_lowercase());
+        if exact {
+            text.push_str(scope);
+        } else {
+            text.push_str(&scope.to_ascii_lowercase());
+        }
+        let scope_end = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        text.push_str(extra);
         CacheKey {
             host,
             client_id,
-            split: tenant.len().min(u16::MAX as usize) as u16,
+            split: u16::try_from(tenant.len()).unwrap_or(u16::MAX),
+            scope_end,
+            exact,
             text: KeyText::new(&text),
         }
     }
 
-    /// Tenant and scope, lower-case, as bytes.
-    fn text_parts(&self) -> (&[u8], &[u8]) {
+    /// Tenant, scope and extra part, as bytes.
+    fn text_parts(&self) -> (&[u8], &[u8], &[u8]) {
         let text = self.text.as_bytes();
-        text.split_at(usize::from(self.split).min(text.len()))
+        let (tenant, rest) = text.split_at(usize::from(self.split).min(text.len()));
+        let scope_len = (self.scope_end as usize).saturating_sub(tenant.len());
+        let (scope, extra) = rest.split_at(scope_len.min(rest.len()));
+        (tenant, scope, extra)
     }
 
     /// The tenant, lower-case.
@@ -102,9 +141,20 @@ impl CacheKey {
         self.text.as_str().get(..self.split as usize).unwrap_or("")
     }
 
-    /// The scope, lower-case.
+    /// The scope (lower-case unless the key is exact).
     pub(crate) fn scope(&self) -> &str {
-        self.text.as_str().get(self.split as usize..).unwrap_or("")
+        self.text
+            .as_str()
+            .get(self.split as usize..self.scope_end as usize)
+            .unwrap_or("")
+    }
+
+    /// The target's resource indicators and audience, empty for Entra.
+    pub(crate) fn extra(&self) -> &str {
+        self.text
+            .as_str()
+            .get(self.scope_end as usize..)
+            .unwrap_or("")
     }
 
     pub(crate) fn as_ref(&self) -> KeyRef<'_> {
@@ -113,8 +163,19 @@ impl CacheKey {
             tenant: self.tenant(),
             client_id: &self.client_id,
             scope: self.scope(),
+            extra: self.extra(),
+            exact: self.exact,
         }
     }
+}
+
+/// The largest char boundary of `s` at or below `at`.
+fn floor_char_boundary(s: &str, at: usize) -> usize {
+    let mut i = at.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 /// The borrowed form of a key, for allocation-free lookups.
@@ -124,25 +185,38 @@ pub(crate) struct KeyRef<'a> {
     pub(crate) tenant: &'a str,
     pub(crate) client_id: &'a str,
     pub(crate) scope: &'a str,
+    /// Resource indicators and audience (empty for Entra).
+    pub(crate) extra: &'a str,
+    /// The scope is case-sensitive.
+    pub(crate) exact: bool,
 }
 
 impl KeyRef<'_> {
     pub(crate) fn to_owned_key(self, host: &Arc<str>, client_id: &Arc<str>) -> CacheKey {
-        CacheKey::new(
+        CacheKey::with_target(
             Arc::clone(host),
             Arc::clone(client_id),
             self.tenant,
             self.scope,
+            self.extra,
+            self.exact,
         )
     }
 
-    /// Whether this is `k` (tenant and scope without regard to ASCII case).
+    /// Whether this is `k` (the tenant without regard to ASCII case, the
+    /// scope too unless the keys are exact).
     pub(super) fn parts_eq(&self, k: &CacheKey) -> bool {
-        let (tenant, scope) = k.text_parts();
-        same_str(self.host, &k.host)
+        let (tenant, scope, extra) = k.text_parts();
+        self.exact == k.exact
+            && same_str(self.host, &k.host)
             && same_str(self.client_id, &k.client_id)
             && eq_lower(self.tenant.as_bytes(), tenant)
-            && eq_lower(self.scope.as_bytes(), scope)
+            && if self.exact {
+                self.scope.as_bytes() == scope
+            } else {
+                eq_lower(self.scope.as_bytes(), scope)
+            }
+            && self.extra.as_bytes() == extra
     }
 }
 
@@ -194,20 +268,33 @@ fn write_lower<H: Hasher>(h: &mut H, s: &[u8]) {
     h.write_u64(lower8(word(rest)));
 }
 
-/// Only tenant and scope are hashed: a cache's keys share host and client
-/// id (they are still compared).
+/// Only tenant, scope and extra are hashed, always folded to lower case
+/// (equal keys, exact or not, fold alike): a cache's keys share host and
+/// client id (they are still compared).
 impl Hash for CacheKey {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        let (tenant, scope) = self.text_parts();
-        write_lower(h, tenant);
-        write_lower(h, scope);
+        let (tenant, scope, extra) = self.text_parts();
+        write_parts(h, tenant, scope, extra);
     }
 }
 
 impl Hash for KeyRef<'_> {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        write_lower(h, self.tenant.as_bytes());
-        write_lower(h, self.scope.as_bytes());
+        write_parts(
+            h,
+            self.tenant.as_bytes(),
+            self.scope.as_bytes(),
+            self.extra.as_bytes(),
+        );
+    }
+}
+
+fn write_parts<H: Hasher>(h: &mut H, tenant: &[u8], scope: &[u8], extra: &[u8]) {
+    write_lower(h, tenant);
+    write_lower(h, scope);
+    // Entra's keys have none: the hot path hashes two parts.
+    if !extra.is_empty() {
+        write_lower(h, extra);
     }
 }
 

@@ -30,7 +30,7 @@ struct Due {
 
 /// A key ordered by its parts (only to sit in the heap).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct KeyOrd(Arc<str>, Arc<str>, Box<str>, Box<str>);
+struct KeyOrd(Arc<str>, Arc<str>, Box<str>, Box<str>, Box<str>, bool);
 
 impl From<&CacheKey> for KeyOrd {
     fn from(k: &CacheKey) -> Self {
@@ -39,13 +39,15 @@ impl From<&CacheKey> for KeyOrd {
             k.client_id.clone(),
             k.tenant().into(),
             k.scope().into(),
+            k.extra().into(),
+            k.exact,
         )
     }
 }
 
 impl From<KeyOrd> for CacheKey {
     fn from(k: KeyOrd) -> Self {
-        CacheKey::new(k.0, k.1, &k.2, &k.3)
+        CacheKey::with_target(k.0, k.1, &k.2, &k.3, &k.4, k.5)
     }
 }
 

@@ -68,6 +68,8 @@ fn r<'a>(tenant: &'a str, scope: &'a str) -> KeyRef<'a> {
         tenant,
         client_id: "c",
         scope,
+        extra: "",
+        exact: false,
     }
 }
 
@@ -142,7 +144,53 @@ proptest! {
     }
 }
 
+fn exact(scope: &str, extra: &str) -> CacheKey {
+    CacheKey::with_target(
+        Arc::from("https://h"),
+        Arc::from("c"),
+        "",
+        scope,
+        extra,
+        true,
+    )
+}
+
+fn exact_ref<'a>(scope: &'a str, extra: &'a str) -> KeyRef<'a> {
+    KeyRef {
+        extra,
+        exact: true,
+        ..r("", scope)
+    }
+}
+
 proptest! {
+    /// A generic provider's scopes are case-sensitive: `api:Read` is not
+    /// `api:read`, yet the two hash alike (the hash folds case) and an
+    /// exact key still finds itself.
+    #[test]
+    fn exact_keys_compare_byte_for_byte(scope in "[A-Za-z:._-]{1,60}", extra in "[A-Za-z:/. =-]{0,60}") {
+        let s = foldhash::fast::RandomState::default();
+        let key = exact(&scope, &extra);
+        prop_assert!(exact_ref(&scope, &extra).parts_eq(&key));
+        prop_assert_eq!(s.hash_one(&key), s.hash_one(exact_ref(&scope, &extra)));
+        let upper = scope.to_ascii_uppercase();
+        prop_assert_eq!(exact_ref(&upper, &extra).parts_eq(&key), upper == scope);
+        prop_assert_eq!(s.hash_one(exact_ref(&upper, &extra)), s.hash_one(&key));
+        // An exact key never equals a case-folded one of the same text.
+        prop_assert!(!r("", &scope).parts_eq(&key));
+        prop_assert!(!exact_ref(&scope, &extra).parts_eq(&owned("", &scope)));
+        // Extras compare exactly, and moving text between scope and extra is another key.
+        let other = format!("{extra}x");
+        prop_assert!(!exact_ref(&scope, &other).parts_eq(&key));
+        let joined = format!("{scope}{extra}");
+        if !extra.is_empty() {
+            prop_assert!(!exact_ref(&joined, "").parts_eq(&key));
+        }
+        // The owned key keeps its parts.
+        prop_assert_eq!(key.scope(), scope.as_str());
+        prop_assert_eq!(key.extra(), extra.as_str());
+    }
+
     #[test]
     fn different_tenants_never_share_a_key(a in "[a-z0-9.-]{1,40}", b in "[a-z0-9.-]{1,40}") {
         prop_assume!(!a.eq_ignore_ascii_case(&b));

@@ -14,7 +14,7 @@ use tracing::{debug_span, warn};
 use super::refresh::REFRESH_BACKOFF;
 use super::request::merge_claims;
 use super::{ConfidentialClient, Inner, TokenRequest};
-use crate::authority::check_tenant;
+use crate::authority::{AuthorityKind, check_tenant};
 use crate::cache::{CacheKey, KeyRef, Lookup};
 use crate::error::{Error, Result};
 use crate::flight::SharedFetch;
@@ -32,7 +32,7 @@ impl ConfidentialClient {
         }
         // The miss path's future is boxed, so that the future a caller moves
         // around (and polls once on a hit) stays small.
-        Box::pin(self.acquire(scopes, None, false, None, None)).await
+        Box::pin(self.acquire(scopes, None, Options::default())).await
     }
 
     /// An app-only token from another tenant than the client's (a
@@ -47,32 +47,37 @@ impl ConfidentialClient {
         if let Some(token) = self.cached(scopes, Some(tenant)) {
             return Ok(token);
         }
-        Box::pin(self.acquire(scopes, Some(tenant), false, None, None)).await
+        Box::pin(self.acquire(scopes, Some(tenant), Options::default())).await
     }
 
     /// An app-only token, with per-call options.
     pub async fn acquire_token_with(&self, request: TokenRequest) -> Result<AccessToken> {
+        let correlation = request.correlation()?;
         if !request.force_refresh
             && request.claims.is_none()
+            && request.resources.is_empty()
+            && request.audience.is_none()
             && let Some(token) = self.cached(&request.scopes, request.tenant.as_deref())
         {
             return Ok(token);
         }
-        Box::pin(self.acquire(
-            &request.scopes,
-            request.tenant.as_deref(),
-            request.force_refresh || request.claims.is_some(),
-            request.correlation_id,
-            request.claims.as_deref(),
-        ))
-        .await
+        let options = Options {
+            force: request.force_refresh || request.claims.is_some(),
+            correlation,
+            claims: request.claims.as_deref(),
+            resources: &request.resources,
+            audience: request.audience.as_deref(),
+        };
+        Box::pin(self.acquire(&request.scopes, request.tenant.as_deref(), options)).await
     }
 
     /// The hot path: a fresh cached token for the strings as given, if
     /// there is one. Only validated keys are ever stored, so a hit needs no
     /// validation: a scope string that is not exactly one stored scope
-    /// (several scopes, spaces, `openid` beside it) cannot match one and is
-    /// left to the full path, which normalises it and looks up again.
+    /// (several scopes in another order, spaces, `openid` beside it under
+    /// Entra's rule) cannot match one and is left to the full path, which
+    /// normalises it and looks up again. Requests with resource indicators
+    /// or an audience take the full path.
     #[inline]
     fn cached<S: AsRef<str>>(&self, scopes: &[S], tenant: Option<&str>) -> Option<AccessToken> {
         let inner = &self.inner;
@@ -84,6 +89,8 @@ impl ConfidentialClient {
                 tenant: tenant.unwrap_or(inner.authority.tenant()),
                 client_id: &inner.client_id,
                 scope: one,
+                extra: "",
+                exact: inner.authority.kind() == AuthorityKind::Oidc,
             };
             if let Lookup::Hit { token, refresh } =
                 inner
@@ -119,12 +126,28 @@ impl ConfidentialClient {
         &self,
         scopes: &[S],
         tenant: Option<&str>,
-        force: bool,
-        correlation: Option<uuid::Uuid>,
-        claims: Option<&str>,
+        options: Options<'_>,
     ) -> Result<AccessToken> {
+        let Options {
+            force,
+            correlation,
+            claims,
+            resources,
+            audience,
+        } = options;
         let inner = &self.inner;
-        let scope = scope::single_resource(scopes)?;
+        let kind = inner.authority.kind();
+        // Entra's one resource is validated without allocating; other
+        // targets are normalised first (sorted scopes, resources, audience).
+        let built = if kind != AuthorityKind::Oidc && resources.is_empty() && audience.is_none() {
+            None
+        } else {
+            Some(Scopes::for_request(kind, scopes, resources, audience)?)
+        };
+        let (scope, extra, exact) = match &built {
+            None => (scope::single_resource(scopes)?, "", false),
+            Some(t) => (t.normalized(), t.extra(), t.exact()),
+        };
         let tenant = match tenant {
             Some(t) => {
                 check_tenant(t)?;
@@ -137,6 +160,8 @@ impl ConfidentialClient {
             tenant,
             client_id: &inner.client_id,
             scope,
+            extra,
+            exact,
         };
         let now_ms = inner.clock.now_unix_ms();
         let stale = if force {
@@ -165,9 +190,13 @@ impl ConfidentialClient {
             Some(c) => merge_claims(&inner.capabilities, Some(c))?,
             None => inner.capability_claims.clone(),
         };
+        let target = match &built {
+            Some(t) => t.clone(),
+            None => Scopes::new([scope])?,
+        };
         let spec = FetchSpec {
             tenant: Some(tenant),
-            scope: Some(scope),
+            target: Some(target),
             correlation,
             claims,
             used: true,
@@ -217,7 +246,7 @@ impl ConfidentialClient {
     ) -> Result<std::result::Result<AccessToken, SharedFetch>> {
         let FetchSpec {
             tenant,
-            scope,
+            target,
             correlation,
             claims,
             used,
@@ -239,14 +268,14 @@ impl ConfidentialClient {
             }
         }
         // What the request needs, as the caller wrote it (or from the entry, for refreshes).
-        let (authority, scopes) = match (tenant, scope) {
+        let (authority, scopes) = match (tenant, target) {
             (Some(t), Some(s)) => {
                 let authority = if t == inner.authority.tenant() {
                     inner.authority.clone()
                 } else {
                     inner.authority.with_tenant(t)?
                 };
-                (authority, Scopes::new([s])?)
+                (authority, s)
             }
             _ => match inner.cache.entry(&key) {
                 Some(e) => (e.authority.clone(), e.scopes.clone()),
@@ -270,11 +299,21 @@ impl ConfidentialClient {
     }
 }
 
-/// What a new shared request asks for. Without tenant and scope, the cached
-/// entry's are used (a refresh).
+/// The per-call options of [`ConfidentialClient::acquire`].
+#[derive(Default, Clone, Copy)]
+struct Options<'a> {
+    force: bool,
+    correlation: Option<uuid::Uuid>,
+    claims: Option<&'a str>,
+    resources: &'a [String],
+    audience: Option<&'a str>,
+}
+
+/// What a new shared request asks for. Without tenant and target, the
+/// cached entry's are used (a refresh).
 pub(super) struct FetchSpec<'a> {
     pub(super) tenant: Option<&'a str>,
-    pub(super) scope: Option<&'a str>,
+    pub(super) target: Option<Scopes>,
     pub(super) correlation: Option<uuid::Uuid>,
     pub(super) claims: Option<String>,
     /// Whether a caller asked for it (unused tokens are not refreshed).

@@ -20,13 +20,15 @@ impl ConfidentialClient {
     /// The cached tokens in MSAL's token cache format (the `AccessToken`
     /// section that MSAL Python's `SerializableTokenCache` and MSAL.NET
     /// read), so that a cache can move to MSAL-based tools. The JSON holds
-    /// the tokens in clear: protect it like a secret.
+    /// the tokens in clear: protect it like a secret. Tokens requested with
+    /// resource indicators or an audience (generic providers) are left out:
+    /// MSAL's format has no field for them.
     pub fn export_msal_cache(&self) -> String {
         let now = self.inner.clock.now();
         let environment = msal_environment(&self.inner.host);
         let mut at = serde_json::Map::new();
         for (key, token, stored_at) in self.inner.cache.snapshot() {
-            if token.expires_on() <= now {
+            if token.expires_on() <= now || !key.extra().is_empty() {
                 continue;
             }
             let target = key.scope().to_string();

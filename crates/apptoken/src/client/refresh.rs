@@ -34,7 +34,7 @@ impl ConfidentialClient {
             key.clone(),
             FetchSpec {
                 tenant: None,
-                scope: None,
+                target: None,
                 correlation: None,
                 claims,
                 used: false,

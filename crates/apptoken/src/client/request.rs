@@ -5,25 +5,46 @@ use crate::error::{ConfigError, ConfigErrorKind, Result};
 
 /// One token request, with per-call options.
 ///
+/// What the token is for follows the client's authority:
+/// - **Entra ID** (and AD FS): exactly one resource's static scope,
+///   `{resource}/.default`; a list that names two resources, a delegated
+///   permission, a [`resource`](TokenRequest::resource) or an
+///   [`audience`](TokenRequest::audience) is refused before any request.
+/// - **A generic OpenID Connect provider** ([`crate::Authority::oidc`]):
+///   any number of the provider's own scopes (`api:read api:write`,
+///   case-sensitive), RFC 8707 resource indicators and an audience.
+///
+/// Scopes, resources and audience are all part of the cache key; their
+/// order and duplicates are not.
+///
 /// ```
 /// use apptoken::TokenRequest;
+/// // Entra ID: one resource, a customer's tenant.
 /// let req = TokenRequest::new(["api://my-api/.default"])
 ///     .tenant("fabrikam.onmicrosoft.com")
 ///     .force_refresh(true);
-/// # let _ = req;
+/// // A generic provider: its scopes, a resource indicator, an audience.
+/// let okta = TokenRequest::new(["orders:read", "orders:write"])
+///     .resource("https://orders.example.com/")
+///     .audience("api://orders");
+/// # let _ = (req, okta);
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct TokenRequest {
     pub(super) scopes: Vec<String>,
+    pub(super) resources: Vec<String>,
+    pub(super) audience: Option<String>,
     pub(super) tenant: Option<String>,
     pub(super) force_refresh: bool,
-    pub(super) correlation_id: Option<uuid::Uuid>,
+    pub(super) correlation_id: Option<String>,
     pub(super) claims: Option<String>,
 }
 
 impl TokenRequest {
-    /// A request for these scopes (one resource's `…/.default`).
+    /// A request for these scopes: one resource's `{resource}/.default` for
+    /// Entra ID, the provider's scopes (any number, none for its default)
+    /// for a generic OpenID provider.
     pub fn new<I, S>(scopes: I) -> TokenRequest
     where
         I: IntoIterator<Item = S>,
@@ -31,11 +52,28 @@ impl TokenRequest {
     {
         TokenRequest {
             scopes: scopes.into_iter().map(|s| s.as_ref().to_string()).collect(),
+            resources: Vec::new(),
+            audience: None,
             tenant: None,
             force_refresh: false,
             correlation_id: None,
             claims: None,
         }
+    }
+
+    /// Adds an RFC 8707 `resource` indicator (an absolute URI; repeat for
+    /// several). Generic OpenID providers only: Entra ID names the
+    /// resource in the scope, and refuses this.
+    pub fn resource(mut self, uri: impl Into<String>) -> Self {
+        self.resources.push(uri.into());
+        self
+    }
+
+    /// Sets the `audience` parameter that Auth0 and Okta use to name the
+    /// API. Generic OpenID providers only.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
     }
 
     /// Answers a claims challenge: asks for a fresh token carrying these
@@ -60,10 +98,29 @@ impl TokenRequest {
     }
 
     /// The `client-request-id` to send (a fresh one otherwise), to match the
-    /// request with the server's logs.
-    pub fn correlation_id(mut self, id: uuid::Uuid) -> Self {
-        self.correlation_id = Some(id);
+    /// request with the server's logs: a GUID such as
+    /// `0f8fad5b-d9cb-469f-a165-70867728950e` (any of its usual spellings).
+    /// Anything else makes the request fail with a configuration error
+    /// naming `correlation_id`, before it is sent.
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
         self
+    }
+
+    /// The correlation id, parsed.
+    pub(super) fn correlation(&self) -> Result<Option<uuid::Uuid>> {
+        let Some(id) = self.correlation_id.as_deref() else {
+            return Ok(None);
+        };
+        uuid::Uuid::try_parse(id.trim()).map(Some).map_err(|e| {
+            ConfigError::new(
+                ConfigErrorKind::Invalid,
+                format!("the correlation id '{id}' is not a GUID"),
+            )
+            .with_setting("correlation_id")
+            .with_source(e)
+            .into()
+        })
     }
 }
 

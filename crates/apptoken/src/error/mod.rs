@@ -75,14 +75,10 @@ pub enum Error {
 
     /// A scope was refused before any request was sent. App-only tokens from
     /// Entra ID take one static scope, the resource's application ID URI
-    /// followed by `/.default`.
+    /// followed by `/.default`; a generic OpenID provider's scopes are RFC
+    /// 6749 scope tokens. The reason says which rule was broken.
     #[non_exhaustive]
-    #[error(
-        "scope '{scope}' cannot be used with the client credentials grant: {reason}. \
-         App-only tokens are requested with one static scope, the resource's application ID URI \
-         followed by '/.default' (for example 'https://graph.microsoft.com/.default'); the \
-         permissions come from the app roles an administrator granted to the app"
-    )]
+    #[error("scope '{scope}' cannot be used with the client credentials grant: {reason}")]
     InvalidScope {
         /// The scope as given.
         scope: String,

@@ -70,8 +70,10 @@ async fn wrong_secret_keeps_the_correlation_id_and_never_shows_the_secret() {
     let env = start().await;
     let client = env.client(Credential::secret(ClientSecret::new("wrong-secret-value")));
     let id = uuid::Uuid::new_v4();
+    // Any usual spelling of a GUID (here braced, upper case) is sent hyphenated.
+    let braced = format!("{{{}}}", id.to_string().to_uppercase());
     let e = client
-        .acquire_token_with(TokenRequest::new([SCOPE]).correlation_id(id))
+        .acquire_token_with(TokenRequest::new([SCOPE]).correlation_id(braced))
         .await
         .unwrap_err();
     expect_server(&e, 401, "invalid_client", 7000215);
@@ -82,6 +84,23 @@ async fn wrong_secret_keeps_the_correlation_id_and_never_shows_the_secret() {
     for shown in [e.to_string(), format!("{e:?}")] {
         assert!(!shown.contains("wrong-secret-value"), "{shown}");
     }
+}
+
+#[tokio::test]
+async fn a_correlation_id_that_is_not_a_guid_is_refused_before_any_request() {
+    let env = start().await;
+    let client = env.client(Credential::secret(ClientSecret::new(SECRET)));
+    let e = client
+        .acquire_token_with(TokenRequest::new([SCOPE]).correlation_id("job-42"))
+        .await
+        .unwrap_err();
+    let apptoken::Error::Configuration(d) = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(d.kind(), apptoken::ConfigErrorKind::Invalid);
+    assert_eq!(d.setting(), Some("correlation_id"));
+    assert!(e.to_string().contains("'job-42' is not a GUID"), "{e}");
+    assert_eq!(client.cached_tokens(), 0);
 }
 
 #[tokio::test]

@@ -11,3 +11,4 @@ mod msal_cache;
 mod regional;
 mod resilience;
 mod storm;
+mod targets;
