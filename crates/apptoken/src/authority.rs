@@ -70,6 +70,11 @@ pub enum AuthorityKind {
     Adfs,
     /// Any OpenID Connect provider, found through its issuer's discovery document.
     Oidc,
+    /// The host's managed-identity endpoint (IMDS, App Service, Azure Arc):
+    /// the authority of a client built with
+    /// [`crate::ConfidentialClientBuilder::managed_identity`]. Its scopes
+    /// follow Entra's rule.
+    ManagedIdentity,
 }
 
 /// An identity provider address and, for Entra ID, the tenant.
@@ -172,6 +177,15 @@ impl Authority {
         })
     }
 
+    /// A managed-identity endpoint as an authority (no tenant, no discovery).
+    pub(crate) fn managed_identity(endpoint: &str) -> Authority {
+        Authority {
+            kind: AuthorityKind::ManagedIdentity,
+            host: endpoint.trim_end_matches('/').to_string(),
+            tenant: String::new(),
+        }
+    }
+
     /// The same identity provider with another tenant (Entra only).
     pub fn with_tenant(&self, tenant: &str) -> Result<Authority> {
         match self.kind {
@@ -220,6 +234,8 @@ impl Authority {
             ),
             AuthorityKind::Adfs => format!("{}/adfs/.well-known/openid-configuration", self.host),
             AuthorityKind::Oidc => format!("{}/.well-known/openid-configuration", self.host),
+            // A managed-identity endpoint has no discovery document.
+            AuthorityKind::ManagedIdentity => self.host.clone(),
         }
     }
 

@@ -25,6 +25,7 @@ pub fn error_answer(status: u16, retry_after: Option<Duration>, body: &[u8]) -> 
         status,
         url: URL.to_string(),
         retry_after,
+        www_authenticate: None,
         body: body.to_vec(),
     }
     .into_server_error()

@@ -18,6 +18,9 @@ pub(crate) struct HttpOptions {
     pub(crate) extra_roots_pem: Vec<Vec<u8>>,
     /// Host names answered from here instead of DNS.
     pub(crate) resolve: Vec<(String, std::net::SocketAddr)>,
+    /// Never through a proxy (a managed-identity endpoint is on the host or
+    /// link-local: a proxy could not reach it, or would see its secret).
+    pub(crate) direct: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +32,8 @@ pub(crate) struct Response {
     pub(crate) status: u16,
     pub(crate) url: String,
     pub(crate) retry_after: Option<Duration>,
+    /// `WWW-Authenticate` (Azure Arc's challenge), when sent.
+    pub(crate) www_authenticate: Option<String>,
     pub(crate) body: Vec<u8>,
 }
 
@@ -61,6 +66,9 @@ impl Http {
         }
         if !roots.is_empty() {
             builder = builder.tls_certs_merge(roots);
+        }
+        if options.direct {
+            builder = builder.no_proxy();
         }
         for (host, addr) in &options.resolve {
             builder = builder.resolve(host, *addr);
@@ -106,6 +114,33 @@ impl Http {
         self.send(url, req).await
     }
 
+    /// A GET with these headers only (a managed-identity endpoint's):
+    /// name, value, and whether the value is a secret (kept out of logs and
+    /// of HTTP/2 header compression).
+    pub(crate) async fn get_with(
+        &self,
+        url: &str,
+        headers: &[(&'static str, &str, bool)],
+    ) -> Result<Response> {
+        use reqwest::header::{HeaderName, HeaderValue};
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        for (name, value, sensitive) in headers {
+            let mut v = HeaderValue::from_str(value).map_err(|_| {
+                credential(
+                    CredentialErrorKind::NotSendable,
+                    format!("the {name} header holds characters that cannot be sent"),
+                )
+            })?;
+            v.set_sensitive(*sensitive);
+            h.insert(HeaderName::from_static(name), v);
+        }
+        self.send(url, self.client.get(url).headers(h)).await
+    }
+
     async fn send(&self, url: &str, req: reqwest::RequestBuilder) -> Result<Response> {
         let shown = strip_query(url);
         let mut resp = req.send().await.map_err(|e| transport(&shown, e))?;
@@ -116,6 +151,11 @@ impl Http {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after)
             .map(|d| crate::limits::cap_retry_after(d, &shown));
+        let www_authenticate = resp
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         if resp.content_length().is_some_and(|l| l > MAX_BODY as u64) {
             return Err(Error::InvalidResponse {
                 url: shown,
@@ -138,6 +178,7 @@ impl Http {
             status,
             url: shown,
             retry_after,
+            www_authenticate,
             body,
         })
     }
@@ -302,6 +343,7 @@ mod tests {
             status: 401,
             url: "https://x/t/oauth2/v2.0/token".into(),
             retry_after: None,
+            www_authenticate: None,
             body: body.to_vec(),
         }
         .into_server_error();
@@ -325,6 +367,7 @@ mod tests {
             status: 429,
             url: "u".into(),
             retry_after: Some(Duration::from_secs(60)),
+            www_authenticate: None,
             body: b"Too many requests\n".to_vec(),
         }
         .into_server_error();

@@ -23,6 +23,7 @@ mod http;
 #[doc(hidden)]
 pub mod internal;
 mod limits;
+mod managed_identity;
 mod retry;
 mod scope;
 mod source;
@@ -51,6 +52,7 @@ pub use file_store::FileStore;
 pub use files::read_ca_file;
 pub use http::retry_after;
 pub use limits::{MAX_LIFETIME, MAX_RETRY_AFTER, MIN_LIFETIME};
+pub use managed_identity::{ManagedIdentity, ManagedIdentityId, ManagedIdentityKind};
 pub use retry::RetryPolicy;
 pub use scope::Scopes;
 pub use source::{SourceFuture, SourceRequest, TokenResponse, TokenSource};

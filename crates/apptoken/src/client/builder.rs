@@ -15,6 +15,7 @@ use crate::credential::Credential;
 use crate::error::{ConfigError, ConfigErrorKind, Error, Result};
 use crate::grant::ClientCredentialsSource;
 use crate::http::{Http, HttpOptions};
+use crate::managed_identity::{ManagedIdentity, ManagedIdentitySource};
 use crate::retry::RetryPolicy;
 use crate::source::TokenSource;
 use crate::store::{Shared, StoreKey, TokenStore};
@@ -27,6 +28,7 @@ pub struct ConfidentialClientBuilder {
     authority: Option<Result<Authority>>,
     credential: Option<Credential>,
     source: Option<Arc<dyn TokenSource>>,
+    managed_identity: Option<ManagedIdentity>,
     clock: Arc<dyn Clock>,
     timeout: Duration,
     retry: RetryPolicy,
@@ -78,6 +80,29 @@ impl ConfidentialClientBuilder {
     /// `build`). The cache, single flight, retries and throttling still apply.
     pub fn token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
         self.source = Some(source);
+        self
+    }
+
+    /// Gets tokens from the host's managed identity instead of an app
+    /// registration: no client id, authority or credential is needed (giving
+    /// one of them too is an error at `build`). The cache, single flight,
+    /// proactive refresh (half-way through a managed identity's 24-hour
+    /// tokens) and outage fallback apply as for an app; retries follow
+    /// IMDS's guidance rather than [`RetryPolicy`] (410 every 10 s for up to
+    /// 70 s; 404, 408, 429 and 5xx after 1, 2 and 4 s; 400, 401 and 403
+    /// never), and IMDS's limits (20 requests a second, 5 at once) hold for
+    /// the whole process.
+    ///
+    /// ```
+    /// # fn demo() -> Result<(), apptoken::Error> {
+    /// use apptoken::{ConfidentialClient, ManagedIdentity, ManagedIdentityId};
+    /// let client = ConfidentialClient::builder()
+    ///     .managed_identity(ManagedIdentity::from_env(ManagedIdentityId::SystemAssigned)?)
+    ///     .build()?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    pub fn managed_identity(mut self, identity: ManagedIdentity) -> Self {
+        self.managed_identity = Some(identity);
         self
     }
 
@@ -166,8 +191,11 @@ impl ConfidentialClientBuilder {
     }
 
     /// Checks the settings and builds the client.
-    pub fn build(self) -> Result<ConfidentialClient> {
-        let client_id = self.client_id.ok_or_else(|| {
+    pub fn build(mut self) -> Result<ConfidentialClient> {
+        if let Some(mi) = self.managed_identity.take() {
+            return self.build_managed_identity(mi);
+        }
+        let client_id = self.client_id.take().ok_or_else(|| {
             Error::from(
                 ConfigError::new(
                     ConfigErrorKind::Missing,
@@ -191,7 +219,7 @@ impl ConfidentialClientBuilder {
             .with_setting("client_id")
             .into());
         }
-        let authority = self.authority.ok_or_else(|| {
+        let authority = self.authority.take().ok_or_else(|| {
             Error::from(
                 ConfigError::new(
                     ConfigErrorKind::Missing,
@@ -200,14 +228,7 @@ impl ConfidentialClientBuilder {
                 .with_setting("authority"),
             )
         })??;
-        if self.timeout.is_zero() {
-            return Err(ConfigError::new(
-                ConfigErrorKind::Invalid,
-                "the HTTP timeout must be above zero",
-            )
-            .with_setting("timeout")
-            .into());
-        }
+        self.check_common()?;
         if let Some(r) = &self.region
             && (r.is_empty() || !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         {
@@ -216,14 +237,6 @@ impl ConfidentialClientBuilder {
                 format!("'{r}' is not an Azure region name (such as westus2)"),
             )
             .with_setting("region")
-            .into());
-        }
-        if self.max_cached_tokens == Some(0) {
-            return Err(ConfigError::new(
-                ConfigErrorKind::Invalid,
-                "max_cached_tokens must be at least 1",
-            )
-            .with_setting("max_cached_tokens")
             .into());
         }
         if self.source.is_some() && self.credential.is_some() {
@@ -237,7 +250,7 @@ impl ConfidentialClientBuilder {
             (None, Some(c)) => Some(Arc::new(std::sync::RwLock::new(c.clone()))),
             _ => None,
         };
-        let source: Arc<dyn TokenSource> = match (self.source, &cell) {
+        let source: Arc<dyn TokenSource> = match (self.source.take(), &cell) {
             (Some(s), _) => s,
             (None, Some(c)) => Arc::new(ClientCredentialsSource {
                 http: Http::new(self.timeout, &self.http)?,
@@ -253,16 +266,95 @@ impl ConfidentialClientBuilder {
                 ));
             }
         };
+        let retry = self.retry.clone();
+        self.finish(authority, client_id, cell, source, retry)
+    }
+
+    /// The checks every client makes, app or managed identity.
+    fn check_common(&self) -> Result<()> {
+        if self.timeout.is_zero() {
+            return Err(ConfigError::new(
+                ConfigErrorKind::Invalid,
+                "the HTTP timeout must be above zero",
+            )
+            .with_setting("timeout")
+            .into());
+        }
+        if self.max_cached_tokens == Some(0) {
+            return Err(ConfigError::new(
+                ConfigErrorKind::Invalid,
+                "max_cached_tokens must be at least 1",
+            )
+            .with_setting("max_cached_tokens")
+            .into());
+        }
+        Ok(())
+    }
+
+    /// A managed identity's client: the endpoint is the authority, the
+    /// identity the key's client id (never an app's: see
+    /// `ManagedIdentity::key_client_id`), the source's own retries.
+    fn build_managed_identity(self, mi: ManagedIdentity) -> Result<ConfidentialClient> {
+        let conflict = |what: &str| -> Result<ConfidentialClient> {
+            Err(crate::error::config(
+                ConfigErrorKind::Conflict,
+                format!(
+                    "a managed identity was given with {what}: a managed identity's client has no app \
+                     registration (name a user-assigned identity with ManagedIdentityId::ClientId)"
+                ),
+            ))
+        };
+        if self.credential.is_some() {
+            return conflict("a credential");
+        }
+        if self.source.is_some() {
+            return conflict("a token source");
+        }
+        if self.client_id.is_some() {
+            return conflict("a client id");
+        }
+        if self.authority.is_some() {
+            return conflict("an authority");
+        }
+        if self.region.is_some() {
+            return conflict("an Azure region");
+        }
+        self.check_common()?;
+        let http = Http::new(
+            self.timeout,
+            &HttpOptions {
+                direct: true,
+                ..self.http.clone()
+            },
+        )?;
+        let authority = Authority::managed_identity(mi.endpoint());
+        let client_id = mi.key_client_id();
+        let source: Arc<dyn TokenSource> = Arc::new(ManagedIdentitySource::new(
+            mi,
+            http,
+            Arc::clone(&self.clock),
+        ));
+        self.finish(authority, client_id, None, source, RetryPolicy::none())
+    }
+
+    fn finish(
+        self,
+        authority: Authority,
+        client_id: String,
+        credential: Option<Arc<std::sync::RwLock<Credential>>>,
+        source: Arc<dyn TokenSource>,
+        retry: RetryPolicy,
+    ) -> Result<ConfidentialClient> {
         Ok(ConfidentialClient {
             inner: Arc::new(Inner {
                 host: authority.host().into(),
                 client_id: client_id.into(),
                 authority,
-                credential: cell,
+                credential,
                 source,
                 cache: Cache::new(self.max_cached_tokens),
                 clock: self.clock,
-                retry: self.retry,
+                retry,
                 serve_extended: self.serve_extended,
                 capability_claims: merge_claims(&self.capabilities, None)?,
                 capabilities: self.capabilities,
@@ -282,6 +374,7 @@ impl ConfidentialClient {
             authority: None,
             credential: None,
             source: None,
+            managed_identity: None,
             clock: Arc::new(SystemClock),
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),

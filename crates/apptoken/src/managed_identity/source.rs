@@ -1,0 +1,185 @@
+//! The managed-identity [`TokenSource`]: one request to the host's endpoint
+//! (IMDS within its limits, App Service with its secret header, Azure Arc
+//! through its challenge), retried as IMDS's guidance says, on the client's
+//! clock:
+//! - 410 (IMDS is being updated): every 10 s, for up to 70 s;
+//! - 404, 408, 429, 5xx and transport failures: after 1, 2 and 4 s (or the
+//!   `Retry-After` asked for, when longer and within 70 s);
+//! - 400, 401, 403 and anything else: never (an identity that is not
+//!   assigned does not become assigned by asking again).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tracing::{Instrument, debug, info_span};
+
+use super::arc::read_challenge_key;
+use super::limit::{self, Limiter};
+use super::wire::{into_error, parse_token, resource_of, token_url};
+use super::{Endpoint, ManagedIdentity};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::http::{Http, Response};
+use crate::source::{SourceFuture, SourceRequest, TokenResponse, TokenSource};
+
+/// The wait between tries while IMDS answers 410.
+const GONE_INTERVAL: Duration = Duration::from_secs(10);
+/// How long 410s are waited out (IMDS's guidance: 70 s).
+pub(crate) const GONE_DEADLINE: Duration = Duration::from_secs(70);
+/// The backoff of other retryable answers.
+const BACKOFF: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
+/// Tokens from a managed-identity endpoint.
+pub(crate) struct ManagedIdentitySource {
+    pub(crate) identity: ManagedIdentity,
+    pub(crate) http: Http,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// IMDS's limits (IMDS only).
+    limiter: Option<Arc<Limiter>>,
+}
+
+impl fmt::Debug for ManagedIdentitySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagedIdentitySource")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ManagedIdentitySource {
+    pub(crate) fn new(identity: ManagedIdentity, http: Http, clock: Arc<dyn Clock>) -> Self {
+        let limiter = match &identity.endpoint {
+            Endpoint::Imds { url } => Some(limit::for_endpoint(url)),
+            _ => None,
+        };
+        ManagedIdentitySource {
+            identity,
+            http,
+            clock,
+            limiter,
+        }
+    }
+
+    /// What the endpoint is called in errors and logs.
+    fn name(&self) -> String {
+        self.identity.kind().to_string()
+    }
+
+    async fn request(&self, request: SourceRequest<'_>) -> Result<TokenResponse> {
+        // The client validated the scopes under Entra's rule: exactly one.
+        let scope = request
+            .scopes
+            .as_slice()
+            .first()
+            .map(String::as_str)
+            .unwrap_or("");
+        let url = token_url(
+            &self.identity.endpoint,
+            &self.identity.id,
+            resource_of(scope),
+        )?;
+        let start = self.clock.now();
+        let mut backoffs = BACKOFF.iter();
+        loop {
+            let err = match self.once(&url).await {
+                Ok(t) => return Ok(t),
+                Err(e) => e,
+            };
+            let elapsed = crate::limits::until(start, self.clock.now());
+            let wait = match err.status() {
+                Some(410) if elapsed.saturating_add(GONE_INTERVAL) <= GONE_DEADLINE => {
+                    GONE_INTERVAL
+                }
+                Some(404 | 408 | 429 | 500..=599) | None
+                    if matches!(err, Error::IdentityProvider(_) | Error::Transport { .. }) =>
+                {
+                    let Some(b) = backoffs.next() else {
+                        return Err(err);
+                    };
+                    let wait = err.retry_after().map_or(*b, |r| r.max(*b));
+                    if elapsed.saturating_add(wait) > GONE_DEADLINE {
+                        return Err(err);
+                    }
+                    wait
+                }
+                _ => return Err(err),
+            };
+            debug!(wait_ms = wait.as_millis() as u64, error = %err.report(), "retrying the managed-identity request");
+            metrics::counter!("apptoken_token_retries_total").increment(1);
+            self.clock.sleep(wait).await;
+        }
+    }
+
+    /// One try (for Arc, the challenge and the answer to it).
+    async fn once(&self, url: &str) -> Result<TokenResponse> {
+        let name = self.name();
+        let response = match &self.identity.endpoint {
+            Endpoint::Imds { .. } => {
+                let _permit = match &self.limiter {
+                    Some(l) => l.admit(&*self.clock).await,
+                    None => None,
+                };
+                self.http
+                    .get_with(url, &[("metadata", "true", false)])
+                    .await?
+            }
+            Endpoint::AppService { header, .. } => {
+                self.http
+                    .get_with(url, &[("x-identity-header", header.expose_secret(), true)])
+                    .await?
+            }
+            Endpoint::Arc { .. } => {
+                let first = self
+                    .http
+                    .get_with(url, &[("metadata", "true", false)])
+                    .await?;
+                if first.status != 401 {
+                    return self.answer(first, &name);
+                }
+                let key = read_challenge_key(
+                    first.www_authenticate.as_deref(),
+                    &self.identity.arc_key_dir,
+                    &first.url,
+                    first.status,
+                )?;
+                let basic = SecretString::from(format!("Basic {}", key.expose_secret()));
+                self.http
+                    .get_with(
+                        url,
+                        &[
+                            ("metadata", "true", false),
+                            ("authorization", basic.expose_secret(), true),
+                        ],
+                    )
+                    .await?
+            }
+        };
+        self.answer(response, &name)
+    }
+
+    fn answer(&self, response: Response, name: &str) -> Result<TokenResponse> {
+        if response.status == 200 {
+            parse_token(&response, name, self.clock.now())
+        } else {
+            Err(into_error(response, name))
+        }
+    }
+}
+
+impl TokenSource for ManagedIdentitySource {
+    fn request_token<'a>(&'a self, request: SourceRequest<'a>) -> SourceFuture<'a> {
+        let span = info_span!(
+            "managed_identity_request",
+            source = %self.identity.kind(),
+            identity = %self.identity.id,
+            scope = %request.scopes.as_param(),
+        );
+        Box::pin(self.request(request).instrument(span))
+    }
+}
