@@ -99,6 +99,14 @@ pub(crate) fn code_for(e: &apptoken::Error) -> u8 {
         {
             exit::FAILURE
         }
+        // The managed identity behind a federated credential failed: its
+        // own error says what (IMDS refusing is 4, unreachable 5).
+        E::Credential(c) if c.kind() == CredentialErrorKind::ManagedIdentity => {
+            match std::error::Error::source(c).and_then(|s| s.downcast_ref::<apptoken::Error>()) {
+                Some(inner) => code_for(inner),
+                None => exit::FAILURE,
+            }
+        }
         E::Credential(_) => exit::CONFIG,
         E::IdentityProvider(_) => exit::AUTH,
         E::Transport { .. } => exit::UNREACHABLE,
@@ -184,6 +192,27 @@ mod tests {
             (
                 apptoken::Error::server(ServerError::new(401, "invalid_client")),
                 exit::AUTH,
+            ),
+            // A federated credential's managed identity: its own error decides.
+            (
+                CredentialError::new(CredentialErrorKind::ManagedIdentity, "fic")
+                    .with_source(apptoken::Error::server(ServerError::new(
+                        400,
+                        "invalid_request",
+                    )))
+                    .into(),
+                exit::AUTH,
+            ),
+            (
+                CredentialError::new(CredentialErrorKind::ManagedIdentity, "fic")
+                    .with_source(apptoken::Error::transport(
+                        "http://169.254.169.254",
+                        "refused",
+                        false,
+                        None,
+                    ))
+                    .into(),
+                exit::UNREACHABLE,
             ),
             (
                 apptoken::Error::transport("https://x", "refused", false, None),

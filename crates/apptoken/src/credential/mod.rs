@@ -143,6 +143,9 @@ enum Kind {
     },
     Callback(Callback),
     File(PathBuf),
+    /// The managed identity's own client (its cache refreshes the token
+    /// half-way through its life, long before it expires).
+    ManagedIdentity(Box<crate::client::ConfidentialClient>),
 }
 
 impl fmt::Debug for Credential {
@@ -161,6 +164,7 @@ impl fmt::Debug for Credential {
                 .finish(),
             Kind::Callback(_) => f.write_str("Credential::AssertionCallback"),
             Kind::File(p) => write!(f, "Credential::AssertionFile({})", p.display()),
+            Kind::ManagedIdentity(c) => write!(f, "Credential::ManagedIdentity({c:?})"),
         }
     }
 }
@@ -247,6 +251,39 @@ impl Credential {
         }
     }
 
+    /// The app's client assertion is a token of this managed identity for
+    /// Entra's token exchange (`api://AzureADTokenExchange`, or the national
+    /// clouds' `…USGov`/`…China`, chosen from the token endpoint): the app
+    /// registration holds a federated credential trusting the identity, so a
+    /// multi-tenant app runs in Azure with no secret and no certificate
+    /// (Microsoft.Identity.Web's `SignedAssertionFromManagedIdentity`).
+    /// The identity's token is cached and refreshed by its own client.
+    ///
+    /// ```
+    /// # fn demo() -> Result<(), apptoken::Error> {
+    /// use apptoken::{Credential, ManagedIdentity, ManagedIdentityId};
+    /// let identity = ManagedIdentity::from_env(ManagedIdentityId::ClientId("9c2ad8a8-…".into()))?;
+    /// let credential = Credential::managed_identity(identity)?;
+    /// # let _ = credential; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Those of [`crate::ConfidentialClientBuilder::build`] for the identity.
+    pub fn managed_identity(identity: crate::ManagedIdentity) -> Result<Credential> {
+        let client = crate::client::ConfidentialClient::builder()
+            .managed_identity(identity)
+            .build()?;
+        Ok(Credential::managed_identity_client(client))
+    }
+
+    /// As [`Credential::managed_identity`], with a managed identity's client
+    /// built by the caller (its clock, timeout or cache bound).
+    pub fn managed_identity_client(client: crate::client::ConfidentialClient) -> Credential {
+        Credential {
+            kind: Kind::ManagedIdentity(Box::new(client)),
+        }
+    }
+
     /// The certificate, for certificate credentials.
     pub fn certificate_ref(&self) -> Option<&Certificate> {
         match &self.kind {
@@ -289,7 +326,37 @@ impl Credential {
                 let jwt = read_assertion_file(path).await?;
                 Ok(ClientAuth::Assertion(jwt))
             }
+            Kind::ManagedIdentity(client) => {
+                let audience = exchange_scope(&ctx.token_endpoint);
+                let token = client.acquire_token(&[audience]).await.map_err(|e| {
+                    CredentialError::new(
+                        CK::ManagedIdentity,
+                        format!(
+                            "the managed identity gave no token for the federated credential ({audience})"
+                        ),
+                    )
+                    .with_cause(Arc::new(e))
+                })?;
+                Ok(ClientAuth::Assertion(SecretString::from(
+                    token.secret().to_string(),
+                )))
+            }
         }
+    }
+}
+
+/// Entra's token-exchange scope for the cloud of `token_endpoint`.
+fn exchange_scope(token_endpoint: &str) -> &'static str {
+    let host = url::Url::parse(token_endpoint)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    if host.ends_with("microsoftonline.us") {
+        "api://AzureADTokenExchangeUSGov/.default"
+    } else if host.ends_with("chinacloudapi.cn") {
+        "api://AzureADTokenExchangeChina/.default"
+    } else {
+        "api://AzureADTokenExchange/.default"
     }
 }
 
@@ -389,6 +456,35 @@ impl ClientAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_exchange_audience_follows_the_cloud() {
+        for (endpoint, want) in [
+            (
+                "https://login.microsoftonline.com/t/oauth2/v2.0/token",
+                "api://AzureADTokenExchange/.default",
+            ),
+            (
+                "https://westus2.login.microsoft.com/t/oauth2/v2.0/token",
+                "api://AzureADTokenExchange/.default",
+            ),
+            (
+                "https://login.microsoftonline.us/t/oauth2/v2.0/token",
+                "api://AzureADTokenExchangeUSGov/.default",
+            ),
+            (
+                "https://login.chinacloudapi.cn/t/oauth2/v2.0/token",
+                "api://AzureADTokenExchangeChina/.default",
+            ),
+            (
+                "http://127.0.0.1:8080/t/oauth2/v2.0/token",
+                "api://AzureADTokenExchange/.default",
+            ),
+            ("not a url", "api://AzureADTokenExchange/.default"),
+        ] {
+            assert_eq!(exchange_scope(endpoint), want, "{endpoint}");
+        }
+    }
 
     #[test]
     fn debug_never_shows_secrets() {

@@ -64,6 +64,9 @@ pub enum CredentialErrorKind {
     Incomplete,
     /// The assertion callback failed (its error is the source).
     Callback,
+    /// The managed identity that makes the client assertion gave no token
+    /// (its error, IMDS's or App Service's answer, is the source).
+    ManagedIdentity,
     /// Signing the client assertion failed.
     Signing,
     /// The secret holds characters that cannot be sent in a header.
