@@ -25,7 +25,9 @@ impl Drop for ChildGuard {
     }
 }
 
-/// A command with a clean environment (no AZURE_* from the developer's shell).
+/// A command with a clean environment (no AZURE_* from the developer's
+/// shell; IMDS on a closed loopback port unless `vars` say otherwise, so
+/// the managed-identity chain never reaches 169.254.169.254).
 fn apptoken(vars: &HashMap<String, String>) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear();
@@ -34,6 +36,7 @@ fn apptoken(vars: &HashMap<String, String>) -> Command {
             cmd.env(k, v);
         }
     }
+    cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:1");
     cmd.envs(vars);
     cmd.stdin(Stdio::null());
     cmd

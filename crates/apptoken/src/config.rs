@@ -8,11 +8,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::authority::{Authority, CloudInstance};
+use crate::chain::CredentialType;
 use crate::client::ConfidentialClient;
 use crate::credential::{
     Certificate, ClientSecret, Credential, SecretAuthMethod, SigningAlgorithm,
 };
 use crate::error::{ConfigError, ConfigErrorKind, Error, Result};
+use crate::managed_identity::Environment;
 
 /// The settings of one app identity.
 ///
@@ -32,6 +34,13 @@ use crate::error::{ConfigError, ConfigErrorKind, Error, Result};
 /// | `AZURE_FEDERATED_TOKEN_FILE` | `federated_token_file` |
 /// | `AZURE_REGIONAL_AUTHORITY_NAME` | `region` (send token requests to a regional endpoint) |
 /// | `APPTOKEN_CA_FILE` | `ca_file` (an extra trusted root, e.g. the emulator's CA) |
+/// | `APPTOKEN_CREDENTIAL` | `credential` (`auto`, the chain, by default; or one credential) |
+///
+/// With no credential configured, the chain ([`ClientConfig::choose_credential`])
+/// takes the host's managed identity, found from `IDENTITY_ENDPOINT`,
+/// `IDENTITY_HEADER`, `IMDS_ENDPOINT` and `AZURE_POD_IDENTITY_AUTHORITY_HOST`
+/// as the Azure SDKs find it; `AZURE_CLIENT_ID` then names a user-assigned
+/// identity.
 ///
 /// ```
 /// let file = apptoken::ClientConfig::from_toml_str(r#"
@@ -88,6 +97,21 @@ pub struct ClientConfig {
     /// Client capabilities to declare (`["cp1"]`: this client handles claims
     /// challenges).
     pub client_capabilities: Option<Vec<String>>,
+    /// Which credential: `auto` (the chain: secret or certificate, then a
+    /// federated token file, then the managed identity), `secret`,
+    /// `certificate`, `federated-token-file`, `managed-identity` or
+    /// `managed-identity-federation` (the app's assertion is a managed
+    /// identity's token). Naming one turns the chain off.
+    pub credential: Option<CredentialType>,
+    /// A user-assigned managed identity by client id.
+    pub managed_identity_client_id: Option<String>,
+    /// A user-assigned managed identity by object (principal) id.
+    pub managed_identity_object_id: Option<String>,
+    /// A user-assigned managed identity by Azure resource id.
+    pub managed_identity_resource_id: Option<String>,
+    /// The managed-identity variables of the environment it was read from.
+    #[serde(skip)]
+    mi_env: Option<Environment>,
     #[serde(skip)]
     client_secret: Option<ClientSecret>,
     #[serde(skip)]
@@ -133,7 +157,19 @@ impl ClientConfig {
                 }
             }
         };
+        let credential = get("APPTOKEN_CREDENTIAL")
+            .map(|v| {
+                v.parse::<CredentialType>().map_err(|e| match e {
+                    Error::Configuration(d) => {
+                        Error::Configuration(d.with_setting("APPTOKEN_CREDENTIAL"))
+                    }
+                    other => other,
+                })
+            })
+            .transpose()?;
         Ok(ClientConfig {
+            credential,
+            mi_env: Some(Environment::from_lookup(get)),
             authority_host: get("AZURE_AUTHORITY_HOST"),
             tenant_id: get("AZURE_TENANT_ID"),
             client_id: get("AZURE_CLIENT_ID"),
@@ -174,6 +210,18 @@ impl ClientConfig {
             || self.client_secret_file.is_some()
             || self.certificate_path.is_some()
             || self.federated_token_file.is_some()
+            || self.credential.is_some_and(|c| c != CredentialType::Auto)
+    }
+
+    /// Whether a client secret is set (inline from the environment, or a file).
+    pub(crate) fn has_secret(&self) -> bool {
+        self.client_secret.is_some() || self.client_secret_file.is_some()
+    }
+
+    /// The managed-identity variables: those read with the settings, else
+    /// the process's.
+    pub(crate) fn mi_environment(&self) -> Environment {
+        self.mi_env.clone().unwrap_or_else(Environment::read)
     }
 
     /// Fills what this configuration leaves out from `env`. The credential
@@ -193,6 +241,19 @@ impl ClientConfig {
                 .or(env.client_capabilities.clone()),
             client_secret_auth: self.client_secret_auth.or(env.client_secret_auth),
             assertion_algorithm: self.assertion_algorithm.or(env.assertion_algorithm),
+            managed_identity_client_id: self
+                .managed_identity_client_id
+                .clone()
+                .or(env.managed_identity_client_id.clone()),
+            managed_identity_object_id: self
+                .managed_identity_object_id
+                .clone()
+                .or(env.managed_identity_object_id.clone()),
+            managed_identity_resource_id: self
+                .managed_identity_resource_id
+                .clone()
+                .or(env.managed_identity_resource_id.clone()),
+            mi_env: self.mi_env.clone().or(env.mi_env.clone()),
             ..ClientConfig::default()
         };
         let cred = if self_names_credential { self } else { env };
@@ -203,6 +264,7 @@ impl ClientConfig {
         out.certificate_password = cred.certificate_password;
         out.send_certificate_chain = cred.send_certificate_chain;
         out.federated_token_file = cred.federated_token_file;
+        out.credential = cred.credential;
         out
     }
 
@@ -224,8 +286,16 @@ impl ClientConfig {
         Authority::entra(cloud, tenant)
     }
 
-    /// Which kind of credential these settings name, for messages.
+    /// Which kind of credential these settings name, for messages (`None`
+    /// when the chain will look for one: [`ClientConfig::choose_credential`]).
     pub fn credential_kind(&self) -> Option<&'static str> {
+        match self.credential {
+            Some(CredentialType::ManagedIdentity) => return Some("managed identity"),
+            Some(CredentialType::ManagedIdentityFederation) => {
+                return Some("managed identity (federated credential)");
+            }
+            _ => {}
+        }
         if self.client_secret.is_some() || self.client_secret_file.is_some() {
             Some("client secret")
         } else if self.certificate_path.is_some() {
@@ -295,8 +365,23 @@ impl ClientConfig {
     }
 
     /// A client builder with these settings, to add more (a shared store, a
-    /// clock) before `build`.
+    /// clock) before `build`. The credential is the one
+    /// [`ClientConfig::choose_credential`] chooses.
     pub fn client_builder(&self) -> Result<crate::ConfidentialClientBuilder> {
+        let choice = self.choose_credential()?;
+        if choice.credential == CredentialType::ManagedIdentity {
+            let identity = choice.managed_identity.clone().ok_or_else(|| {
+                crate::error::config(ConfigErrorKind::Missing, "no managed identity was found")
+            })?;
+            let mut b = ConfidentialClient::builder().managed_identity(identity);
+            if choice.probe != crate::chain::Probe::None {
+                b = b.probe_managed_identity(
+                    choice.skipped_summary(),
+                    choice.probe == crate::chain::Probe::Quick,
+                );
+            }
+            return self.common(b);
+        }
         let client_id = self.client_id.as_deref().ok_or_else(|| {
             Error::from(
                 ConfigError::new(
@@ -306,15 +391,33 @@ impl ClientConfig {
                 .with_setting("client_id"),
             )
         })?;
+        let credential = match (choice.credential, choice.managed_identity) {
+            (CredentialType::ManagedIdentityFederation, Some(identity)) => {
+                let mut mi = ConfidentialClient::builder().managed_identity(identity);
+                if let Some(t) = self.timeout {
+                    mi = mi.timeout(t);
+                }
+                Credential::managed_identity_client(mi.build()?)
+            }
+            _ => self.credential()?,
+        };
         let mut b = ConfidentialClient::builder()
             .client_id(client_id)
             .authority(self.authority()?)
-            .credential(self.credential()?);
-        if let Some(t) = self.timeout {
-            b = b.timeout(t);
-        }
+            .credential(credential);
         if let Some(r) = &self.region {
             b = b.azure_region(r);
+        }
+        self.common(b)
+    }
+
+    /// The settings every client takes: timeout, capabilities, extra roots.
+    fn common(
+        &self,
+        mut b: crate::ConfidentialClientBuilder,
+    ) -> Result<crate::ConfidentialClientBuilder> {
+        if let Some(t) = self.timeout {
+            b = b.timeout(t);
         }
         if let Some(c) = &self.client_capabilities {
             b = b.client_capabilities(c.iter().cloned());

@@ -4,6 +4,7 @@
 
 mod authority;
 mod cache;
+mod chain;
 mod challenge;
 mod client;
 mod clock;
@@ -32,6 +33,7 @@ mod throttle;
 mod token;
 
 pub use authority::{Authority, AuthorityKind, CloudInstance};
+pub use chain::{ChainStep, CredentialChoice, CredentialType};
 pub use challenge::claims_challenge;
 pub use client::{ConfidentialClient, ConfidentialClientBuilder, TokenRequest};
 #[cfg(any(test, feature = "test-util"))]

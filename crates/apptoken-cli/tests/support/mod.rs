@@ -26,8 +26,13 @@ pub(crate) fn apptoken() -> Command {
     clean_command(BIN)
 }
 
-/// `program` with a clean environment (`PATH`, `HOME`, `TMPDIR` only) and
-/// no standard input.
+/// Where a child's managed-identity chain finds IMDS unless a test says
+/// otherwise: a closed loopback port, so no test ever sends a packet to
+/// 169.254.169.254.
+pub(crate) const NO_IMDS: &str = "http://127.0.0.1:1";
+
+/// `program` with a clean environment (`PATH`, `HOME`, `TMPDIR` only, and
+/// IMDS on a closed loopback port: [`NO_IMDS`]) and no standard input.
 pub(crate) fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
     cmd.env_clear();
@@ -36,6 +41,7 @@ pub(crate) fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
             cmd.env(k, v);
         }
     }
+    cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", NO_IMDS);
     cmd.stdin(Stdio::null());
     cmd
 }

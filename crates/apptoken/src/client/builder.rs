@@ -29,6 +29,9 @@ pub struct ConfidentialClientBuilder {
     credential: Option<Credential>,
     source: Option<Arc<dyn TokenSource>>,
     managed_identity: Option<ManagedIdentity>,
+    /// The chain reached IMDS: probe it (quickly or not), these steps
+    /// passed over.
+    probe: Option<(String, bool)>,
     clock: Arc<dyn Clock>,
     timeout: Duration,
     retry: RetryPolicy,
@@ -103,6 +106,13 @@ impl ConfidentialClientBuilder {
     /// ```
     pub fn managed_identity(mut self, identity: ManagedIdentity) -> Self {
         self.managed_identity = Some(identity);
+        self
+    }
+
+    /// Makes the managed identity's first request a probe (the chain's: see
+    /// `chain.rs`); `skipped` says which steps came before it, for its error.
+    pub(crate) fn probe_managed_identity(mut self, skipped: String, quick: bool) -> Self {
+        self.probe = Some((skipped, quick));
         self
     }
 
@@ -329,11 +339,23 @@ impl ConfidentialClientBuilder {
         )?;
         let authority = Authority::managed_identity(mi.endpoint());
         let client_id = mi.key_client_id();
-        let source: Arc<dyn TokenSource> = Arc::new(ManagedIdentitySource::new(
-            mi,
-            http,
-            Arc::clone(&self.clock),
-        ));
+        let mut source = ManagedIdentitySource::new(mi, http, Arc::clone(&self.clock));
+        if let Some((skipped, quick)) = &self.probe {
+            let timeout = if *quick {
+                crate::managed_identity::PROBE_TIMEOUT.min(self.timeout)
+            } else {
+                self.timeout
+            };
+            let probe_http = Http::new(
+                timeout,
+                &HttpOptions {
+                    direct: true,
+                    ..self.http.clone()
+                },
+            )?;
+            source = source.probing(probe_http, skipped.clone());
+        }
+        let source: Arc<dyn TokenSource> = Arc::new(source);
         self.finish(authority, client_id, None, source, RetryPolicy::none())
     }
 
@@ -375,6 +397,7 @@ impl ConfidentialClient {
             credential: None,
             source: None,
             managed_identity: None,
+            probe: None,
             clock: Arc::new(SystemClock),
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),

@@ -67,6 +67,9 @@ pub enum CredentialErrorKind {
     /// The managed identity that makes the client assertion gave no token
     /// (its error, IMDS's or App Service's answer, is the source).
     ManagedIdentity,
+    /// This host offers no such credential: no managed-identity endpoint
+    /// answered as Azure's does (the probe's failure is the source).
+    Unavailable,
     /// Signing the client assertion failed.
     Signing,
     /// The secret holds characters that cannot be sent in a header.

@@ -25,12 +25,18 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-pub(crate) use source::ManagedIdentitySource;
+pub(crate) use source::{ManagedIdentitySource, PROBE_TIMEOUT};
 
 use crate::error::{ConfigError, ConfigErrorKind, Result};
 
 /// IMDS's address when `AZURE_POD_IDENTITY_AUTHORITY_HOST` does not replace it.
+#[cfg(not(any(test, feature = "test-util")))]
 pub(crate) const IMDS_BASE: &str = "http://169.254.169.254";
+/// With `test-util` (tests), IMDS's default address is a closed loopback
+/// port: no test can send a packet to 169.254.169.254 by forgetting to set
+/// `AZURE_POD_IDENTITY_AUTHORITY_HOST`.
+#[cfg(any(test, feature = "test-util"))]
+pub(crate) const IMDS_BASE: &str = "http://127.0.0.1:1";
 /// The Azure Arc agent's endpoint when `IDENTITY_ENDPOINT` does not name one.
 pub(crate) const ARC_DEFAULT_ENDPOINT: &str =
     "http://localhost:40342/metadata/identity/oauth2/token";
@@ -171,7 +177,13 @@ pub(crate) struct Environment {
 impl Environment {
     /// The process's environment.
     pub(crate) fn read() -> Environment {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Environment::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Through a lookup (the configuration's `from_env_vars`); whether the
+    /// Arc agent is installed is read from the file system.
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Environment {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         Environment {
             identity_endpoint: var("IDENTITY_ENDPOINT"),
             identity_header: var("IDENTITY_HEADER").map(SecretString::from),
@@ -419,9 +431,10 @@ mod tests {
     #[test]
     fn the_endpoint_follows_the_environment_first_match_wins() {
         let kind = |e: &Environment| e.endpoint().map(|x| x.kind());
+        // Under test, IMDS's default address is a closed loopback port.
         assert_eq!(
             env().endpoint().unwrap().url(),
-            "http://169.254.169.254/metadata/identity/oauth2/token"
+            "http://127.0.0.1:1/metadata/identity/oauth2/token"
         );
         let mut e = env();
         e.pod_identity_authority_host = Some("http://127.0.0.1:9/".into());

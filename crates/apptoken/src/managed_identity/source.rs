@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -20,7 +21,7 @@ use super::limit::{self, Limiter};
 use super::wire::{into_error, parse_token, resource_of, token_url};
 use super::{Endpoint, ManagedIdentity};
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::{CredentialError, CredentialErrorKind, Error, Result};
 use crate::http::{Http, Response};
 use crate::source::{SourceFuture, SourceRequest, TokenResponse, TokenSource};
 
@@ -35,6 +36,9 @@ const BACKOFF: [Duration; 3] = [
     Duration::from_secs(4),
 ];
 
+/// How long the probe waits for IMDS (azure-identity's connection timeout).
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Tokens from a managed-identity endpoint.
 pub(crate) struct ManagedIdentitySource {
     pub(crate) identity: ManagedIdentity,
@@ -42,6 +46,17 @@ pub(crate) struct ManagedIdentitySource {
     pub(crate) clock: Arc<dyn Clock>,
     /// IMDS's limits (IMDS only).
     limiter: Option<Arc<Limiter>>,
+    /// While set and not yet confirmed, the first try is a probe: a short
+    /// timeout, no retries, and an answer that must look like Azure's.
+    probe: Option<Probe>,
+}
+
+/// The probe of a chain that reaches IMDS without being told it is there.
+struct Probe {
+    http: Http,
+    confirmed: AtomicBool,
+    /// The chain's steps before this one, for the error.
+    skipped: String,
 }
 
 impl fmt::Debug for ManagedIdentitySource {
@@ -63,7 +78,19 @@ impl ManagedIdentitySource {
             http,
             clock,
             limiter,
+            probe: None,
         }
+    }
+
+    /// Makes the first try a probe (see [`Self::probe_once`]), with this
+    /// short-timeout HTTP client.
+    pub(crate) fn probing(mut self, http: Http, skipped: String) -> Self {
+        self.probe = Some(Probe {
+            http,
+            confirmed: AtomicBool::new(false),
+            skipped,
+        });
+        self
     }
 
     /// What the endpoint is called in errors and logs.
@@ -84,6 +111,14 @@ impl ManagedIdentitySource {
             &self.identity.id,
             resource_of(scope),
         )?;
+        if let Some(probe) = &self.probe
+            && !probe.confirmed.load(Ordering::Acquire)
+        {
+            match self.probe_once(probe, &url).await {
+                Probed::Done(result) => return result,
+                Probed::Retry => {}
+            }
+        }
         let start = self.clock.now();
         let mut backoffs = BACKOFF.iter();
         loop {
@@ -116,8 +151,79 @@ impl ManagedIdentitySource {
         }
     }
 
+    /// The probe: one try within [`PROBE_TIMEOUT`], no retries. No answer,
+    /// or an answer Azure's IMDS never gives (a 401/403/404 without its
+    /// JSON error: another cloud's metadata service; HTML from a proxy), is
+    /// [`CredentialErrorKind::Unavailable`]; any answer in Azure's shape
+    /// confirms IMDS, and a transient one (410, 429, 5xx) goes on to the
+    /// ordinary retries.
+    async fn probe_once(&self, probe: &Probe, url: &str) -> Probed {
+        let unavailable = |why: String, cause: Option<Error>| {
+            let why = if probe.skipped.is_empty() {
+                why
+            } else {
+                format!("{why}; and before it: {}", probe.skipped)
+            };
+            let mut e = CredentialError::new(CredentialErrorKind::Unavailable, why)
+                .with_setting("managed_identity");
+            if let Some(c) = cause {
+                e = e.with_source(c);
+            }
+            Probed::Done(Err(e.into()))
+        };
+        let base = self.identity.endpoint.url().to_string();
+        let result = match self.try_with(&probe.http, url).await {
+            Ok(t) => Ok(t),
+            Err(e @ Error::Transport { .. }) => {
+                return unavailable(
+                    format!(
+                        "no managed identity: IMDS ({base}) did not answer, so this is not an \
+                         Azure VM, scale set or AKS node (or IMDS is blocked)"
+                    ),
+                    Some(e),
+                );
+            }
+            Err(e) => Err(e),
+        };
+        let azure_like = match &result {
+            Ok(_) => true,
+            Err(Error::IdentityProvider(s)) => match s.status {
+                410 | 429 | 500..=599 => true,
+                // Docker Desktop's proxy answers 403 "…unreachable…".
+                _ => {
+                    !s.error.is_empty()
+                        && !s
+                            .error_description
+                            .as_deref()
+                            .is_some_and(|d| d.contains("unreachable"))
+                }
+            },
+            Err(_) => false,
+        };
+        if !azure_like {
+            let status = result.as_ref().err().and_then(Error::status);
+            return unavailable(
+                format!(
+                    "no managed identity: the metadata service at {base} answered{} in a shape \
+                     Azure's IMDS never uses (another cloud's metadata service, or a proxy?)",
+                    status.map(|s| format!(" {s}")).unwrap_or_default()
+                ),
+                result.err(),
+            );
+        }
+        probe.confirmed.store(true, Ordering::Release);
+        match result {
+            Err(e) if matches!(e.status(), Some(410 | 429 | 500..=599)) => Probed::Retry,
+            other => Probed::Done(other),
+        }
+    }
+
     /// One try (for Arc, the challenge and the answer to it).
     async fn once(&self, url: &str) -> Result<TokenResponse> {
+        self.try_with(&self.http, url).await
+    }
+
+    async fn try_with(&self, http: &Http, url: &str) -> Result<TokenResponse> {
         let name = self.name();
         let response = match &self.identity.endpoint {
             Endpoint::Imds { .. } => {
@@ -125,13 +231,10 @@ impl ManagedIdentitySource {
                     Some(l) => l.admit(&*self.clock).await,
                     None => None,
                 };
-                self.http
-                    .get_with(url, &[("metadata", "true", false)])
-                    .await?
+                http.get_with(url, &[("metadata", "true", false)]).await?
             }
             Endpoint::AppService { header, .. } => {
-                self.http
-                    .get_with(url, &[("x-identity-header", header.expose_secret(), true)])
+                http.get_with(url, &[("x-identity-header", header.expose_secret(), true)])
                     .await?
             }
             Endpoint::Arc { .. } => {
@@ -149,15 +252,14 @@ impl ManagedIdentitySource {
                     first.status,
                 )?;
                 let basic = SecretString::from(format!("Basic {}", key.expose_secret()));
-                self.http
-                    .get_with(
-                        url,
-                        &[
-                            ("metadata", "true", false),
-                            ("authorization", basic.expose_secret(), true),
-                        ],
-                    )
-                    .await?
+                http.get_with(
+                    url,
+                    &[
+                        ("metadata", "true", false),
+                        ("authorization", basic.expose_secret(), true),
+                    ],
+                )
+                .await?
             }
         };
         self.answer(response, &name)
@@ -170,6 +272,14 @@ impl ManagedIdentitySource {
             Err(into_error(response, name))
         }
     }
+}
+
+/// What a probe decided.
+enum Probed {
+    /// Its answer is the request's.
+    Done(Result<TokenResponse>),
+    /// IMDS is there but busy: on to the ordinary retries.
+    Retry,
 }
 
 impl TokenSource for ManagedIdentitySource {
