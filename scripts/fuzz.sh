@@ -7,6 +7,8 @@
 #   scripts/fuzz.sh                    every target, APPTOKEN_FUZZ_SECS (10) seconds each
 #   scripts/fuzz.sh --secs 300 T...    these targets, five minutes each
 #   scripts/fuzz.sh --long [T...]      a longer campaign: 600 s each, optimised build (opt-level 3)
+#   scripts/fuzz.sh --build-only       install the tools and build the targets, no campaign
+#                                      (scripts/test.sh runs it beside the tests, then the campaign)
 #
 # Environment: APPTOKEN_FUZZ_SECS (seconds per target; 0 skips the campaign,
 # saying so), APPTOKEN_FUZZ_OPT_LEVEL (the build's opt-level: 0 for the short
@@ -33,11 +35,13 @@ timeout="${APPTOKEN_FUZZ_TIMEOUT:-30}"
 jobs="${APPTOKEN_FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}"
 tools="${APPTOKEN_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/apptoken/tools}"
 targets=()
+build_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --long) secs="${APPTOKEN_FUZZ_SECS:-600}"; opt="${opt:-3}"; shift ;;
     --secs) [ $# -ge 2 ] || die "--secs needs a number"; secs="$2"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --build-only) build_only=1; shift ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -86,6 +90,9 @@ say "cargo fuzz build (opt-level $opt)"
 start=$SECONDS
 cargo fuzz build "${build_flags[@]}"
 say "fuzz targets built in $((SECONDS - start)) s"
+if [ "$build_only" -eq 1 ]; then
+  exit 0
+fi
 
 mapfile -t all < <(cargo fuzz list)
 [ ${#all[@]} -gt 0 ] || die "cargo fuzz list found no target"

@@ -63,8 +63,59 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 say "cargo doc of the libraries (broken links and bad doc markup are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p apptoken -p apptoken-daemon -p apptoken-emulator -p apptoken-redis
 
-say "cargo test"
+# The guard of issue #20: no test may send a packet to IMDS's real address.
+# As root (CI), an OUTPUT rule rejects anything aimed at 169.254.169.254 — the
+# packet never leaves the machine — and counts it; the run fails if the count
+# grew. Elsewhere the guard cannot be set, and this says so.
+imds_guard=off
+imds_count() { iptables -w -L OUTPUT -n -v -x 2>/dev/null | awk '/apptoken-imds-guard/ {print $1; exit}'; }
+if [ "$(id -u)" -eq 0 ]; then
+  need_cmd iptables || apt_install iptables
+  if imds_count | grep -q . || iptables -w -I OUTPUT -d 169.254.169.254 \
+      -m comment --comment apptoken-imds-guard -j REJECT 2>/dev/null; then
+    imds_guard=on
+  fi
+fi
+if [ "$imds_guard" = on ]; then
+  imds_before=$(imds_count)
+  say "169.254.169.254 guard on (an iptables rule rejects and counts packets to it; $imds_before so far)"
+else
+  say "169.254.169.254 guard OFF: it needs root and iptables (CI has both); the tests still point IMDS at loopback"
+fi
+
+say "cargo test: building"
+cargo test --workspace --locked --no-run "$@"
+
+# The fuzz targets' instrumented build (its own target dir, fuzz/target)
+# runs beside the tests: they wait on servers and children more than they
+# compute, so the two share the machine's cores well.
+mkdir -p fuzz/target
+fuzz_build_log="fuzz/target/build.log"
+say "fuzz targets: building beside the tests (log: $fuzz_build_log)"
+./scripts/fuzz.sh --build-only >"$fuzz_build_log" 2>&1 &
+fuzz_build_pid=$!
+# A failing test ends this script: the build beside it stops too.
+trap 'kill "$fuzz_build_pid" 2>/dev/null || true' EXIT
+
+say "cargo test: running"
 cargo test --workspace --locked "$@"
+
+if ! wait "$fuzz_build_pid"; then
+  tail -40 "$fuzz_build_log" >&2
+  echo "building the fuzz targets failed (log: $fuzz_build_log)" >&2
+  exit 1
+fi
+trap - EXIT
+grep '^==>' "$fuzz_build_log" || true
+
+if [ "$imds_guard" = on ]; then
+  imds_after=$(imds_count)
+  if [ "${imds_after:-0}" -gt "${imds_before:-0}" ]; then
+    echo "the tests tried to send $((imds_after - imds_before)) packet(s) to 169.254.169.254 (IMDS's real address): a test reaches the managed-identity chain without pointing it at loopback" >&2
+    exit 1
+  fi
+  say "169.254.169.254 guard: no packet was aimed at it"
+fi
 
 # A bounded fuzzing campaign of every target in fuzz/ (stable toolchain; it
 # installs cargo-fuzz when missing and fails on any crash): docs/FUZZING.md.
