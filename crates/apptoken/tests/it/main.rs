@@ -7,6 +7,7 @@ mod cache;
 mod credentials;
 mod errors;
 mod hostile;
+mod managed_identity;
 mod msal_cache;
 mod regional;
 mod resilience;
