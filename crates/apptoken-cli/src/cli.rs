@@ -51,6 +51,10 @@ pub(crate) enum Command {
     Token(TokenArgs),
     /// Call a web API with an app-only token and print the JSON answer.
     Call(CallArgs),
+    /// Say which credential the settings choose (and why each earlier step of the chain was
+    /// skipped), then who the token says the app is: app id, object id, tenant, roles, expiry.
+    /// Never prints the token. Exit codes as for `token`.
+    Whoami(WhoamiArgs),
     /// Run the local Entra ID-compatible identity provider and sample API until Ctrl-C or SIGTERM.
     Emulator(EmulatorArgs),
     /// Print the admin consent URL an ISV sends to a customer's administrator.
@@ -239,6 +243,23 @@ pub(crate) struct TokenArgs {
     /// Print only the token.
     #[arg(long)]
     pub(crate) raw: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct WhoamiArgs {
+    /// Configuration file (TOML) with an [identity] table.
+    #[arg(long, env = "APPTOKEN_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The scope of the token to look at (Azure Resource Manager's by default, as `az` uses).
+    #[arg(
+        long,
+        env = "APPTOKEN_SCOPE",
+        default_value = "https://management.azure.com/.default"
+    )]
+    pub(crate) scope: String,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, clap::Args)]

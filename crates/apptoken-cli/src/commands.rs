@@ -1,7 +1,7 @@
 //! The subcommands: dispatch, and the token and API commands (`token`,
 //! `call`, `consent-url`, `jwt decode`). `emulator` and `demo` are in
 //! `local.rs`, `run` and `config check` in `run.rs`, `cert` in `cert.rs`,
-//! `tenants` in `tenants.rs`.
+//! `tenants` in `tenants.rs`, `whoami` in `whoami.rs`.
 
 use std::io::Read;
 
@@ -21,6 +21,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Token(args) => token(args).await,
         Command::Call(args) => call(args).await,
+        Command::Whoami(args) => crate::whoami::whoami(args).await,
         Command::Emulator(args) => crate::local::emulator(args).await,
         Command::ConsentUrl(args) => consent_url(args),
         Command::Demo => crate::local::demo().await,
@@ -180,7 +181,7 @@ pub(crate) fn claims_of(token: &str) -> Value {
     decode_jwt(token).map(|(_, c)| c).unwrap_or(Value::Null)
 }
 
-fn decode_jwt(token: &str) -> anyhow::Result<(Value, Value)> {
+pub(crate) fn decode_jwt(token: &str) -> anyhow::Result<(Value, Value)> {
     let parts: Vec<&str> = token.trim().split('.').collect();
     if parts.len() != 3 {
         bail!(

@@ -12,6 +12,7 @@ mod local;
 mod run;
 mod settings;
 mod tenants;
+mod whoami;
 
 use std::process::ExitCode;
 

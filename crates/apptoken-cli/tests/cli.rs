@@ -274,6 +274,61 @@ fn emulator_token_call_and_sigterm() {
 }
 
 #[test]
+fn whoami_explains_the_chain_and_the_identity_but_never_shows_the_token() {
+    let emu = start_emulator();
+    let env = emu.env.clone();
+    let scope = env["APPTOKEN_SAMPLE_SCOPE"].clone();
+    let out = run(apptoken(&env).args(["whoami", "--scope", &scope]));
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{}{}", shown, text(&out.stderr));
+    assert!(shown.starts_with("credential: secret\n"), "{shown}");
+    assert!(
+        shown.contains("environment credential (secret): chosen"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("app id: {}", env["AZURE_CLIENT_ID"])),
+        "{shown}"
+    );
+    assert!(shown.contains("roles: "), "{shown}");
+    assert!(
+        !shown.contains("eyJ"),
+        "the token is never printed: {shown}"
+    );
+
+    let out = run(apptoken(&env).args(["whoami", "--scope", &scope, "--json"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["credential"], "secret");
+    assert_eq!(json["identity"]["app_id"], env["AZURE_CLIENT_ID"].as_str());
+    assert_eq!(json["opaque_token"], false);
+    assert!(!text(&out.stdout).contains("eyJ"));
+
+    // Nothing configured: every step of the chain, then the managed
+    // identity's failure (IMDS is a closed loopback port here), exit 3.
+    let out = run(apptoken(&HashMap::new()).args(["whoami", "--scope", &scope]));
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{shown}{}", text(&out.stderr));
+    assert!(
+        shown.starts_with("credential: managed-identity\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("environment credential (secret): skipped"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("workload identity (federated-token-file): skipped"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("managed identity (managed-identity): chosen"),
+        "{shown}"
+    );
+    assert!(text(&out.stderr).contains("IMDS"), "{}", text(&out.stderr));
+}
+
+#[test]
 fn errors_have_exit_codes_and_say_what_to_fix() {
     let emu = start_emulator();
     let env = emu.env.clone();

@@ -68,3 +68,8 @@ pub use token::AccessToken;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/EMULATOR.md")]
 mod emulator_guide {}
+
+/// The Rust example of `docs/MANAGED_IDENTITY.md`, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/MANAGED_IDENTITY.md")]
+mod managed_identity_guide {}

@@ -55,10 +55,19 @@ impl Preflight for FileSystem {
     }
 
     fn credential(&self, identity: &ClientConfig) -> Result<(), String> {
-        identity
-            .credential()
-            .map(drop)
-            .map_err(|e| e.report().to_string())
+        // The chain's choice (no request is sent: a managed identity is
+        // reached at the first token request); an app's credential files
+        // are read and checked.
+        let choice = identity
+            .choose_credential()
+            .map_err(|e| e.report().to_string())?;
+        match choice.credential {
+            apptoken::CredentialType::ManagedIdentity => Ok(()),
+            _ => identity
+                .client_builder()
+                .map(drop)
+                .map_err(|e| e.report().to_string()),
+        }
     }
 
     fn ca_file(&self, path: &Path) -> Result<Vec<u8>, String> {
