@@ -12,6 +12,7 @@ mod credential;
 mod discovery;
 mod duration;
 mod error;
+#[cfg(feature = "file-store")]
 mod file_store;
 mod files;
 mod flight;
@@ -26,6 +27,7 @@ mod limits;
 mod retry;
 mod scope;
 mod source;
+#[cfg(feature = "shared-store")]
 mod store;
 mod throttle;
 mod token;
@@ -47,6 +49,7 @@ pub use error::{
     CredentialErrorKind, Details, Error, ExternalError, FileProblem, InternalError,
     InternalErrorKind, Kind, Report, Result, ServerError, StoreError, StoreErrorKind,
 };
+#[cfg(feature = "file-store")]
 pub use file_store::FileStore;
 pub use files::read_ca_file;
 pub use http::retry_after;
@@ -54,6 +57,7 @@ pub use limits::{MAX_LIFETIME, MAX_RETRY_AFTER, MIN_LIFETIME};
 pub use retry::RetryPolicy;
 pub use scope::Scopes;
 pub use source::{SourceFuture, SourceRequest, TokenResponse, TokenSource};
+#[cfg(feature = "shared-store")]
 pub use store::{StoreFuture, StoreKey, TokenStore};
 pub use token::AccessToken;
 

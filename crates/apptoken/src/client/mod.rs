@@ -10,10 +10,12 @@
 //!   fallback to a cached token when a request fails;
 //! - `fetch.rs`: the body of one shared request — the source with retries,
 //!   the result stored or the throttle remembered;
-//! - `shared.rs`: the fleet's shared store (read, lease, wait) around a fetch;
+//! - `shared.rs`: the fleet's shared store (read, lease, wait) around a fetch
+//!   (`shared-store` feature);
 //! - `refresh.rs`: the refresh policy (when a token is refreshed ahead of its
 //!   expiry, with jitter) and the background refresher task;
-//! - `msal_format.rs`: import and export in MSAL's token cache format.
+//! - `msal_format.rs`: import and export in MSAL's token cache format
+//!   (`msal-cache` feature).
 //!
 //! Single flight itself lives in `crate::flight`, the numeric rules in
 //! `crate::limits`, the grant in `crate::grant`.
@@ -21,9 +23,11 @@
 mod acquire;
 mod builder;
 mod fetch;
+#[cfg(feature = "msal-cache")]
 mod msal_format;
 mod refresh;
 mod request;
+#[cfg(feature = "shared-store")]
 mod shared;
 
 pub use builder::ConfidentialClientBuilder;
@@ -40,6 +44,7 @@ use crate::credential::Credential;
 use crate::error::Result;
 use crate::retry::RetryPolicy;
 use crate::source::TokenSource;
+#[cfg(feature = "shared-store")]
 use crate::store::Shared;
 
 /// A daemon application's client: one app registration (client id and
@@ -90,6 +95,7 @@ struct Inner {
     /// `claims` sent with every request when client capabilities are declared.
     capability_claims: Option<String>,
     capabilities: Vec<String>,
+    #[cfg(feature = "shared-store")]
     shared: Option<Shared>,
     refresher_started: AtomicBool,
     refresher_wake: Arc<tokio::sync::Notify>,
@@ -147,6 +153,9 @@ impl ConfidentialClient {
     }
 
     /// Whether the shared store (if any) answered its last operation.
+    ///
+    /// Available with the `shared-store` feature.
+    #[cfg(feature = "shared-store")]
     pub fn shared_store_is_up(&self) -> Option<bool> {
         self.inner.shared.as_ref().map(Shared::is_up)
     }
