@@ -51,29 +51,6 @@ impl Inner {
         }
     }
 
-    /// The token of one shared request: through the fleet's shared store
-    /// when the client has one (`shared-store` feature) and the request may
-    /// use it — a claims request needs a token from the identity provider
-    /// itself — else from the source, with retries.
-    #[cfg_attr(not(feature = "shared-store"), allow(unused_variables))]
-    async fn obtain_for_fetch(
-        &self,
-        key: &CacheKey,
-        request: SourceRequest<'_>,
-        used: bool,
-    ) -> Result<AccessToken> {
-        #[cfg(feature = "shared-store")]
-        if let Some(shared) = &self.shared
-            && (request.claims.is_none() || request.claims == self.capability_claims.as_deref())
-        {
-            return self
-                .obtain_shared(shared, key, request, used)
-                .await
-                .map(|(token, _from_store)| token);
-        }
-        self.obtain(request).await
-    }
-
     /// The body of one shared request: the source, with retries; the result
     /// stored (or the throttle remembered) before the caller frees the
     /// in-flight slot with [`crate::flight::Slot::finish`].

@@ -2,7 +2,9 @@
 //!
 //! One concept per file:
 //! - `mod.rs` (this file): the client handle and what every part shares
-//!   (`Inner`), its accessors;
+//!   (`Inner`), its accessors, and whether a fetch goes through the shared
+//!   store (the one call into `shared.rs`, a plain source call without the
+//!   `shared-store` feature);
 //! - `builder.rs`: the builder and the checks `build` makes;
 //! - `request.rs`: a token request's per-call options and the `claims`
 //!   parameter they produce;
@@ -39,13 +41,15 @@ use std::sync::atomic::AtomicBool;
 
 use crate::authority::Authority;
 use crate::cache::Cache;
+use crate::cache::CacheKey;
 use crate::clock::Clock;
 use crate::credential::Credential;
 use crate::error::Result;
 use crate::retry::RetryPolicy;
-use crate::source::TokenSource;
+use crate::source::{SourceRequest, TokenSource};
 #[cfg(feature = "shared-store")]
 use crate::store::Shared;
+use crate::token::AccessToken;
 
 /// A daemon application's client: one app registration (client id and
 /// credential) at one authority. Cheap to clone; clones share the cache.
@@ -116,6 +120,31 @@ impl fmt::Debug for ConfidentialClient {
             .field("credential", &self.credential())
             .field("cache", &self.inner.cache)
             .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// The token of one shared request: through the fleet's shared store
+    /// when the client has one (`shared-store` feature) and the request may
+    /// use it — a claims request needs a token from the identity provider
+    /// itself — else from the source, with retries.
+    #[cfg_attr(not(feature = "shared-store"), allow(unused_variables))]
+    async fn obtain_for_fetch(
+        &self,
+        key: &CacheKey,
+        request: SourceRequest<'_>,
+        used: bool,
+    ) -> Result<AccessToken> {
+        #[cfg(feature = "shared-store")]
+        if let Some(shared) = &self.shared
+            && (request.claims.is_none() || request.claims == self.capability_claims.as_deref())
+        {
+            return self
+                .obtain_shared(shared, key, request, used)
+                .await
+                .map(|(token, _from_store)| token);
+        }
+        self.obtain(request).await
     }
 }
 
