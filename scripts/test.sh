@@ -60,6 +60,9 @@ cargo fmt --all -- --check
 say "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+say "cargo check of the library without its optional features"
+cargo check -p apptoken --no-default-features --lib --locked
+
 say "cargo doc of the libraries (broken links and bad doc markup are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p apptoken -p apptoken-daemon -p apptoken-emulator -p apptoken-redis
 

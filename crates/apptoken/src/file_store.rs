@@ -1,5 +1,6 @@
 //! A persistent token store in one file, for a single machine: a restarted
-//! daemon does not fetch all its tokens again.
+//! daemon does not fetch all its tokens again. Compiled with the
+//! `file-store` feature only.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,6 +19,8 @@ use crate::store::{StoreFuture, TokenStore};
 /// atomically (temporary file, fsync, rename) with mode 0600; a file that
 /// does not parse is moved aside (`<name>.corrupt-<unix time>`) with a warning and
 /// the store starts empty. Leases are local: one process owns the file.
+///
+/// Available with the `file-store` feature.
 pub struct FileStore {
     path: PathBuf,
     entries: Mutex<HashMap<String, FileEntry>>,

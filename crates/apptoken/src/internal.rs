@@ -7,7 +7,7 @@
 //! or go in any release. Other users: [`crate::Authority`],
 //! [`crate::read_ca_file`],
 //! [`crate::Certificate`], [`crate::ClientSecret::from_file`] and
-//! [`crate::StoreKey::from_file`] apply the same rules.
+//! `StoreKey::from_file` (`shared-store` feature) apply the same rules.
 //! (docs/ARCHITECTURE.md, "Decisions", says when an item goes here.)
 
 use std::path::Path;

@@ -7,6 +7,8 @@
 //! clear), values are sealed with AES-256-GCM under a key the user provides,
 //! with the storage key as associated data (a value cannot be moved to
 //! another key), and a value that does not open is a miss, never served.
+//!
+//! Compiled with the `shared-store` feature only (as is `client/shared.rs`).
 
 use std::fmt;
 use std::future::Future;
@@ -33,11 +35,15 @@ fn platform(message: &'static str) -> InternalError {
 use crate::token::AccessToken;
 
 /// The future of a [`TokenStore`] operation.
+///
+/// Available with the `shared-store` feature.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
 /// A shared key-value store with expiring entries and leases. Keys and
 /// values given to it are already hashed and sealed. Operations should fail
 /// fast (a short timeout): the client then works without the store.
+///
+/// Available with the `shared-store` feature.
 pub trait TokenStore: Send + Sync + fmt::Debug {
     /// The value at `key`, if any.
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
@@ -64,6 +70,8 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
 }
 
 /// The key that seals values in a shared store and hashes their keys.
+///
+/// Available with the `shared-store` feature.
 #[derive(Clone)]
 pub struct StoreKey {
     seal: std::sync::Arc<LessSafeKey>,

@@ -90,6 +90,7 @@ impl std::fmt::Debug for CacheKey {
 
 impl CacheKey {
     /// An Entra-style key: scope compared without regard to case, no extra part.
+    #[cfg(any(test, feature = "msal-cache"))]
     pub(crate) fn new(host: Arc<str>, client_id: Arc<str>, tenant: &str, scope: &str) -> CacheKey {
         CacheKey::with_target(host, client_id, tenant, scope, "", false)
     }

@@ -227,6 +227,7 @@ impl Cache {
     }
 
     /// Every cached entry (for export).
+    #[cfg(feature = "msal-cache")]
     pub(crate) fn snapshot(&self) -> Vec<(CacheKey, AccessToken, OffsetDateTime)> {
         let table = self.table.load();
         table

@@ -18,6 +18,7 @@ use crate::http::{Http, HttpOptions};
 use crate::managed_identity::{ManagedIdentity, ManagedIdentitySource};
 use crate::retry::RetryPolicy;
 use crate::source::TokenSource;
+#[cfg(feature = "shared-store")]
 use crate::store::{Shared, StoreKey, TokenStore};
 
 /// Builds a [`ConfidentialClient`]. Setters never fail; `build` reports the
@@ -40,6 +41,7 @@ pub struct ConfidentialClientBuilder {
     http: HttpOptions,
     capabilities: Vec<String>,
     region: Option<String>,
+    #[cfg(feature = "shared-store")]
     shared: Option<(Arc<dyn TokenStore>, StoreKey)>,
 }
 
@@ -180,6 +182,9 @@ impl ConfidentialClientBuilder {
     /// for each key while the others wait. Values are sealed with `key`
     /// (AES-256-GCM) and keys are keyed hashes. When the store fails, the
     /// client works without it and says so once in the logs.
+    ///
+    /// Available with the `shared-store` feature.
+    #[cfg(feature = "shared-store")]
     pub fn shared_store(mut self, store: Arc<dyn TokenStore>, key: StoreKey) -> Self {
         self.shared = Some((store, key));
         self
@@ -380,6 +385,7 @@ impl ConfidentialClientBuilder {
                 serve_extended: self.serve_extended,
                 capability_claims: merge_claims(&self.capabilities, None)?,
                 capabilities: self.capabilities,
+                #[cfg(feature = "shared-store")]
                 shared: self.shared.map(|(store, key)| Shared::new(store, key)),
                 refresher_started: AtomicBool::new(false),
                 refresher_wake: Arc::new(tokio::sync::Notify::new()),
@@ -406,6 +412,7 @@ impl ConfidentialClient {
             http: HttpOptions::default(),
             capabilities: Vec::new(),
             region: None,
+            #[cfg(feature = "shared-store")]
             shared: None,
         }
     }

@@ -71,14 +71,7 @@ impl Inner {
             correlation_id: &correlation,
             claims: claims.as_deref(),
         };
-        let result = match &inner.shared {
-            // Claims requests need a token from the identity provider itself.
-            Some(shared) if claims.is_none() || claims == inner.capability_claims => {
-                inner.obtain_shared(shared, &key, request, used).await
-            }
-            _ => inner.obtain(request).await.map(|r| (r, false)),
-        };
-        let result = result.map(|(token, _from_store)| token);
+        let result = inner.obtain_for_fetch(&key, request, used).await;
         let now = inner.clock.now();
         match result {
             Ok(token) => {

@@ -2,7 +2,9 @@
 //!
 //! One concept per file:
 //! - `mod.rs` (this file): the client handle and what every part shares
-//!   (`Inner`), its accessors;
+//!   (`Inner`), its accessors, and whether a fetch goes through the shared
+//!   store (the one call into `shared.rs`, a plain source call without the
+//!   `shared-store` feature);
 //! - `builder.rs`: the builder and the checks `build` makes;
 //! - `request.rs`: a token request's per-call options and the `claims`
 //!   parameter they produce;
@@ -10,10 +12,12 @@
 //!   fallback to a cached token when a request fails;
 //! - `fetch.rs`: the body of one shared request — the source with retries,
 //!   the result stored or the throttle remembered;
-//! - `shared.rs`: the fleet's shared store (read, lease, wait) around a fetch;
+//! - `shared.rs`: the fleet's shared store (read, lease, wait) around a fetch
+//!   (`shared-store` feature);
 //! - `refresh.rs`: the refresh policy (when a token is refreshed ahead of its
 //!   expiry, with jitter) and the background refresher task;
-//! - `msal_format.rs`: import and export in MSAL's token cache format.
+//! - `msal_format.rs`: import and export in MSAL's token cache format
+//!   (`msal-cache` feature).
 //!
 //! Single flight itself lives in `crate::flight`, the numeric rules in
 //! `crate::limits`, the grant in `crate::grant`.
@@ -21,9 +25,11 @@
 mod acquire;
 mod builder;
 mod fetch;
+#[cfg(feature = "msal-cache")]
 mod msal_format;
 mod refresh;
 mod request;
+#[cfg(feature = "shared-store")]
 mod shared;
 
 pub use builder::ConfidentialClientBuilder;
@@ -35,12 +41,15 @@ use std::sync::atomic::AtomicBool;
 
 use crate::authority::Authority;
 use crate::cache::Cache;
+use crate::cache::CacheKey;
 use crate::clock::Clock;
 use crate::credential::Credential;
 use crate::error::Result;
 use crate::retry::RetryPolicy;
-use crate::source::TokenSource;
+use crate::source::{SourceRequest, TokenSource};
+#[cfg(feature = "shared-store")]
 use crate::store::Shared;
+use crate::token::AccessToken;
 
 /// A daemon application's client: one app registration (client id and
 /// credential) at one authority. Cheap to clone; clones share the cache.
@@ -90,6 +99,7 @@ struct Inner {
     /// `claims` sent with every request when client capabilities are declared.
     capability_claims: Option<String>,
     capabilities: Vec<String>,
+    #[cfg(feature = "shared-store")]
     shared: Option<Shared>,
     refresher_started: AtomicBool,
     refresher_wake: Arc<tokio::sync::Notify>,
@@ -110,6 +120,31 @@ impl fmt::Debug for ConfidentialClient {
             .field("credential", &self.credential())
             .field("cache", &self.inner.cache)
             .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// The token of one shared request: through the fleet's shared store
+    /// when the client has one (`shared-store` feature) and the request may
+    /// use it — a claims request needs a token from the identity provider
+    /// itself — else from the source, with retries.
+    #[cfg_attr(not(feature = "shared-store"), allow(unused_variables))]
+    async fn obtain_for_fetch(
+        &self,
+        key: &CacheKey,
+        request: SourceRequest<'_>,
+        used: bool,
+    ) -> Result<AccessToken> {
+        #[cfg(feature = "shared-store")]
+        if let Some(shared) = &self.shared
+            && (request.claims.is_none() || request.claims == self.capability_claims.as_deref())
+        {
+            return self
+                .obtain_shared(shared, key, request, used)
+                .await
+                .map(|(token, _from_store)| token);
+        }
+        self.obtain(request).await
     }
 }
 
@@ -147,6 +182,9 @@ impl ConfidentialClient {
     }
 
     /// Whether the shared store (if any) answered its last operation.
+    ///
+    /// Available with the `shared-store` feature.
+    #[cfg(feature = "shared-store")]
     pub fn shared_store_is_up(&self) -> Option<bool> {
         self.inner.shared.as_ref().map(Shared::is_up)
     }

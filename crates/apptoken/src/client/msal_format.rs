@@ -2,6 +2,7 @@
 //! `AccessToken` section MSAL Python's `SerializableTokenCache` and MSAL.NET
 //! read and write), so that a cache can move between apptoken and MSAL-based
 //! tools. Only app-only access tokens of this client and authority host move.
+//! Compiled with the `msal-cache` feature only.
 
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ impl ConfidentialClient {
     /// the tokens in clear: protect it like a secret. Tokens requested with
     /// resource indicators or an audience (generic providers) are left out:
     /// MSAL's format has no field for them.
+    ///
+    /// Available with the `msal-cache` feature.
     pub fn export_msal_cache(&self) -> String {
         let now = self.inner.clock.now();
         let environment = msal_environment(&self.inner.host);
@@ -70,6 +73,8 @@ impl ConfidentialClient {
     /// MSAL Python's `SerializableTokenCache.serialize()` or MSAL.NET write
     /// it) that belong to this client and authority host and are still
     /// fresh. Returns how many were imported.
+    ///
+    /// Available with the `msal-cache` feature.
     pub fn import_msal_cache(&self, json: &str) -> Result<usize> {
         let doc: serde_json::Value = serde_json::from_str(json).map_err(|e| {
             ConfigError::new(ConfigErrorKind::Invalid, "the MSAL token cache is not JSON")

@@ -1,6 +1,7 @@
 //! The fleet's shared store around a fetch: its token if it has a fresh one;
 //! else the lease, so that one instance asks the identity provider while the
 //! others wait for its token; the source directly when the store is down.
+//! Compiled with the `shared-store` feature only.
 
 use std::time::Duration;
 

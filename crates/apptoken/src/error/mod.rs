@@ -54,7 +54,8 @@ pub use server::ServerError;
 /// ```
 ///
 /// The variants are built by this crate. The crates that implement its
-/// traits ([`crate::TokenSource`], [`crate::TokenStore`]) build theirs with
+/// traits ([`crate::TokenSource`], `TokenStore` with the `shared-store`
+/// feature) build theirs with
 /// the public constructors: [`Error::server`], [`Error::transport`],
 /// [`Error::invalid_response`], [`Error::external`], and the details' own
 /// [`Details::new`] converted with `.into()`.
@@ -143,8 +144,8 @@ pub enum Error {
     #[error(transparent)]
     Internal(InternalError),
 
-    /// A [`crate::TokenSource`] or [`crate::TokenStore`] of another crate
-    /// failed with its own error, kept as the detail's source (made with
+    /// A [`crate::TokenSource`] or `TokenStore` (`shared-store` feature) of
+    /// another crate failed with its own error, kept as the detail's source (made with
     /// [`Error::external`]).
     #[error(transparent)]
     External(ExternalError),
@@ -192,8 +193,8 @@ impl Error {
         }
     }
 
-    /// Another crate's [`crate::TokenSource`] or [`crate::TokenStore`]
-    /// failed with its own error; `retryable` says whether trying again
+    /// Another crate's [`crate::TokenSource`] or `TokenStore`
+    /// (`shared-store` feature) failed with its own error; `retryable` says whether trying again
     /// later may succeed (the client's retries and
     /// [`Error::is_retryable`] follow it).
     pub fn external(
