@@ -86,23 +86,11 @@ impl fmt::Display for CredentialType {
     }
 }
 
-impl std::str::FromStr for CredentialType {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<CredentialType> {
-        CredentialType::from_name(s).map_err(|m| {
-            ConfigError::new(ConfigErrorKind::Invalid, m)
-                .with_setting("credential")
-                .into()
-        })
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for CredentialType {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        CredentialType::from_name(&s).map_err(serde::de::Error::custom)
-    }
-}
+crate::setting::named_setting!(
+    CredentialType,
+    "credential",
+    "`auto`, `secret`, `certificate`, `federated-token-file`, `managed-identity` or `managed-identity-federation` (or with `_`), case-insensitive"
+);
 
 /// One step of the chain and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,15 +379,7 @@ fn prefixed(e: Error, steps: &[ChainStep]) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> ClientConfig {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        ClientConfig::from_env_vars(|k| map.get(k).cloned()).unwrap()
-    }
+    use crate::config::tests::env;
 
     const LOOP: (&str, &str) = ("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:9");
 

@@ -445,7 +445,7 @@ fn read_password(path: &Path) -> Result<SecretString> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
@@ -476,7 +476,8 @@ mod tests {
         assert_eq!(merged.timeout, Some(Duration::from_millis(250)));
     }
 
-    fn env(pairs: &[(&str, &str)]) -> ClientConfig {
+    /// Settings from these environment variables only.
+    pub(crate) fn env(pairs: &[(&str, &str)]) -> ClientConfig {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

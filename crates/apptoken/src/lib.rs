@@ -31,6 +31,7 @@ mod limits;
 mod managed_identity;
 mod retry;
 mod scope;
+mod setting;
 mod source;
 #[cfg(feature = "shared-store")]
 mod store;

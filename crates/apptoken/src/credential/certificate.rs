@@ -53,25 +53,11 @@ impl SigningAlgorithm {
     }
 }
 
-/// Parses `PS256` / `RS256` (case-insensitive).
-impl std::str::FromStr for SigningAlgorithm {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<SigningAlgorithm> {
-        SigningAlgorithm::from_name(s).map_err(|m| {
-            crate::error::ConfigError::new(crate::error::ConfigErrorKind::Invalid, m)
-                .with_setting("assertion_algorithm")
-                .into()
-        })
-    }
-}
-
-/// In a configuration file: `"PS256"` or `"RS256"` (case-insensitive).
-impl<'de> serde::Deserialize<'de> for SigningAlgorithm {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        SigningAlgorithm::from_name(&s).map_err(serde::de::Error::custom)
-    }
-}
+crate::setting::named_setting!(
+    SigningAlgorithm,
+    "assertion_algorithm",
+    "`PS256` or `RS256`, case-insensitive"
+);
 
 /// The future returned by [`AssertionSigner::sign`].
 pub type SignFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>>> + Send + 'a>>;

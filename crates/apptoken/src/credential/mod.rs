@@ -12,8 +12,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{
-    Cause, ConfigError, ConfigErrorKind, CredentialError, CredentialErrorKind as CK, Error,
-    FileProblem, Result, credential,
+    Cause, CredentialError, CredentialErrorKind as CK, FileProblem, Result, credential,
 };
 
 pub use certificate::{AssertionSigner, Certificate, SignFuture, SigningAlgorithm};
@@ -86,26 +85,11 @@ impl SecretAuthMethod {
     }
 }
 
-/// Parses `post` / `basic` (or their OAuth names, `client_secret_post` /
-/// `client_secret_basic`), case-insensitive.
-impl std::str::FromStr for SecretAuthMethod {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<SecretAuthMethod> {
-        SecretAuthMethod::from_name(s).map_err(|m| {
-            ConfigError::new(ConfigErrorKind::Invalid, m)
-                .with_setting("client_secret_auth")
-                .into()
-        })
-    }
-}
-
-/// In a configuration file: `"post"` or `"basic"`, as [`std::str::FromStr`].
-impl<'de> serde::Deserialize<'de> for SecretAuthMethod {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        SecretAuthMethod::from_name(&s).map_err(serde::de::Error::custom)
-    }
-}
+crate::setting::named_setting!(
+    SecretAuthMethod,
+    "client_secret_auth",
+    "`post` or `basic` (or their OAuth names, `client_secret_post` and `client_secret_basic`), case-insensitive"
+);
 
 /// What an assertion callback is told about the request it signs for.
 #[derive(Debug, Clone)]

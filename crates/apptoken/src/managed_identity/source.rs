@@ -266,10 +266,20 @@ impl ManagedIdentitySource {
     }
 
     fn answer(&self, response: Response, name: &str) -> Result<TokenResponse> {
-        if response.status == 200 {
-            parse_token(&response, name, self.clock.now())
-        } else {
-            Err(into_error(response, name))
+        match response.status {
+            200 => parse_token(&response, name, self.clock.now()),
+            // Redirects are never followed (the HTTP client's policy): a
+            // managed-identity endpoint does not send them, and following
+            // one would carry the identity header elsewhere.
+            300..=399 => Err(Error::InvalidResponse {
+                url: response.url,
+                status: response.status,
+                message: format!(
+                    "{name}: the endpoint answered with a redirect, which a managed-identity \
+                     endpoint never sends; it was not followed"
+                ),
+            }),
+            _ => Err(into_error(response, name)),
         }
     }
 }

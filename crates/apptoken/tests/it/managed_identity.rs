@@ -302,6 +302,34 @@ async fn imds_5xx_and_429_back_off_1_2_4_s_and_400_is_never_retried() {
     assert_eq!(ep.requests(), 1, "400 is never retried");
 }
 
+#[tokio::test]
+async fn a_redirect_is_never_followed_and_the_header_never_leaves() {
+    let elsewhere = Endpoint::start(vec![token_answer("stolen")]).await;
+    let ep = Endpoint::start(vec![Answer {
+        status: 302,
+        headers: vec![("Location".into(), format!("{}/msi/token", elsewhere.base()))],
+        body: String::new(),
+    }])
+    .await;
+    let clock = Arc::new(ManualClock::starting_now());
+    let c = client(
+        ManagedIdentity::app_service(
+            &format!("{}/msi/token", ep.base()),
+            "header-secret",
+            ManagedIdentityId::SystemAssigned,
+        )
+        .unwrap(),
+        &clock,
+    );
+    let e = c.acquire_token(&[VAULT]).await.unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidResponse { status: 302, .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("redirect"), "{e}");
+    assert_eq!(elsewhere.requests(), 0, "the redirect was not followed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imds_never_sees_more_than_five_requests_at_once() {
     let ep = Endpoint::start_with(vec![token_answer("t")], true).await;
