@@ -217,7 +217,9 @@ impl KeyRef<'_> {
             } else {
                 eq_lower(self.scope.as_bytes(), scope)
             }
-            && self.extra.as_bytes() == extra
+            // Empty for every Entra key: the hot path skips the compare.
+            && extra.len() == self.extra.len()
+            && (extra.is_empty() || self.extra.as_bytes() == extra)
     }
 }
 
