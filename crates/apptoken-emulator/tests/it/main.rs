@@ -12,6 +12,7 @@ mod federation;
 mod isv;
 mod lifecycle;
 mod listen;
+mod managed_identity;
 mod msal;
 mod robustness;
 mod sample_api;
