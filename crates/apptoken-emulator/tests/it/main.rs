@@ -14,6 +14,7 @@ mod lifecycle;
 mod listen;
 mod managed_identity;
 mod msal;
+mod msal_managed_identity;
 mod robustness;
 mod sample_api;
 mod secret;

@@ -555,7 +555,12 @@ async fn a_managed_identity_token_is_an_apps_federated_client_assertion() {
         .imds(&[IMDS_V1, ("resource", "api://AzureADTokenExchange")])
         .await;
     let other = post(form(system.body["access_token"].as_str().expect("token"))).await;
-    other.assert_aad(401, "invalid_client", 700213, "No matching federated identity record");
+    other.assert_aad(
+        401,
+        "invalid_client",
+        700213,
+        "No matching federated identity record",
+    );
     // A token for another audience is refused.
     let sample = h
         .imds(&[
