@@ -426,6 +426,87 @@ required_role = "Users.Read.All"
     }
 
     #[test]
+    fn managed_identities_are_validated() {
+        let mi = |kind: &str, tenant: &str, client: &str, object: &str, rid: &str| {
+            format!(
+                "\n[[managed_identities]]\nkind = \"{kind}\"\ntenant = \"{tenant}\"\nclient_id = \"{client}\"\nobject_id = \"{object}\"\nresource_id = \"{rid}\"\n"
+            )
+        };
+        let vm = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm";
+        let uai = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id";
+        let (c1, o1) = (
+            "66666666-6666-6666-6666-666666666661",
+            "66666666-6666-6666-6666-666666666662",
+        );
+        let (c2, o2) = (
+            "66666666-6666-6666-6666-666666666663",
+            "66666666-6666-6666-6666-666666666664",
+        );
+        let ok = format!(
+            "{}{}{}",
+            minimal(),
+            mi("system", "contoso.onmicrosoft.com", c1, o1, vm),
+            mi("user", T1, &c2.to_uppercase(), o2, uai)
+        ) + "  [[managed_identities.app_roles]]\n  resource = \"api://sample\"\n  roles = [\"Users.Read.All\"]\n";
+        let c = parse(&ok).expect("valid");
+        assert_eq!(c.managed_identities.len(), 2);
+        assert!(c.managed_identities[0].system);
+        assert_eq!(c.managed_identities[1].client_id, c2);
+        assert_eq!(c.managed_identities[1].app_roles[0].1, ["Users.Read.All"]);
+        assert_eq!(c.mi_lifetime_secs, 86_400);
+        assert!(!c.imds_limits);
+        let err = |text: String| parse(&text).unwrap_err().to_string();
+        let base = minimal();
+        assert!(
+            err(format!("{base}{}", mi("vm", T1, c1, o1, vm)))
+                .ends_with("managed_identities[0]: kind 'vm' must be \"system\" or \"user\"")
+        );
+        assert!(
+            err(format!(
+                "{base}{}",
+                mi("system", "nowhere.example", c1, o1, vm)
+            ))
+            .ends_with(
+                "managed_identities[0]: tenant 'nowhere.example' is not a configured tenant"
+            )
+        );
+        assert!(
+            err(format!("{base}{}", mi("system", T1, "x", o1, vm))).contains("'x' is not a GUID")
+        );
+        assert!(
+            err(format!("{base}{}", mi("user", T1, c1, o1, vm))).contains("userAssignedIdentities")
+        );
+        assert!(err(format!("{base}{}", mi("system", T1, c1, o1, uai))).contains("resource_id"));
+        let two_systems = format!(
+            "{base}{}{}",
+            mi("system", T1, c1, o1, vm),
+            mi("system", T1, c2, o2, &vm.replace("/vm", "/vm2"))
+        );
+        assert!(err(two_systems).contains("managed_identities[1]: a second system-assigned"));
+        let same_id = format!(
+            "{base}{}{}",
+            mi("system", T1, c1, o1, vm),
+            mi("user", T1, o1, o2, uai)
+        );
+        assert!(err(same_id).ends_with(&format!(
+            "managed_identities[1]: duplicate client_id '{o1}'"
+        )));
+        let app_id = format!(
+            "{base}{}",
+            mi("user", T1, "33333333-3333-3333-3333-333333333333", o2, uai)
+        );
+        assert!(err(app_id).contains("duplicate client_id"));
+        let bad_role = format!("{base}{}", mi("user", T1, c2, o2, uai))
+            + "  [[managed_identities.app_roles]]\n  resource = \"api://sample\"\n  roles = [\"Mail.Send\"]\n";
+        assert!(err(bad_role).contains("managed_identities[0].app_roles[0]: role 'Mail.Send'"));
+        assert!(
+            err(format!("managed_identity_token_lifetime_secs = 10\n{base}"))
+                .contains("managed_identity_token_lifetime_secs")
+        );
+        assert!(err(format!("identity_header = \"a b\"\n{base}")).contains("identity_header"));
+    }
+
+    #[test]
     fn resource_matching_is_lenient_about_case_and_trailing_slash() {
         let r = Resource {
             app_id: "22222222-2222-2222-2222-222222222222".into(),

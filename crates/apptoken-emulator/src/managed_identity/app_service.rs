@@ -22,10 +22,10 @@ pub(crate) const PATH: &str = "/msi/token";
 const API_VERSIONS: [&str; 1] = ["2019-08-01"];
 
 const IDS: IdParams = &[
-    ("client_id", IdKind::ClientId),
-    ("principal_id", IdKind::ObjectId),
-    ("object_id", IdKind::ObjectId),
-    ("mi_res_id", IdKind::ResourceId),
+    ("client_id", IdKind::Client),
+    ("principal_id", IdKind::Object),
+    ("object_id", IdKind::Object),
+    ("mi_res_id", IdKind::Resource),
 ];
 
 fn error_response(e: &MiError) -> Response {

@@ -38,10 +38,10 @@ pub(crate) const API_VERSIONS: [&str; 12] = [
 ];
 
 const IDS: IdParams = &[
-    ("client_id", IdKind::ClientId),
-    ("object_id", IdKind::ObjectId),
-    ("msi_res_id", IdKind::ResourceId),
-    ("mi_res_id", IdKind::ResourceId),
+    ("client_id", IdKind::Client),
+    ("object_id", IdKind::Object),
+    ("msi_res_id", IdKind::Resource),
+    ("mi_res_id", IdKind::Resource),
 ];
 
 /// IMDS's error answer.

@@ -130,9 +130,12 @@ pub(crate) type IdParams = &'static [(&'static str, IdKind)];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IdKind {
-    ClientId,
-    ObjectId,
-    ResourceId,
+    /// The identity's client id.
+    Client,
+    /// Its object (principal) id.
+    Object,
+    /// Its Azure resource id.
+    Resource,
 }
 
 /// The identity a request names: none of `names` is system-assigned,
@@ -159,9 +162,9 @@ pub(crate) fn select<'c>(
                 .iter()
                 .filter(|m| !m.system)
                 .find(|m| match kind {
-                    IdKind::ClientId => m.client_id.eq_ignore_ascii_case(value),
-                    IdKind::ObjectId => m.object_id.eq_ignore_ascii_case(value),
-                    IdKind::ResourceId => m.resource_id.eq_ignore_ascii_case(value),
+                    IdKind::Client => m.client_id.eq_ignore_ascii_case(value),
+                    IdKind::Object => m.object_id.eq_ignore_ascii_case(value),
+                    IdKind::Resource => m.resource_id.eq_ignore_ascii_case(value),
                 })
                 .ok_or_else(MiError::not_found)
         }
