@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 
 use crate::Error;
 use crate::config::{
-    Config, RawApp, RawCertificate, RawConfig, RawFederatedCredential, RawGrant, RawRequiredRoles,
-    RawResource, RawRole, RawSampleApi, RawSecret, RawTenant, RawUser,
+    Config, RawApp, RawCertificate, RawConfig, RawFederatedCredential, RawGrant,
+    RawManagedIdentity, RawRequiredRoles, RawResource, RawRole, RawSampleApi, RawSecret, RawTenant,
+    RawUser,
 };
 use crate::crypto::{self, CertKey, GeneratedCert, ParsedCert};
 
@@ -29,6 +30,18 @@ const SAMPLE_ROLE_ID: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
 const DEFAULT_REDIRECT_URI: &str = "http://localhost/consent-done";
 /// The service account the default app trusts on the built-in issuer `default`.
 const DEFAULT_FEDERATED_SUBJECT: &str = "system:serviceaccount:default:apptoken";
+
+/// The emulated host's system-assigned managed identity (a VM in Contoso).
+pub(crate) const SYSTEM_MI_CLIENT_ID: &str = "6a1c3e5f-7b9d-4f2a-8c4e-0a2b4c6d8e01";
+const SYSTEM_MI_OBJECT_ID: &str = "6a1c3e5f-7b9d-4f2a-8c4e-0a2b4c6d8e02";
+const SUBSCRIPTION: &str = "0b1f6471-1bf0-4dda-aec3-cb9272f09590";
+/// A user-assigned managed identity in Contoso.
+pub(crate) const USER_MI_CLIENT_ID: &str = "6a1c3e5f-7b9d-4f2a-8c4e-0a2b4c6d8e11";
+/// Its object id: the subject the federated app below trusts.
+pub(crate) const USER_MI_OBJECT_ID: &str = "6a1c3e5f-7b9d-4f2a-8c4e-0a2b4c6d8e12";
+/// An app whose only credential is a federated credential trusting the
+/// user-assigned identity (managed identity as a federated credential).
+pub(crate) const MI_FEDERATED_CLIENT_ID: &str = "6a1c3e5f-7b9d-4f2a-8c4e-0a2b4c6d8e21";
 
 /// Sample users per tenant: enough for several pages with a small `$top`.
 const CONTOSO_USERS: usize = 42;
@@ -274,6 +287,38 @@ pub(crate) fn config(state_dir: &Path) -> Result<Config, Error> {
         primary_app: Some(DEFAULT_CLIENT_ID.into()),
         tls: None,
         key_overlap_secs: None,
+        managed_identity_token_lifetime_secs: None,
+        imds_limits: None,
+        identity_header: None,
+        arc_key_dir: None,
+        managed_identities: vec![
+            RawManagedIdentity {
+                kind: "system".into(),
+                tenant: CONTOSO_TENANT_ID.into(),
+                client_id: SYSTEM_MI_CLIENT_ID.into(),
+                object_id: SYSTEM_MI_OBJECT_ID.into(),
+                resource_id: format!(
+                    "/subscriptions/{SUBSCRIPTION}/resourceGroups/apptoken-demo/providers/Microsoft.Compute/virtualMachines/apptoken-vm"
+                ),
+                app_roles: vec![RawRequiredRoles {
+                    resource: SAMPLE_API_URI.into(),
+                    roles: vec![SAMPLE_ROLE.into()],
+                }],
+            },
+            RawManagedIdentity {
+                kind: "user".into(),
+                tenant: CONTOSO_TENANT_ID.into(),
+                client_id: USER_MI_CLIENT_ID.into(),
+                object_id: USER_MI_OBJECT_ID.into(),
+                resource_id: format!(
+                    "/subscriptions/{SUBSCRIPTION}/resourceGroups/apptoken-demo/providers/Microsoft.ManagedIdentity/userAssignedIdentities/apptoken-daemon-id"
+                ),
+                app_roles: vec![RawRequiredRoles {
+                    resource: SAMPLE_API_URI.into(),
+                    roles: vec![SAMPLE_ROLE.into()],
+                }],
+            },
+        ],
         tenants: vec![
             RawTenant {
                 id: CONTOSO_TENANT_ID.into(),
@@ -295,38 +340,62 @@ pub(crate) fn config(state_dir: &Path) -> Result<Config, Error> {
                 id: Some(SAMPLE_ROLE_ID.into()),
             }],
         }],
-        apps: vec![RawApp {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            display_name: Some("apptoken sample daemon".into()),
-            home_tenant: CONTOSO_TENANT_ID.into(),
-            multi_tenant: true,
-            disabled: false,
-            secrets: vec![RawSecret {
-                value: Some(secret),
-                value_file: None,
-                expires_at: None,
-            }],
-            certificates: vec![RawCertificate {
-                path: Some(cert_path),
-                pem: None,
-                private_key_path: Some(state_dir.join(KEY_FILE)),
-                pfx_path: Some(state_dir.join(PFX_FILE)),
-                pfx_password: Some(pfx_password),
-            }],
-            required_roles: vec![RawRequiredRoles {
-                resource: SAMPLE_API_URI.into(),
-                roles: vec![SAMPLE_ROLE.into()],
-            }],
-            redirect_uris: vec![DEFAULT_REDIRECT_URI.into()],
-            federated_credentials: vec![RawFederatedCredential {
-                issuer: format!(
-                    "{}/_emulator/federation/default",
-                    crate::federation::BASE_PLACEHOLDER
-                ),
-                subject: DEFAULT_FEDERATED_SUBJECT.into(),
-                audiences: Vec::new(),
-            }],
-        }],
+        apps: vec![
+            RawApp {
+                client_id: DEFAULT_CLIENT_ID.into(),
+                display_name: Some("apptoken sample daemon".into()),
+                home_tenant: CONTOSO_TENANT_ID.into(),
+                multi_tenant: true,
+                disabled: false,
+                secrets: vec![RawSecret {
+                    value: Some(secret),
+                    value_file: None,
+                    expires_at: None,
+                }],
+                certificates: vec![RawCertificate {
+                    path: Some(cert_path),
+                    pem: None,
+                    private_key_path: Some(state_dir.join(KEY_FILE)),
+                    pfx_path: Some(state_dir.join(PFX_FILE)),
+                    pfx_password: Some(pfx_password),
+                }],
+                required_roles: vec![RawRequiredRoles {
+                    resource: SAMPLE_API_URI.into(),
+                    roles: vec![SAMPLE_ROLE.into()],
+                }],
+                redirect_uris: vec![DEFAULT_REDIRECT_URI.into()],
+                federated_credentials: vec![RawFederatedCredential {
+                    issuer: format!(
+                        "{}/_emulator/federation/default",
+                        crate::federation::BASE_PLACEHOLDER
+                    ),
+                    subject: DEFAULT_FEDERATED_SUBJECT.into(),
+                    audiences: Vec::new(),
+                }],
+            },
+            RawApp {
+                client_id: MI_FEDERATED_CLIENT_ID.into(),
+                display_name: Some("apptoken daemon federated with a managed identity".into()),
+                home_tenant: CONTOSO_TENANT_ID.into(),
+                multi_tenant: true,
+                disabled: false,
+                secrets: Vec::new(),
+                certificates: Vec::new(),
+                required_roles: vec![RawRequiredRoles {
+                    resource: SAMPLE_API_URI.into(),
+                    roles: vec![SAMPLE_ROLE.into()],
+                }],
+                redirect_uris: Vec::new(),
+                federated_credentials: vec![RawFederatedCredential {
+                    issuer: format!(
+                        "{}/{CONTOSO_TENANT_ID}/v2.0",
+                        crate::federation::BASE_PLACEHOLDER
+                    ),
+                    subject: USER_MI_OBJECT_ID.into(),
+                    audiences: Vec::new(),
+                }],
+            },
+        ],
         grants: [CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID]
             .into_iter()
             .map(|tenant| RawGrant {
@@ -335,6 +404,12 @@ pub(crate) fn config(state_dir: &Path) -> Result<Config, Error> {
                 resource: SAMPLE_API_URI.into(),
                 roles: vec![SAMPLE_ROLE.into()],
             })
+            .chain(std::iter::once(RawGrant {
+                tenant: CONTOSO_TENANT_ID.into(),
+                client_id: MI_FEDERATED_CLIENT_ID.into(),
+                resource: SAMPLE_API_URI.into(),
+                roles: vec![SAMPLE_ROLE.into()],
+            }))
             .collect(),
         users: sample_users("contoso.onmicrosoft.com", CONTOSO_USERS)
             .into_iter()

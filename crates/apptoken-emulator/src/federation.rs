@@ -1,7 +1,9 @@
 //! Workload identity federation: the emulator also plays external OpenID
 //! issuers (a Kubernetes cluster's service account issuer), and validates
 //! their tokens as client assertions the way Entra does — fetching the
-//! issuer's metadata and JWKS over HTTP(S).
+//! issuer's metadata and JWKS over HTTP(S). A credential may also trust the
+//! emulator's own issuer (`{base}/{tenant}/v2.0`, a managed identity's
+//! tokens): those are verified with the emulator's own keys, unfetched.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -239,6 +241,17 @@ pub(crate) async fn prefetch(st: &AppState, headers: &HeaderMap, body: &[u8]) ->
         .any(|f| st.credential_issuer(&f.issuer) == iss)
     {
         return None;
+    }
+    // The emulator's own issuer (a managed identity's token as the
+    // assertion): its keys are ours, no fetch.
+    if st.config.tenants.iter().any(|t| st.issuer(&t.id) == iss) {
+        let keys: Vec<Value> = st
+            .runtime
+            .published_keys(st.clock.now())
+            .iter()
+            .map(|k| json!({"kty": "RSA", "use": "sig", "kid": k.kid, "n": k.n, "e": k.e}))
+            .collect();
+        return Some(Ok(Value::Array(keys)));
     }
     if let Some((at, keys)) = st
         .federation

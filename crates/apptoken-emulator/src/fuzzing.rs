@@ -16,7 +16,8 @@ use crate::crypto::SigningKey;
 use crate::router::router;
 use crate::server::AppState;
 
-/// A configuration with one app (secret `pw`), one tenant and the sample API.
+/// A configuration with one app (secret `pw`), one tenant, the sample API
+/// and two managed identities (system- and user-assigned).
 const FUZZ_TOML: &str = r#"
 [[tenants]]
 id = "11111111-1111-1111-1111-111111111111"
@@ -43,6 +44,19 @@ roles = ["Users.Read.All"]
 [sample_api]
 resource = "api://fuzz"
 required_role = "Users.Read.All"
+[[managed_identities]]
+kind = "system"
+tenant = "fuzz.example.com"
+client_id = "44444444-4444-4444-4444-444444444444"
+object_id = "55555555-5555-5555-5555-555555555555"
+resource_id = "/subscriptions/66666666-6666-6666-6666-666666666666/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
+[[managed_identities]]
+kind = "user"
+tenant = "fuzz.example.com"
+client_id = "77777777-7777-7777-7777-777777777777"
+object_id = "88888888-8888-8888-8888-888888888888"
+resource_id = "/subscriptions/66666666-6666-6666-6666-666666666666/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id"
+app_roles = [{ resource = "api://fuzz", roles = ["Users.Read.All"] }]
 "#;
 
 /// The emulator's router driven without a socket. `#[doc(hidden)]`: for

@@ -26,6 +26,22 @@ pub struct TenantInfo {
     pub domain: String,
 }
 
+/// A managed identity the emulator serves tokens for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ManagedIdentityInfo {
+    /// `"system"` (the emulated host's) or `"user"`.
+    pub kind: String,
+    /// The tenant the identity's service principal lives in.
+    pub tenant_id: String,
+    /// The service principal's app id.
+    pub client_id: String,
+    /// The service principal's object id (principal id).
+    pub object_id: String,
+    /// The Azure resource id.
+    pub resource_id: String,
+}
+
 /// The facts a client needs to talk to a running emulator; written to
 /// `emulator.json` in the state directory.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +80,29 @@ pub struct EmulatorInfo {
     /// that clients must trust.
     #[serde(default)]
     pub ca_certificate_path: Option<PathBuf>,
+    /// IMDS's base URL (the authority host): what
+    /// `AZURE_POD_IDENTITY_AUTHORITY_HOST` is set to so clients send
+    /// `GET {imds_base_url}/metadata/identity/oauth2/token`.
+    #[serde(default)]
+    pub imds_base_url: String,
+    /// App Service / Functions / Container Apps: `IDENTITY_ENDPOINT`.
+    #[serde(default)]
+    pub identity_endpoint: String,
+    /// App Service: `IDENTITY_HEADER`, the `X-IDENTITY-HEADER` secret.
+    #[serde(default)]
+    pub identity_header: String,
+    /// Azure Arc: the endpoint (`IDENTITY_ENDPOINT` on an Arc machine).
+    #[serde(default)]
+    pub arc_endpoint: String,
+    /// Azure Arc: the directory its challenge writes `.key` files into.
+    #[serde(default)]
+    pub arc_key_dir: PathBuf,
+    /// Whether IMDS's limits mode (429 past 20/s or 5 concurrent) is on.
+    #[serde(default)]
+    pub imds_limits: bool,
+    /// The managed identities (system-assigned first when there is one).
+    #[serde(default)]
+    pub managed_identities: Vec<ManagedIdentityInfo>,
 }
 
 pub(crate) fn describe(config: &Config, base_url: &str, now: time::OffsetDateTime) -> EmulatorInfo {
@@ -108,6 +147,27 @@ pub(crate) fn describe(config: &Config, base_url: &str, now: time::OffsetDateTim
             .map(|r| format!("{}/.default", r.scope_prefix()))
             .unwrap_or_default(),
         ca_certificate_path: None,
+        imds_base_url: base_url.to_string(),
+        identity_endpoint: format!("{base_url}{}", crate::managed_identity::app_service::PATH),
+        identity_header: config.identity_header.clone().unwrap_or_default(),
+        arc_endpoint: format!("{base_url}{}", crate::managed_identity::arc::PATH),
+        arc_key_dir: crate::managed_identity::arc::arc_key_dir(config),
+        imds_limits: config.imds_limits,
+        managed_identities: {
+            let mut list: Vec<ManagedIdentityInfo> = config
+                .managed_identities
+                .iter()
+                .map(|m| ManagedIdentityInfo {
+                    kind: if m.system { "system" } else { "user" }.to_string(),
+                    tenant_id: m.tenant_id.clone(),
+                    client_id: m.client_id.clone(),
+                    object_id: m.object_id.clone(),
+                    resource_id: m.resource_id.clone(),
+                })
+                .collect();
+            list.sort_by_key(|m| m.kind != "system");
+            list
+        },
     }
 }
 

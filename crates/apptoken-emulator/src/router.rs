@@ -16,6 +16,7 @@ use axum::routing::{delete, get, post};
 use serde::Deserialize;
 
 use crate::error_shape::{RequestContext, json_response};
+use crate::managed_identity::{app_service, arc, imds};
 use crate::server::AppState;
 use crate::{admin, consent, discovery, fault, federation, sample_api, state, token};
 
@@ -34,6 +35,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/{tenant}/oauth2/v2.0/token",
             post(token::token_endpoint).get(token::token_get),
         )
+        .route(imds::PATH, get(imds::token))
+        .route(app_service::PATH, get(app_service::token))
+        .route(arc::PATH, get(arc::token))
         .route("/v1.0/users", get(sample_api::list_users))
         .route("/v1.0/users/{id}", get(sample_api::get_user))
         .route("/_emulator/stats", get(stats))

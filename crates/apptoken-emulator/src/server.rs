@@ -42,6 +42,12 @@ pub(crate) struct AppState {
     pub(crate) faults: FaultSet,
     /// Overrides set by `set_token_lifetimes` (std mutex, never held across an await).
     pub(crate) lifetimes: std::sync::Mutex<TokenLifetimes>,
+    /// IMDS's limits and the managed-identity hold.
+    pub(crate) mi_limits: crate::managed_identity::limits::Limits,
+    /// The Azure Arc key files written so far.
+    pub(crate) arc_keys: crate::managed_identity::arc::ArcKeys,
+    /// The App Service `IDENTITY_HEADER` secret.
+    pub(crate) identity_header: String,
 }
 
 impl AppState {
@@ -52,6 +58,10 @@ impl AppState {
         clock: Arc<dyn Clock>,
         fetch: reqwest::Client,
     ) -> AppState {
+        let config_identity_header = config
+            .identity_header
+            .clone()
+            .unwrap_or_else(|| hex::encode(crate::crypto::random_bytes(16)));
         AppState {
             config,
             base_url,
@@ -62,6 +72,9 @@ impl AppState {
             stats: StatsRecorder::default(),
             faults: FaultSet::default(),
             lifetimes: std::sync::Mutex::new(TokenLifetimes::default()),
+            mi_limits: crate::managed_identity::limits::Limits::default(),
+            arc_keys: crate::managed_identity::arc::ArcKeys::default(),
+            identity_header: config_identity_header,
         }
     }
 
@@ -161,6 +174,10 @@ impl Emulator {
             IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
+        let mut config = config;
+        if config.identity_header.is_none() {
+            config.identity_header = Some(hex::encode(crate::crypto::random_bytes(16)));
+        }
         let scheme = if config.tls { "https" } else { "http" };
         let base_url = format!("{scheme}://{}", SocketAddr::new(host_ip, local_addr.port()));
         let now = clock.now();
@@ -370,6 +387,25 @@ impl RunningEmulator {
         lifetime_secs: Option<u64>,
     ) -> Result<String, Error> {
         crate::federation::mint(&self.state, name, subject, audience, lifetime_secs)
+    }
+
+    /// Holds managed-identity requests (all sources) in flight until
+    /// [`release_managed_identity`](Self::release_managed_identity): they
+    /// are admitted (and count against IMDS's concurrency limit) but not
+    /// answered. For tests of concurrency; see
+    /// [`wait_held_managed_identity`](Self::wait_held_managed_identity).
+    pub fn hold_managed_identity(&self) {
+        self.state.mi_limits.set_hold(true);
+    }
+
+    /// Lets held managed-identity requests (and later ones) be answered.
+    pub fn release_managed_identity(&self) {
+        self.state.mi_limits.set_hold(false);
+    }
+
+    /// Waits until at least `n` managed-identity requests are held.
+    pub async fn wait_held_managed_identity(&self, n: usize) {
+        self.state.mi_limits.wait_held(n).await;
     }
 
     /// Stops accepting connections, lets requests in flight finish, and

@@ -22,6 +22,20 @@ pub struct TokenRequestCount {
     pub count: u64,
 }
 
+/// The number of managed-identity requests for one (source, client id, outcome).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ManagedIdentityRequestCount {
+    /// `"imds"`, `"app_service"` or `"arc"`.
+    pub source: String,
+    /// The identity's client id (empty when the request was refused).
+    pub client_id: String,
+    /// `"success"`, the HTTP status of a refusal (`"400"`), or `"fault:429"`.
+    pub outcome: String,
+    /// How many requests ended this way.
+    pub count: u64,
+}
+
 /// A snapshot of the emulator's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -32,6 +46,9 @@ pub struct Stats {
     jwks_requests: u64,
     /// Sample API answers by HTTP status code ("200", "401", ...).
     sample_api_requests: BTreeMap<String, u64>,
+    /// Managed-identity requests by source, identity and outcome.
+    #[serde(default)]
+    managed_identity_requests: Vec<ManagedIdentityRequestCount>,
 }
 
 impl Stats {
@@ -87,6 +104,21 @@ impl Stats {
         self.jwks_requests
     }
 
+    /// Managed-identity requests to `source` (`"imds"`, `"app_service"`,
+    /// `"arc"`) that ended with `outcome` (`"success"`, `"400"`, `"fault:410"`, …).
+    pub fn managed_identity(&self, source: &str, outcome: &str) -> u64 {
+        self.managed_identity_requests
+            .iter()
+            .filter(|c| c.source == source && c.outcome == outcome)
+            .map(|c| c.count)
+            .sum()
+    }
+
+    /// Every managed-identity (source, client id, outcome) count.
+    pub fn managed_identity_requests(&self) -> &[ManagedIdentityRequestCount] {
+        &self.managed_identity_requests
+    }
+
     /// Sample API answers with the given HTTP status.
     pub fn sample_api_requests(&self, status: u16) -> u64 {
         self.sample_api_requests
@@ -102,6 +134,7 @@ struct Counters {
     discovery: u64,
     jwks: u64,
     sample_api: BTreeMap<u16, u64>,
+    managed_identity: BTreeMap<(String, String, String), u64>,
 }
 
 /// The live counters behind a std mutex (never held across an await).
@@ -138,6 +171,18 @@ impl StatsRecorder {
         self.with(|c| *c.sample_api.entry(status).or_default() += 1);
     }
 
+    pub(crate) fn managed_identity(&self, source: &str, client_id: &str, outcome: &str) {
+        self.with(|c| {
+            *c.managed_identity
+                .entry((
+                    source.to_string(),
+                    client_id.to_string(),
+                    outcome.to_string(),
+                ))
+                .or_default() += 1;
+        });
+    }
+
     pub(crate) fn reset(&self) {
         self.with(|c| *c = Counters::default());
     }
@@ -161,6 +206,18 @@ impl StatsRecorder {
                 .sample_api
                 .iter()
                 .map(|(s, n)| (s.to_string(), *n))
+                .collect(),
+            managed_identity_requests: c
+                .managed_identity
+                .iter()
+                .map(
+                    |((source, client_id, outcome), count)| ManagedIdentityRequestCount {
+                        source: source.clone(),
+                        client_id: client_id.clone(),
+                        outcome: outcome.clone(),
+                        count: *count,
+                    },
+                )
                 .collect(),
         })
     }

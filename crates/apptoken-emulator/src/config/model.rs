@@ -143,3 +143,19 @@ pub(crate) struct SampleApi {
     pub(crate) resource_app_id: String,
     pub(crate) required_role: Option<String>,
 }
+
+/// A managed identity: the emulated host's system-assigned one, or a
+/// user-assigned one (both are service principals in `tenant_id`).
+#[derive(Debug, Clone)]
+pub(crate) struct ManagedIdentity {
+    pub(crate) system: bool,
+    pub(crate) tenant_id: String,
+    /// The service principal's app id (`appid`/`azp` of its tokens).
+    pub(crate) client_id: String,
+    /// The service principal's object id (`oid`/`sub`).
+    pub(crate) object_id: String,
+    /// The Azure resource id (`xms_mirid`), as configured.
+    pub(crate) resource_id: String,
+    /// Application roles assigned: (resource app id, role values).
+    pub(crate) app_roles: Vec<(String, Vec<String>)>,
+}

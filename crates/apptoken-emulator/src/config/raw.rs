@@ -20,6 +20,14 @@ pub(crate) struct RawConfig {
     pub(crate) primary_app: Option<String>,
     pub(crate) tls: Option<bool>,
     pub(crate) key_overlap_secs: Option<u64>,
+    /// Lifetime of managed-identity tokens (default 86400).
+    pub(crate) managed_identity_token_lifetime_secs: Option<u64>,
+    /// IMDS's limits (20 requests/s, 5 concurrent) answered with 429.
+    pub(crate) imds_limits: Option<bool>,
+    /// The App Service `IDENTITY_HEADER` secret (default: generated at start).
+    pub(crate) identity_header: Option<String>,
+    /// Where the Azure Arc challenge writes its key files.
+    pub(crate) arc_key_dir: Option<PathBuf>,
     #[serde(default)]
     pub(crate) tenants: Vec<RawTenant>,
     #[serde(default)]
@@ -31,6 +39,24 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) users: Vec<RawUser>,
     pub(crate) sample_api: Option<RawSampleApi>,
+    #[serde(default)]
+    pub(crate) managed_identities: Vec<RawManagedIdentity>,
+}
+
+/// `[[managed_identities]]`: a system-assigned identity (the emulated
+/// host's) or a user-assigned one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawManagedIdentity {
+    /// `"system"` or `"user"`.
+    pub(crate) kind: String,
+    pub(crate) tenant: String,
+    pub(crate) client_id: String,
+    pub(crate) object_id: String,
+    pub(crate) resource_id: String,
+    /// Application roles assigned to the identity, per resource.
+    #[serde(default)]
+    pub(crate) app_roles: Vec<RawRequiredRoles>,
 }
 
 #[derive(Debug, Deserialize)]

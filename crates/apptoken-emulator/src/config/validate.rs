@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 
 use super::Config;
 use super::model::{
-    App, FederatedCredential, Grant, RegisteredCert, Resource, Role, SampleApi, Secret, Tenant,
-    User,
+    App, FederatedCredential, Grant, ManagedIdentity, RegisteredCert, Resource, Role, SampleApi,
+    Secret, Tenant, User,
 };
 use super::raw::RawConfig;
 use crate::Error;
@@ -24,6 +24,8 @@ use crate::crypto::ParsedCert;
 
 /// Default token lifetime: one hour, answered as `expires_in: 3599`.
 const DEFAULT_LIFETIME_SECS: u64 = 3600;
+/// Default lifetime of managed-identity tokens: 24 hours, as IMDS issues.
+const DEFAULT_MI_LIFETIME_SECS: u64 = 86_400;
 /// Default overlap of a rotated-out signing key in the JWKS: 24 hours.
 const DEFAULT_KEY_OVERLAP_SECS: u64 = 86_400;
 
@@ -423,6 +425,99 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
         None => None,
     };
 
+    // Managed identities.
+    let mut managed_identities: Vec<ManagedIdentity> = Vec::new();
+    let mut mi_ids: HashSet<String> = app_ids.clone();
+    for (i, m) in raw.managed_identities.iter().enumerate() {
+        let place = format!("managed_identities[{i}]");
+        let system = match m.kind.as_str() {
+            "system" => true,
+            "user" => false,
+            other => {
+                return Err(cfg_err(format!(
+                    "{place}: kind '{other}' must be \"system\" or \"user\""
+                )));
+            }
+        };
+        if system && managed_identities.iter().any(|x| x.system) {
+            return Err(cfg_err(format!(
+                "{place}: a second system-assigned identity (the emulator is one host, which has one)"
+            )));
+        }
+        let tenant_id = find_tenant(&m.tenant).ok_or_else(|| {
+            cfg_err(format!(
+                "{place}: tenant '{}' is not a configured tenant",
+                m.tenant
+            ))
+        })?;
+        let client_id = unique_guid(&place, "client_id", &m.client_id, &mut mi_ids)?;
+        let object_id = unique_guid(&place, "object_id", &m.object_id, &mut mi_ids)?;
+        if !crate::managed_identity::valid_resource_id(&m.resource_id, system) {
+            let shape = if system {
+                "/subscriptions/{id}/resourceGroups/{group}/providers/{namespace}/{type}/{name}"
+            } else {
+                "/subscriptions/{id}/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+            };
+            return Err(cfg_err(format!(
+                "{place}: resource_id '{}' is not of the form {shape}",
+                m.resource_id
+            )));
+        }
+        if managed_identities
+            .iter()
+            .any(|x| x.resource_id.eq_ignore_ascii_case(&m.resource_id))
+        {
+            return Err(cfg_err(format!(
+                "{place}: duplicate resource_id '{}'",
+                m.resource_id
+            )));
+        }
+        let mut app_roles = Vec::new();
+        for (j, r) in m.app_roles.iter().enumerate() {
+            let resource = resources
+                .iter()
+                .find(|x| x.matches(&r.resource))
+                .ok_or_else(|| {
+                    cfg_err(format!(
+                        "{place}.app_roles[{j}]: resource '{}' is not a configured resource",
+                        r.resource
+                    ))
+                })?;
+            for role in &r.roles {
+                if !resource.roles.iter().any(|x| x.value == *role) {
+                    return Err(cfg_err(format!(
+                        "{place}.app_roles[{j}]: role '{role}' is not defined by resource '{}'",
+                        r.resource
+                    )));
+                }
+            }
+            app_roles.push((resource.app_id.clone(), r.roles.clone()));
+        }
+        managed_identities.push(ManagedIdentity {
+            system,
+            tenant_id,
+            client_id,
+            object_id,
+            resource_id: m.resource_id.clone(),
+            app_roles,
+        });
+    }
+    let mi_lifetime_secs = raw
+        .managed_identity_token_lifetime_secs
+        .unwrap_or(DEFAULT_MI_LIFETIME_SECS);
+    if !(60..=86_400).contains(&mi_lifetime_secs) {
+        return Err(cfg_err(format!(
+            "managed_identity_token_lifetime_secs = {mi_lifetime_secs} is out of range (60..=86400)"
+        )));
+    }
+    if let Some(h) = &raw.identity_header
+        && (h.is_empty() || !h.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(cfg_err(
+            "identity_header must be non-empty printable ASCII without spaces",
+        ));
+    }
+
     let primary_app = match raw.primary_app {
         Some(p) => Some(
             parse_guid(&p)
@@ -446,5 +541,10 @@ pub(crate) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Error> {
         tls: raw.tls.unwrap_or(false),
         allow_remote: false,
         key_overlap_secs: raw.key_overlap_secs.unwrap_or(DEFAULT_KEY_OVERLAP_SECS),
+        managed_identities,
+        mi_lifetime_secs,
+        imds_limits: raw.imds_limits.unwrap_or(false),
+        identity_header: raw.identity_header,
+        arc_key_dir: raw.arc_key_dir.map(|d| resolve(base, &d)),
     })
 }

@@ -51,23 +51,24 @@ fn parse_fault(bytes: &[u8]) -> Result<Fault, String> {
         (Some("discovery"), None) => Target::Discovery,
         (Some("jwks"), None) => Target::Jwks,
         (Some("api"), None) => Target::SampleApi,
+        (Some("managed_identity"), None) => Target::ManagedIdentity,
         (None | Some("path"), Some(p)) if p.starts_with('/') => Target::Path(p),
         (None | Some("path"), Some(p)) => {
             return Err(format!("'path' must start with '/', got '{p}'."));
         }
-        (Some(t @ ("token" | "discovery" | "jwks" | "api")), Some(_)) => {
+        (Some(t @ ("token" | "discovery" | "jwks" | "api" | "managed_identity")), Some(_)) => {
             return Err(format!(
                 "Give either 'target' or 'path', not both (target '{t}')."
             ));
         }
         (Some(other), _) => {
             return Err(format!(
-                "Unknown target '{other}': use \"token\", \"discovery\", \"jwks\", \"api\", or a \"path\" prefix."
+                "Unknown target '{other}': use \"token\", \"discovery\", \"jwks\", \"api\", \"managed_identity\", or a \"path\" prefix."
             ));
         }
         (None, None) => {
             return Err(
-                "Missing 'target' (\"token\", \"discovery\", \"jwks\", \"api\") or 'path'."
+                "Missing 'target' (\"token\", \"discovery\", \"jwks\", \"api\", \"managed_identity\") or 'path'."
                     .to_string(),
             );
         }
@@ -76,9 +77,14 @@ fn parse_fault(bytes: &[u8]) -> Result<Fault, String> {
         None => Fault::on(target),
         Some("entra_throttle") => Fault::entra_throttle(target),
         Some("unavailable") => Fault::unavailable(target),
+        Some("imds_throttle") => Fault::imds_throttle(target),
+        Some("imds_updating") => Fault::imds_updating(target),
+        Some("mi_numbers") => Fault::mi_numbers(target),
+        Some("mi_no_token") => Fault::mi_no_token(target),
+        Some("html_page") => Fault::html_page(target),
         Some(other) => {
             return Err(format!(
-                "Unknown preset '{other}': use \"entra_throttle\" or \"unavailable\"."
+                "Unknown preset '{other}': use \"entra_throttle\", \"unavailable\", \"imds_throttle\", \"imds_updating\", \"mi_numbers\", \"mi_no_token\" or \"html_page\"."
             ));
         }
     };

@@ -140,6 +140,7 @@ pub(super) enum Kind {
     Discovery,
     Jwks,
     SampleApi,
+    ManagedIdentity,
     Other,
 }
 
@@ -156,7 +157,9 @@ pub(super) fn classify(path: &str) -> (Kind, String) {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let tenant = segments.first().copied().unwrap_or_default().to_string();
     let rest = segments.get(1..).unwrap_or_default().join("/");
-    let kind = if segments.first() == Some(&"v1.0") {
+    let kind = if crate::managed_identity::Source::of_path(path).is_some() {
+        Kind::ManagedIdentity
+    } else if segments.first() == Some(&"v1.0") {
         Kind::SampleApi
     } else if rest == "oauth2/v2.0/token" || rest == "oauth2/token" {
         Kind::Token
@@ -191,6 +194,7 @@ pub(super) fn matches(st: &AppState, fault: &Fault, request: &Classified) -> boo
         Target::Discovery => request.kind == Kind::Discovery,
         Target::Jwks => request.kind == Kind::Jwks,
         Target::SampleApi => request.kind == Kind::SampleApi,
+        Target::ManagedIdentity => request.kind == Kind::ManagedIdentity,
         Target::Path(prefix) => request.path.starts_with(prefix.as_str()),
     };
     let client = fault.client_id.as_ref().is_none_or(|wanted| {
@@ -223,6 +227,11 @@ mod tests {
         assert_eq!(classify("/t/discovery/v2.0/keys").0, Kind::Jwks);
         assert_eq!(classify("/v1.0/users").0, Kind::SampleApi);
         assert_eq!(classify("/error").0, Kind::Other);
+        assert_eq!(
+            classify("/metadata/identity/oauth2/token").0,
+            Kind::ManagedIdentity
+        );
+        assert_eq!(classify("/msi/token").0, Kind::ManagedIdentity);
         assert_eq!(classify("/t/oauth2/v2.0/token").1, "t");
     }
 

@@ -87,6 +87,11 @@ pub(crate) async fn layer(
         Kind::Discovery => st.stats.discovery(),
         Kind::Jwks => st.stats.jwks(),
         Kind::SampleApi if !fault.drop_connection => st.stats.sample_api(status.as_u16()),
+        Kind::ManagedIdentity => {
+            if let Some(source) = crate::managed_identity::Source::of_path(&classified.path) {
+                st.stats.managed_identity(source.name(), "", &outcome);
+            }
+        }
         Kind::SampleApi | Kind::Other => {}
     }
     tracing::info!(path = %classified.path, %outcome, trace_id = %ctx.trace_id, "fault injected");

@@ -20,6 +20,8 @@ pub(crate) use admin::{add, clear, list, remove};
 pub(crate) use matching::FaultSet;
 pub(crate) use middleware::{DropConnection, layer};
 
+const JSON: &str = "application/json; charset=utf-8";
+
 /// Which requests a [`Fault`] applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -32,6 +34,8 @@ pub enum Target {
     Jwks,
     /// The sample API (`/v1.0/…`).
     SampleApi,
+    /// The managed-identity endpoints: IMDS, App Service, Azure Arc.
+    ManagedIdentity,
     /// Every request whose path starts with this prefix (`/_emulator/` excepted).
     Path(String),
 }
@@ -43,6 +47,7 @@ impl Target {
             Target::Discovery => "discovery",
             Target::Jwks => "jwks",
             Target::SampleApi => "api",
+            Target::ManagedIdentity => "managed_identity",
             Target::Path(_) => "path",
         }
     }
@@ -120,6 +125,63 @@ impl Fault {
             message: "A transient error has occurred. Please try again.",
         });
         fault
+    }
+
+    /// IMDS throttling: `429`, `Retry-After: 1`, IMDS's JSON error body.
+    pub fn imds_throttle(target: Target) -> Fault {
+        Fault::on(target)
+            .status(429)
+            .retry_after("1".to_string())
+            .body(
+                r#"{"error":"too_many_requests","error_description":"Too many requests: the managed identity endpoint is throttling. Retry with exponential backoff."}"#
+                    .to_string(),
+            )
+            .content_type(JSON.to_string())
+    }
+
+    /// IMDS being updated: `410` with IMDS's JSON error body (clients retry
+    /// every 10 s for up to 70 s).
+    pub fn imds_updating(target: Target) -> Fault {
+        Fault::on(target)
+            .status(410)
+            .body(
+                r#"{"error":"service_unavailable","error_description":"IMDS is being updated. Retry in 10 seconds."}"#
+                    .to_string(),
+            )
+            .content_type(JSON.to_string())
+    }
+
+    /// A managed-identity success answer with numbers where every real
+    /// endpoint sends strings (`expires_in`, `expires_on`, …): `200`.
+    pub fn mi_numbers(target: Target) -> Fault {
+        Fault::on(target)
+            .status(200)
+            .body(
+                r#"{"access_token":"eyJhbGciOiJub25lIn0.e30.","refresh_token":"","expires_in":86399,"expires_on":4102444800,"ext_expires_in":86399,"not_before":4102358400,"resource":"api://apptoken-sample-api","token_type":"Bearer"}"#
+                    .to_string(),
+            )
+            .content_type(JSON.to_string())
+    }
+
+    /// A `200` JSON answer without `access_token` (nor `token_type`).
+    pub fn mi_no_token(target: Target) -> Fault {
+        Fault::on(target)
+            .status(200)
+            .body(
+                r#"{"expires_on":"4102444800","resource":"api://apptoken-sample-api"}"#.to_string(),
+            )
+            .content_type(JSON.to_string())
+    }
+
+    /// A captive proxy's HTML login page, answered `200`.
+    pub fn html_page(target: Target) -> Fault {
+        Fault::on(target)
+            .status(200)
+            .body(
+                "<!DOCTYPE html><html><head><title>Sign in to the network</title></head><body><form action=\"/login\"><input name=\"user\"></form></body></html>"
+                    .to_string(),
+            )
+            .content_type("text/html; charset=utf-8".to_string())
     }
 
     /// Only token requests made with this client id (form field or Basic

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 /// The Python interpreter of the venv with MSAL: `$APPTOKEN_PYTHON`, else
 /// `<repo>/.venv/bin/python`.
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let path = std::env::var_os("APPTOKEN_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -179,6 +179,78 @@ proptest! {
     }
 }
 
+/// A managed-identity query: known and garbage names, known and garbage values.
+fn mi_query() -> impl Strategy<Value = String> {
+    let name = prop_oneof![
+        Just("api-version".to_string()),
+        Just("resource".to_string()),
+        Just("client_id".to_string()),
+        Just("object_id".to_string()),
+        Just("principal_id".to_string()),
+        Just("msi_res_id".to_string()),
+        Just("mi_res_id".to_string()),
+        key(),
+    ];
+    let val = prop_oneof![
+        Just("2018-02-01".to_string()),
+        Just("2019-08-01".to_string()),
+        Just("api://fuzz".to_string()),
+        Just("api://AzureADTokenExchange".to_string()),
+        Just("77777777-7777-7777-7777-777777777777".to_string()),
+        Just("88888888-8888-8888-8888-888888888888".to_string()),
+        Just("/subscriptions/66666666-6666-6666-6666-666666666666/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id".to_string()),
+        value(),
+    ];
+    prop::collection::vec((name, val), 0..6).prop_map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(k, v)| {
+                let enc = |t: &str| {
+                    url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()
+                };
+                format!("{}={}", enc(&k), enc(&v))
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// IMDS and App Service: never a 5xx, never a panic; a refusal is in
+    /// the source's error shape, a success has only string values.
+    #[test]
+    fn managed_identity_endpoints_answer_in_their_shapes(
+        app_service in any::<bool>(),
+        q in mi_query(),
+        h in headers(),
+        metadata in any::<bool>(),
+        secret in prop_oneof![Just(None), Just(Some("wrong".to_string())), value().prop_map(Some)],
+    ) {
+        let mut h = h;
+        if metadata {
+            h.push((b"metadata".to_vec(), b"true".to_vec()));
+        }
+        if let Some(s) = secret {
+            h.push((b"x-identity-header".to_vec(), s.into_bytes()));
+        }
+        let path = if app_service { "/msi/token" } else { "/metadata/identity/oauth2/token" };
+        let (status, body) = harness().request(b"GET", &format!("{path}?{q}"), &h, Vec::new());
+        prop_assert!(status < 500, "{path}?{q}: {status}: {}", String::from_utf8_lossy(&body));
+        let v: Value = serde_json::from_slice(&body).expect("JSON body");
+        let object = v.as_object().expect("object");
+        if status == 200 {
+            prop_assert!(object.values().all(Value::is_string), "{v}");
+        } else if app_service {
+            prop_assert!(v["statusCode"].as_u64() == Some(u64::from(status)), "{v}");
+            prop_assert!(v["message"].is_string(), "{v}");
+        } else {
+            prop_assert!(v["error"].is_string() && v["error_description"].is_string(), "{v}");
+        }
+    }
+}
+
 #[test]
 fn huge_and_binary_bodies_answer_4xx() {
     let form = vec![(b"content-type".to_vec(), FORM.as_bytes().to_vec())];
