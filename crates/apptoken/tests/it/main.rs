@@ -8,6 +8,7 @@ mod credentials;
 mod errors;
 mod hostile;
 mod managed_identity;
+mod managed_identity_emulator;
 mod msal_cache;
 mod regional;
 mod resilience;
