@@ -220,6 +220,14 @@ async fn imds_refusals_have_imds_error_shape() {
         )
         .await;
     assert_eq!(false_header.status, 400);
+    let proxied = h
+        .mi_get(
+            "/metadata/identity/oauth2/token",
+            &[IMDS_V1, ("resource", SAMPLE)],
+            &[("Metadata", "true"), ("X-Forwarded-For", "10.0.0.1")],
+        )
+        .await;
+    assert_imds_error(&proxied, 400, "invalid_request", "X-Forwarded-For");
     assert_imds_error(
         &h.imds(&[("resource", SAMPLE)]).await,
         400,
@@ -289,7 +297,7 @@ async fn imds_refusals_have_imds_error_shape() {
         "invalid_resource",
         "without '/.default'",
     );
-    assert_eq!(h.emu.stats().managed_identity("imds", "400"), 10);
+    assert_eq!(h.emu.stats().managed_identity("imds", "400"), 11);
 }
 
 #[tokio::test]
