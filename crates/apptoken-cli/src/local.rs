@@ -92,6 +92,32 @@ pub(crate) async fn emulator(args: EmulatorArgs) -> Result<(), Failure> {
         "  sample API    {}/users  (scope {})",
         info.sample_api, info.sample_scope
     );
+    for m in &info.managed_identities {
+        println!(
+            "  {} MI  client id {}  object id {}",
+            if m.kind == "system" {
+                "system"
+            } else {
+                "user  "
+            },
+            m.client_id,
+            m.object_id
+        );
+        println!("                resource id {}", m.resource_id);
+    }
+    println!(
+        "  IMDS          AZURE_POD_IDENTITY_AUTHORITY_HOST={}",
+        info.imds_base_url
+    );
+    println!(
+        "  App Service   IDENTITY_ENDPOINT={} IDENTITY_HEADER={}",
+        info.identity_endpoint, info.identity_header
+    );
+    println!(
+        "  Azure Arc     {}  (key files in {})",
+        info.arc_endpoint,
+        info.arc_key_dir.display()
+    );
     println!("  state         {}", state_dir.display());
     if let Some(ca) = &info.ca_certificate_path {
         println!("  TLS CA        {}", ca.display());

@@ -204,6 +204,27 @@ mod tests {
             parse_fault(br#"{"target":"token","preset":"entra_throttle"}"#),
             Ok(Fault::entra_throttle(Target::Token))
         );
+        for (preset, fault) in [
+            (
+                "imds_throttle",
+                Fault::imds_throttle(Target::ManagedIdentity),
+            ),
+            (
+                "imds_updating",
+                Fault::imds_updating(Target::ManagedIdentity),
+            ),
+            ("mi_numbers", Fault::mi_numbers(Target::ManagedIdentity)),
+            ("mi_no_token", Fault::mi_no_token(Target::ManagedIdentity)),
+            ("html_page", Fault::html_page(Target::ManagedIdentity)),
+        ] {
+            let body = format!(r#"{{"target":"managed_identity","preset":"{preset}"}}"#);
+            assert_eq!(parse_fault(body.as_bytes()), Ok(fault), "{preset}");
+        }
+        assert!(
+            parse_fault(br#"{"target":"managed_identity","path":"/msi"}"#)
+                .unwrap_err()
+                .contains("not both")
+        );
         assert_eq!(
             parse_fault(
                 br#"{"path":"/v1.0","status":500,"times":2,"delay_ms":5,"drop_connection":true}"#

@@ -109,6 +109,12 @@ pub(crate) async fn token(
                 "Required metadata header not specified",
             ));
         }
+        // IMDS refuses proxied requests (its SSRF protection).
+        if headers.contains_key("x-forwarded-for") {
+            return Err(MiError::bad_request(
+                "Bad request. Requests with an X-Forwarded-For header are refused.",
+            ));
+        }
         check_api_version(&query, &API_VERSIONS)?;
         let _slot = slot.map_err(throttled)?;
         st.mi_limits.pass_hold().await;

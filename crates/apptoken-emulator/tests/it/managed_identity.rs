@@ -220,6 +220,14 @@ async fn imds_refusals_have_imds_error_shape() {
         )
         .await;
     assert_eq!(false_header.status, 400);
+    let proxied = h
+        .mi_get(
+            "/metadata/identity/oauth2/token",
+            &[IMDS_V1, ("resource", SAMPLE)],
+            &[("Metadata", "true"), ("X-Forwarded-For", "10.0.0.1")],
+        )
+        .await;
+    assert_imds_error(&proxied, 400, "invalid_request", "X-Forwarded-For");
     assert_imds_error(
         &h.imds(&[("resource", SAMPLE)]).await,
         400,
@@ -289,7 +297,7 @@ async fn imds_refusals_have_imds_error_shape() {
         "invalid_resource",
         "without '/.default'",
     );
-    assert_eq!(h.emu.stats().managed_identity("imds", "400"), 10);
+    assert_eq!(h.emu.stats().managed_identity("imds", "400"), 11);
 }
 
 #[tokio::test]
@@ -479,8 +487,15 @@ async fn limits_mode_refuses_a_sixth_concurrent_request() {
             tokio::spawn(async move { request.send().await.expect("send").status() })
         })
         .collect();
-    h.emu.wait_held_managed_identity(5).await;
-    let sixth = h.imds(&[IMDS_V1, ("resource", SAMPLE)]).await;
+    // The timeouts are failure guards, never timing: a broken limit would
+    // hold the sixth request forever instead of refusing it.
+    let guard = Duration::from_secs(30);
+    tokio::time::timeout(guard, h.emu.wait_held_managed_identity(5))
+        .await
+        .expect("five requests held");
+    let sixth = tokio::time::timeout(guard, h.imds(&[IMDS_V1, ("resource", SAMPLE)]))
+        .await
+        .expect("the sixth request was held, not refused: the 5-concurrent limit is not enforced");
     assert_imds_error(&sixth, 429, "too_many_requests", "5 concurrent");
     h.emu.release_managed_identity();
     for task in held {
