@@ -676,3 +676,59 @@ tenants = ["{fabrikam}", "nosuch-1.example", "{contoso}", "nosuch-2.example", "{
         );
     }
 }
+
+/// The daemon on a managed identity (issue #20): `credential =
+/// "managed-identity"`, the user-assigned one by client id, IMDS where
+/// `AZURE_POD_IDENTITY_AUTHORITY_HOST` says (the emulator's) — no secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_on_a_managed_identity_with_no_secret() {
+    let env = start().await;
+    let info = env.emulator.info().clone();
+    let user = info
+        .managed_identities
+        .iter()
+        .find(|m| m.kind == "user")
+        .unwrap()
+        .clone();
+    let out = env.dir.path().join("mi-users.jsonl");
+    let text = format!(
+        r#"
+[identity]
+credential = "managed-identity"
+managed_identity_client_id = "{mi}"
+
+[apis.sample]
+base_url = "{api}"
+scopes = ["{scope}"]
+
+[[jobs]]
+name = "users"
+api = "sample"
+path = "users?$top=50"
+every = "1m"
+output = {{ type = "file", path = "mi-users.jsonl" }}
+"#,
+        mi = user.client_id,
+        api = info.sample_api,
+        scope = info.sample_scope,
+    );
+    let path = env.dir.path().join("mi.toml");
+    std::fs::write(&path, text).unwrap();
+    let imds = info.imds_base_url.clone();
+    let config = DaemonConfig::load(&path, &|k| {
+        (k == "AZURE_POD_IDENTITY_AUTHORITY_HOST").then(|| imds.clone())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let clock = clock();
+    let daemon = Daemon::new(config, Options::default().clock(clock.clone())).unwrap();
+    let handle = daemon.handle();
+    let task = tokio::spawn(daemon.run());
+    until("the scheduler to sleep", || clock.sleepers() >= 2).await;
+    clock.advance(Duration::from_secs(60));
+    until("the output", || out.exists()).await;
+    let items = lines(&out);
+    assert_eq!(items.len(), 42, "every user of the identity's tenant");
+    assert!(!env.emulator.stats().managed_identity_requests().is_empty());
+    handle.shutdown();
+    task.await.unwrap().unwrap();
+}

@@ -71,14 +71,18 @@ pub(super) fn check(
         }
     };
     let identity = identity.or_env(env_identity);
-    if identity.client_id.is_none() {
+    // A managed identity has no app registration: no client id, no tenant.
+    let managed = identity
+        .choose_credential()
+        .is_ok_and(|c| c.credential == apptoken::CredentialType::ManagedIdentity);
+    if !managed && identity.client_id.is_none() {
         ck.at(
             identity_span.clone(),
             "identity.client_id",
             "missing: set client_id or AZURE_CLIENT_ID",
         );
     }
-    if let Err(e) = identity.authority() {
+    if !managed && let Err(e) = identity.authority() {
         ck.at(
             identity_span.clone(),
             "identity.tenant_id",
