@@ -65,6 +65,28 @@ fn identity(file: &str, line: usize, text: &str) -> ClientConfig {
         .identity
 }
 
+/// MANAGED_IDENTITY.md's `[identity]` examples parse, and each chooses the
+/// credential it says (no request: the chain's choice only).
+#[test]
+fn managed_identity_examples_are_client_configs_that_choose_a_managed_identity() {
+    let file = "docs/MANAGED_IDENTITY.md";
+    for (line, text) in blocks_of(file, 2) {
+        let c = identity(file, line, &text);
+        let choice = c
+            .choose_credential()
+            .unwrap_or_else(|e| panic!("{file}:{line}: {e}"));
+        assert!(
+            matches!(
+                choice.credential,
+                apptoken::CredentialType::ManagedIdentity
+                    | apptoken::CredentialType::ManagedIdentityFederation
+            ),
+            "{file}:{line}: {:?}",
+            choice.credential
+        );
+    }
+}
+
 #[test]
 fn cli_and_readme_identity_examples_are_client_configs() {
     for file in ["docs/CLI.md", "README.md"] {
@@ -147,7 +169,15 @@ fn daemon_examples_are_daemon_configs() {
 
 #[test]
 fn the_emulator_example_is_an_emulator_config() {
-    let [(line, text)] = <[_; 1]>::try_from(blocks_of("docs/EMULATOR.md", 1)).unwrap();
+    let [(line, text), (mi_line, mi_text)] =
+        <[_; 2]>::try_from(blocks_of("docs/EMULATOR.md", 2)).unwrap();
+    // The managed-identity block's keys join the main example (whose
+    // tenants and resources they name).
+    let mut joined: toml::Table = toml::from_str(&text).unwrap();
+    let mi: toml::Table = toml::from_str(&mi_text)
+        .unwrap_or_else(|e| panic!("docs/EMULATOR.md:{mi_line}: not TOML: {e}"));
+    joined.extend(mi);
+    let joined = toml::to_string(&joined).unwrap();
     // The files the example names, made by `apptoken cert new`.
     let dir = tempfile::tempdir().unwrap();
     let made = Command::new(env!("CARGO_BIN_EXE_apptoken"))
@@ -169,6 +199,9 @@ fn the_emulator_example_is_an_emulator_config() {
     }
     if let Err(e) = apptoken_emulator::Config::from_toml_str(&text, dir.path()) {
         panic!("docs/EMULATOR.md:{line}: the configuration example is refused: {e}");
+    }
+    if let Err(e) = apptoken_emulator::Config::from_toml_str(&joined, dir.path()) {
+        panic!("docs/EMULATOR.md:{mi_line}: the managed-identity example is refused: {e}");
     }
 }
 
