@@ -36,6 +36,15 @@ fn claims(token: &str) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// The embedded configuration's identity of this kind (`system`, `user`).
+fn identity(info: &EmulatorInfo, kind: &str) -> apptoken_emulator::ManagedIdentityInfo {
+    info.managed_identities
+        .iter()
+        .find(|m| m.kind == kind)
+        .unwrap_or_else(|| panic!("the embedded emulator has no {kind} identity"))
+        .clone()
+}
+
 fn client(mi: ManagedIdentity) -> ConfidentialClient {
     ConfidentialClient::builder()
         .managed_identity(mi)
@@ -48,18 +57,8 @@ fn client(mi: ManagedIdentity) -> ConfidentialClient {
 async fn every_source_and_id_form_gets_the_identitys_token() {
     let (emu, info, _state) = emulator().await;
     let scope = &info.sample_scope;
-    let system = info
-        .managed_identities
-        .iter()
-        .find(|m| m.kind == "system")
-        .unwrap()
-        .clone();
-    let user = info
-        .managed_identities
-        .iter()
-        .find(|m| m.kind == "user")
-        .unwrap()
-        .clone();
+    let system = identity(&info, "system");
+    let user = identity(&info, "user");
     let ids = [
         (ManagedIdentityId::SystemAssigned, &system),
         (ManagedIdentityId::ClientId(user.client_id.clone()), &user),
@@ -112,12 +111,7 @@ async fn every_source_and_id_form_gets_the_identitys_token() {
 #[tokio::test]
 async fn the_chain_finds_the_identity_from_the_environment_as_the_sdks_do() {
     let (emu, info, _state) = emulator().await;
-    let user = info
-        .managed_identities
-        .iter()
-        .find(|m| m.kind == "user")
-        .unwrap()
-        .clone();
+    let user = identity(&info, "user");
     let vars = |pairs: Vec<(&'static str, String)>| {
         ClientConfig::from_env_vars(move |k| {
             pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
@@ -158,12 +152,7 @@ async fn the_chain_finds_the_identity_from_the_environment_as_the_sdks_do() {
 #[tokio::test]
 async fn a_managed_identity_is_an_apps_federated_credential() {
     let (emu, info, _state) = emulator().await;
-    let user = info
-        .managed_identities
-        .iter()
-        .find(|m| m.kind == "user")
-        .unwrap()
-        .clone();
+    let user = identity(&info, "user");
     let mi = client(
         ManagedIdentity::imds(
             &info.imds_base_url,
