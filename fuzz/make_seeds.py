@@ -358,6 +358,46 @@ write("emulator_jwt", "federated-kubernetes", fake_jwt({"alg": "RS256", "kid": "
 write("emulator_jwt", "unsigned", fake_jwt({"alg": "none"}, {"exp": None, "nbf": "x"}, sig_len=0))
 write("emulator_jwt", "padded-standard-base64", "  " + base64.b64encode(b'{"alg":"RS256"}').decode() + "." + base64.b64encode(b'{"aud":1}').decode() + ".AAAA==\n")
 
+# --- managed_identity_answer: 0 + body (a 200), or 1 + status + body -----------
+def mi_seed(status, body):
+    assert status == 200
+    return b"\x00" + body.encode()
+
+
+def mi_status(status, body):
+    return b"\x01" + struct.pack("<H", status - 100) + body.encode()
+
+
+MI_NOW = 1767225600
+write("managed_identity_answer", "imds-strings", mi_seed(200, json.dumps({"access_token": ACCESS_TOKEN, "client_id": CLIENT, "expires_in": "86399", "expires_on": str(MI_NOW + 86399), "ext_expires_in": "86399", "not_before": str(MI_NOW), "resource": "https://management.azure.com/", "token_type": "Bearer"})))
+write("managed_identity_answer", "app-service-numbers", mi_seed(200, json.dumps({"access_token": ACCESS_TOKEN, "expires_on": MI_NOW + 3600, "resource": "https://vault.azure.net", "token_type": "Bearer", "client_id": CLIENT})))
+write("managed_identity_answer", "no-token-type", mi_seed(200, json.dumps({"access_token": "t", "expires_in": 3600})))
+write("managed_identity_answer", "float-and-refresh-in", mi_seed(200, '{"access_token":"t","expires_in":3599.5,"refresh_in":"1800","token_type":"bearer"}'))
+write("managed_identity_answer", "expired", mi_seed(200, json.dumps({"access_token": "t", "expires_on": str(MI_NOW - 1)})))
+write("managed_identity_answer", "no-token", mi_seed(200, '{"expires_in":"86399","token_type":"Bearer"}'))
+write("managed_identity_answer", "captive-portal", mi_seed(200, "\r\n<!DOCTYPE html><html><body>Sign in to the hotel Wi-Fi</body></html>"))
+write("managed_identity_answer", "wrong-types", mi_seed(200, '{"access_token":["t"],"expires_on":{"s":1},"token_type":7}'))
+write("managed_identity_answer", "imds-identity-not-found", mi_status(400, '{"error":"invalid_request","error_description":"Identity not found"}'))
+write("managed_identity_answer", "imds-gone", mi_status(410, ""))
+write("managed_identity_answer", "app-service-refusal", mi_status(400, '{"statusCode":400,"message":"No managed identity found for specified ClientId/ResourceId/PrincipalId.","correlationId":"c"}'))
+write("managed_identity_answer", "app-service-string-status", mi_status(500, '{"statusCode":"500","message":"Internal\u0000error\r\n"}'))
+write("managed_identity_answer", "throttled-html", mi_status(429, "<html>Too many requests</html>"))
+
+# --- arc_challenge: the WWW-Authenticate value --------------------------------
+ARC_DIR = "$DIR"  # the target puts its token directory's path here
+write("arc_challenge", "agent", f"Basic realm={ARC_DIR}/agent.key")
+write("arc_challenge", "quoted", f'basic  REALM="{ARC_DIR}/agent.key"')
+write("arc_challenge", "traversal", f"Basic realm={ARC_DIR}/../outside.key")
+write("arc_challenge", "outside", "Basic realm=/etc/passwd")
+write("arc_challenge", "real-agent-directory", "Basic realm=/var/opt/azcmagent/tokens/agent.key")
+write("arc_challenge", "big", f"Basic realm={ARC_DIR}/big.key")
+write("arc_challenge", "link", f"Basic realm={ARC_DIR}/link.key")
+write("arc_challenge", "directory", f"Basic realm={ARC_DIR}/dir.key")
+write("arc_challenge", "not-key", f"Basic realm={ARC_DIR}/other.txt")
+write("arc_challenge", "relative", "Basic realm=tokens/agent.key")
+write("arc_challenge", "bearer", 'Bearer realm="x", error="invalid_token"')
+write("arc_challenge", "no-realm", "Basic")
+
 # --- token_request: content type byte, tenant length, tenant, Authorization NUL body
 def request(ct, tenant, body, auth=None):
     t = tenant.encode()

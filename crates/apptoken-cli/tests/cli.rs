@@ -329,6 +329,85 @@ fn whoami_explains_the_chain_and_the_identity_but_never_shows_the_token() {
 }
 
 #[test]
+fn whoami_on_the_emulators_managed_identities_names_the_source_and_the_identity() {
+    let emu = start_emulator();
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(emu.state.path().join("emulator.json")).unwrap())
+            .unwrap();
+    let scope = emu.env["APPTOKEN_SAMPLE_SCOPE"].clone();
+    let ids = info["managed_identities"].as_array().unwrap();
+    let of = |kind: &str| ids.iter().find(|m| m["kind"] == kind).unwrap().clone();
+    let (system, user) = (of("system"), of("user"));
+    let field = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap().to_string();
+    let mut base = HashMap::new();
+    if let Some(ca) = emu.env.get("APPTOKEN_CA_FILE") {
+        base.insert("APPTOKEN_CA_FILE".to_string(), ca.clone());
+    }
+    let with = |pairs: &[(&str, String)]| {
+        let mut env = base.clone();
+        env.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        env
+    };
+    // IMDS named by AZURE_POD_IDENTITY_AUTHORITY_HOST, nothing else: the
+    // chain's two skipped steps, then the system-assigned identity.
+    let env = with(&[(
+        "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+        field(&info, "imds_base_url"),
+    )]);
+    let out = run(apptoken(&env).args(["whoami", "--scope", &scope, "--json"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["credential"], "managed-identity", "{json}");
+    let steps = json["chain"].to_string();
+    assert_eq!(steps.matches("\"chosen\":false").count(), 2, "{steps}");
+    assert!(steps.contains("system-assigned from IMDS"), "{steps}");
+    assert_eq!(json["identity"]["object_id"], system["object_id"], "{json}");
+    assert!(
+        !text(&out.stdout).contains("eyJ"),
+        "the token is never printed"
+    );
+    // App Service's variables, AZURE_CLIENT_ID naming the user-assigned one.
+    let env = with(&[
+        ("IDENTITY_ENDPOINT", field(&info, "identity_endpoint")),
+        ("IDENTITY_HEADER", field(&info, "identity_header")),
+        ("AZURE_CLIENT_ID", field(&user, "client_id")),
+    ]);
+    let out = run(apptoken(&env).args(["whoami", "--scope", &scope]));
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", text(&out.stderr));
+    assert!(
+        shown.starts_with("credential: managed-identity\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("App Service"), "{shown}");
+    assert!(
+        shown.contains(&format!("object id: {}", field(&user, "object_id"))),
+        "{shown}"
+    );
+    assert!(!shown.contains(&field(&info, "identity_header")), "{shown}");
+    // A user-assigned identity the host does not have: the endpoint's 400,
+    // a refusal (exit 4, as for token).
+    let env = with(&[
+        (
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            field(&info, "imds_base_url"),
+        ),
+        ("APPTOKEN_CREDENTIAL", "managed-identity".into()),
+        (
+            "AZURE_CLIENT_ID",
+            "00000000-0000-4000-8000-00000000dead".into(),
+        ),
+    ]);
+    let out = run(apptoken(&env).args(["whoami", "--scope", &scope]));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("IMDS: Identity not found"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn errors_have_exit_codes_and_say_what_to_fix() {
     let emu = start_emulator();
     let env = emu.env.clone();

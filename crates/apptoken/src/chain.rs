@@ -450,6 +450,93 @@ mod tests {
     }
 
     #[test]
+    fn azure_token_credentials_selects_as_azure_identity_reads_it() {
+        let chosen = |vars: &[(&str, &str)]| env(vars).choose_credential().unwrap();
+        let var = "AZURE_TOKEN_CREDENTIALS";
+        // prod: the chain, here ending at the managed identity, probed.
+        let c = chosen(&[(var, "prod")]);
+        assert_eq!(
+            (c.credential, c.steps.len()),
+            (CredentialType::ManagedIdentity, 3)
+        );
+        // One credential alone: with a secret configured, still the managed
+        // identity, with no probe (as Azure Identity skips it), and
+        // AZURE_CLIENT_ID naming the user-assigned one.
+        let c = chosen(&[
+            (var, "ManagedIdentityCredential"),
+            ("AZURE_CLIENT_SECRET", "s"),
+            ("AZURE_CLIENT_ID", "cid"),
+        ]);
+        assert_eq!(
+            (c.credential, c.probe),
+            (CredentialType::ManagedIdentity, Probe::None)
+        );
+        assert_eq!(
+            c.managed_identity.unwrap().id(),
+            &ManagedIdentityId::ClientId("cid".into())
+        );
+        let c = chosen(&[
+            (var, "workloadidentitycredential"),
+            ("AZURE_CLIENT_SECRET", "s"),
+            ("AZURE_FEDERATED_TOKEN_FILE", "/t"),
+        ]);
+        assert_eq!(c.credential, CredentialType::FederatedTokenFile);
+        let c = chosen(&[
+            (var, " EnvironmentCredential "),
+            ("AZURE_CLIENT_SECRET", "s"),
+        ]);
+        assert_eq!(c.credential, CredentialType::Secret);
+        let c = chosen(&[
+            (var, "EnvironmentCredential"),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", "/c.pem"),
+            ("AZURE_FEDERATED_TOKEN_FILE", "/t"),
+        ]);
+        assert_eq!(c.credential, CredentialType::Certificate);
+        // APPTOKEN_CREDENTIAL, apptoken's own, wins.
+        let c = chosen(&[
+            (var, "ManagedIdentityCredential"),
+            ("APPTOKEN_CREDENTIAL", "secret"),
+            ("AZURE_CLIENT_SECRET", "s"),
+        ]);
+        assert_eq!(c.credential, CredentialType::Secret);
+        // Refusals name the variable and say what to do.
+        let refused = |value: &str, extra: &[(&str, &str)]| {
+            let mut vars = vec![(var, value)];
+            vars.extend_from_slice(extra);
+            let e = ClientConfig::from_env_vars(|k| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap_err();
+            let Error::Configuration(d) = &e else {
+                panic!("{e:?}")
+            };
+            assert_eq!(d.setting(), Some(var), "{e}");
+            (d.kind(), e.to_string())
+        };
+        let (kind, m) = refused(
+            "EnvironmentCredential",
+            &[("AZURE_FEDERATED_TOKEN_FILE", "/t")],
+        );
+        assert_eq!(kind, ConfigErrorKind::Missing);
+        assert!(
+            m.contains("AZURE_CLIENT_SECRET nor AZURE_CLIENT_CERTIFICATE_PATH"),
+            "{m}"
+        );
+        for dev in ["dev", "AzureCliCredential", "VisualStudioCodeCredential"] {
+            let (kind, m) = refused(dev, &[]);
+            assert_eq!(kind, ConfigErrorKind::Invalid);
+            assert!(m.contains("no developer credentials"), "{m}");
+        }
+        let (_, m) = refused("ManagedIdentity", &[]);
+        assert!(
+            m.contains("'ManagedIdentity'") && m.contains("ManagedIdentityCredential"),
+            "{m}"
+        );
+    }
+
+    #[test]
     fn ids_are_named_one_way_and_unsupported_hosts_end_the_chain_with_every_step() {
         let c = ClientConfig::from_toml_str(
             "credential = \"managed-identity\"\nmanaged_identity_client_id = \"a\"\nmanaged_identity_object_id = \"b\"",

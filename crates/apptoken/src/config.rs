@@ -35,6 +35,7 @@ use crate::managed_identity::Environment;
 /// | `AZURE_REGIONAL_AUTHORITY_NAME` | `region` (send token requests to a regional endpoint) |
 /// | `APPTOKEN_CA_FILE` | `ca_file` (an extra trusted root, e.g. the emulator's CA) |
 /// | `APPTOKEN_CREDENTIAL` | `credential` (`auto`, the chain, by default; or one credential) |
+/// | `AZURE_TOKEN_CREDENTIALS` | `credential` when `APPTOKEN_CREDENTIAL` is unset, as Azure Identity reads it: `prod` (the chain), `EnvironmentCredential` (the secret, else the certificate), `WorkloadIdentityCredential`, `ManagedIdentityCredential`; `dev` is refused |
 ///
 /// With no credential configured, the chain ([`ClientConfig::choose_credential`])
 /// takes the host's managed identity, found from `IDENTITY_ENDPOINT`,
@@ -118,6 +119,65 @@ pub struct ClientConfig {
     certificate_password: Option<SecretString>,
 }
 
+/// `AZURE_TOKEN_CREDENTIALS`, as Azure Identity's `DefaultAzureCredential`
+/// reads it (case-insensitive): `prod` is the chain, apptoken's only one;
+/// the name of one of its credentials is that credential alone (no probe).
+/// `EnvironmentCredential` reads the environment only, so it is decided
+/// here: the secret if `AZURE_CLIENT_SECRET` is set, else the certificate.
+/// `dev` and the developer tools' credentials are refused: a daemon has no
+/// user signed in to a tool.
+fn azure_token_credentials(
+    value: &str,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<CredentialType>> {
+    const VAR: &str = "AZURE_TOKEN_CREDENTIALS";
+    let refuse = |kind: ConfigErrorKind, why: String| -> Result<Option<CredentialType>> {
+        Err(
+            ConfigError::new(kind, format!("{VAR} is '{}': {why}", value.trim()))
+                .with_setting(VAR)
+                .into(),
+        )
+    };
+    const DEVELOPER: [&str; 8] = [
+        "dev",
+        "azureclicredential",
+        "azurepowershellcredential",
+        "azuredeveloperclicredential",
+        "visualstudiocredential",
+        "visualstudiocodecredential",
+        "interactivebrowsercredential",
+        "brokercredential",
+    ];
+    match value.trim().to_ascii_lowercase().as_str() {
+        "prod" => Ok(Some(CredentialType::Auto)),
+        "managedidentitycredential" => Ok(Some(CredentialType::ManagedIdentity)),
+        "workloadidentitycredential" => Ok(Some(CredentialType::FederatedTokenFile)),
+        "environmentcredential" if get("AZURE_CLIENT_SECRET").is_some() => {
+            Ok(Some(CredentialType::Secret))
+        }
+        "environmentcredential" if get("AZURE_CLIENT_CERTIFICATE_PATH").is_some() => {
+            Ok(Some(CredentialType::Certificate))
+        }
+        "environmentcredential" => refuse(
+            ConfigErrorKind::Missing,
+            "neither AZURE_CLIENT_SECRET nor AZURE_CLIENT_CERTIFICATE_PATH is set".into(),
+        ),
+        v if DEVELOPER.contains(&v) => refuse(
+            ConfigErrorKind::Invalid,
+            "apptoken has no developer credentials (a daemon has no user signed in to a tool); \
+             use prod, EnvironmentCredential, WorkloadIdentityCredential or \
+             ManagedIdentityCredential, or unset it"
+                .into(),
+        ),
+        _ => refuse(
+            ConfigErrorKind::Invalid,
+            "use prod, EnvironmentCredential, WorkloadIdentityCredential or \
+             ManagedIdentityCredential"
+                .into(),
+        ),
+    }
+}
+
 /// `timeout_secs` was renamed: say so rather than "unknown field".
 fn renamed_timeout<'de, D: serde::Deserializer<'de>>(_: D) -> std::result::Result<(), D::Error> {
     Err(serde::de::Error::custom(
@@ -157,16 +217,18 @@ impl ClientConfig {
                 }
             }
         };
-        let credential = get("APPTOKEN_CREDENTIAL")
-            .map(|v| {
-                v.parse::<CredentialType>().map_err(|e| match e {
-                    Error::Configuration(d) => {
-                        Error::Configuration(d.with_setting("APPTOKEN_CREDENTIAL"))
-                    }
-                    other => other,
-                })
-            })
-            .transpose()?;
+        let credential = match get("APPTOKEN_CREDENTIAL") {
+            Some(v) => Some(v.parse::<CredentialType>().map_err(|e| match e {
+                Error::Configuration(d) => {
+                    Error::Configuration(d.with_setting("APPTOKEN_CREDENTIAL"))
+                }
+                other => other,
+            })?),
+            None => match get("AZURE_TOKEN_CREDENTIALS") {
+                Some(v) => azure_token_credentials(&v, &get)?,
+                None => None,
+            },
+        };
         Ok(ClientConfig {
             credential,
             mi_env: Some(Environment::from_lookup(get)),

@@ -233,6 +233,12 @@ impl DaemonConfig {
         let identity = identity::check(&mut ck, raw.identity, &rd, inputs);
         let apis = apis::check(&mut ck, &raw.apis);
         let jobs = jobs::check(&mut ck, &raw.jobs, &raw.apis, &apis, inputs);
+        if identity
+            .choose_credential()
+            .is_ok_and(|c| c.credential == apptoken::CredentialType::ManagedIdentity)
+        {
+            tenants::managed_identity(&mut ck, &raw.jobs);
+        }
         let cache = cache::check(&mut ck, raw.cache, inputs);
         if !ck.problems.is_empty() {
             return Err(Error::Config(ck.problems));

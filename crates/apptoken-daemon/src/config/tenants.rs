@@ -9,7 +9,8 @@
 //! folded) is a problem; a tenants file's problems are reported at its
 //! value, each naming the file's line; an empty tenants file is a problem
 //! (a job would silently run for nobody); `tenants` and `tenants_file`
-//! exclude each other.
+//! exclude each other; a managed identity ([`managed_identity`]) has
+//! no tenants but its own.
 
 use std::path::{Path, PathBuf};
 
@@ -71,6 +72,27 @@ pub(super) fn check(
     (tenants, tenants_file)
 }
 
+/// Refuses the tenants of every job when the identity is a managed
+/// identity: it belongs to one tenant, its host's, and Entra gives it no
+/// token for another (a multi-tenant job needs an app registration, which
+/// `credential = "managed-identity-federation"` gives without a secret).
+pub(super) fn managed_identity(ck: &mut Checker<'_>, jobs: &[toml::Spanned<RawJob>]) {
+    const WHY: &str = "a managed identity gets tokens in its own tenant only, so it cannot run a \
+                       job for other tenants: remove the tenants, or use credential = \
+                       \"managed-identity-federation\" with a multi-tenant app registration that \
+                       trusts the managed identity (docs/MANAGED_IDENTITY.md)";
+    for (i, j) in jobs.iter().enumerate() {
+        let j = j.get_ref();
+        match (&j.tenants, &j.tenants_file) {
+            (Some(list), _) if !list.is_empty() => {
+                ck.at(Some(list[0].span()), format!("jobs[{i}].tenants"), WHY)
+            }
+            (_, Some(tf)) => ck.at(Some(tf.span()), format!("jobs[{i}].tenants_file"), WHY),
+            _ => {}
+        }
+    }
+}
+
 /// The `tenants_file` of `job` in the configuration file `config` — or the
 /// only one it names — resolved as the daemon resolves it (`${VAR}`
 /// expanded, relative to the file). Read from the TOML alone, without the
@@ -123,6 +145,47 @@ pub fn tenants_file_of(
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
+
+    #[test]
+    fn a_managed_identity_runs_no_job_for_other_tenants() {
+        let dir = workspace("a.example\n");
+        let mi = |job: &str| {
+            with_job(job).replace(
+                "client_id = \"cid\"\n",
+                "client_id = \"cid\"\ncredential = \"managed-identity\"\n",
+            )
+        };
+        let text = mi("tenants = [\"a.example\", \"b.example\"]");
+        let p = check_in(dir.path(), &text).unwrap_err();
+        only_problem(
+            &p,
+            "jobs[0].tenants",
+            place(&text, "\"a.example\""),
+            "managed-identity-federation",
+        );
+        let text = mi("tenants_file = \"tenants.txt\"");
+        let p = check_in(dir.path(), &text).unwrap_err();
+        only_problem(
+            &p,
+            "jobs[0].tenants_file",
+            place(&text, "\"tenants.txt\""),
+            "in its own tenant only",
+        );
+        // No tenants, or an empty list (the identity's own tenant): fine.
+        check_in(dir.path(), &mi("")).unwrap();
+        check_in(dir.path(), &mi("tenants = []")).unwrap();
+        // The same tenants with an app registration's credential: fine.
+        check_in(
+            dir.path(),
+            &with_job("tenants = [\"a.example\", \"b.example\"]"),
+        )
+        .unwrap();
+        let fic = with_job("tenants = [\"a.example\"]").replace(
+            "client_id = \"cid\"\n",
+            "client_id = \"cid\"\ncredential = \"managed-identity-federation\"\n",
+        );
+        check_in(dir.path(), &fic).unwrap();
+    }
 
     #[test]
     fn a_tenants_file_fills_the_tenants_in_file_order() {

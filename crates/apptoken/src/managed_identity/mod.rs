@@ -15,10 +15,10 @@
 //! like any other source; its keys name the endpoint and the identity, so a
 //! managed identity never shares an entry with an app.
 
-mod arc;
+pub(crate) mod arc;
 mod limit;
 mod source;
-mod wire;
+pub(crate) mod wire;
 
 use std::fmt;
 use std::path::PathBuf;
