@@ -64,7 +64,7 @@ say "cargo check of the library without its optional features"
 cargo check -p apptoken --no-default-features --lib --locked
 
 say "cargo doc of the libraries (broken links and bad doc markup are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p apptoken -p apptoken-daemon -p apptoken-emulator -p apptoken-redis
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p apptoken -p apptoken-daemon -p apptoken-emulator -p apptoken-redis -p apptoken-broker
 
 # The guard of issue #20: no test may send a packet to IMDS's real address.
 # As root (CI), an OUTPUT rule rejects anything aimed at 169.254.169.254 — the

@@ -55,6 +55,12 @@ pub(crate) enum Command {
     /// skipped), then who the token says the app is: app id, object id, tenant, roles, expiry.
     /// Never prints the token. Exit codes as for `token`.
     Whoami(WhoamiArgs),
+    /// Run a program that gets tokens, never the credential: a private endpoint on loopback in the
+    /// App Service managed-identity shape every Azure SDK speaks (IDENTITY_ENDPOINT,
+    /// IDENTITY_HEADER), backed by apptoken's cache; the credential's variables are removed from
+    /// the program's environment. Exits with the program's exit code (128+N after signal N);
+    /// SIGINT, SIGTERM and SIGHUP are forwarded. See docs/EXEC.md.
+    Exec(ExecArgs),
     /// Run the local Entra ID-compatible identity provider and sample API until Ctrl-C or SIGTERM.
     Emulator(EmulatorArgs),
     /// Print the admin consent URL an ISV sends to a customer's administrator.
@@ -243,6 +249,26 @@ pub(crate) struct TokenArgs {
     /// Print only the token.
     #[arg(long)]
     pub(crate) raw: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExecArgs {
+    /// Configuration file (TOML) with an [identity] table.
+    #[arg(long, env = "APPTOKEN_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// A scope whose resource the program may get tokens for (repeatable; the resource's
+    /// application ID URI followed by /.default). Each is fetched before the program starts, so a
+    /// credential that does not work fails here. Without any, every resource is served.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub(crate) scopes: Vec<String>,
+    /// The program and its arguments, after `--`.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub(crate) command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -22,6 +22,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Token(args) => token(args).await,
         Command::Call(args) => call(args).await,
         Command::Whoami(args) => crate::whoami::whoami(args).await,
+        Command::Exec(args) => crate::exec::exec(args).await,
         Command::Emulator(args) => crate::local::emulator(args).await,
         Command::ConsentUrl(args) => consent_url(args),
         Command::Demo => crate::local::demo().await,

@@ -7,6 +7,7 @@ mod api;
 mod cert;
 mod cli;
 mod commands;
+mod exec;
 mod failure;
 mod local;
 mod run;
@@ -75,6 +76,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `exec`'s program ended with this code: it said what it had to.
+        Err(f) if f.error.downcast_ref::<exec::ChildExited>().is_some() => ExitCode::from(f.code),
         Err(f) => {
             eprintln!("error: {:#}", f.error);
             ExitCode::from(f.code)
