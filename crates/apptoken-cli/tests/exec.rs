@@ -77,8 +77,10 @@ impl Running {
     /// `apptoken exec ARGS -- sh -c REPORT_AND_WAIT`, once the program has
     /// reported its environment.
     fn start(emu: &Emulator, dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Running {
-        let out = dir.join(format!("env-{}", args.len()));
-        let done = dir.join(format!("done-{}", args.len()));
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out = dir.join(format!("env-{n}"));
+        let done = dir.join(format!("done-{n}"));
         let child = exec(emu, extra)
             .args(args)
             .args(["--", "sh", "-c", REPORT_AND_WAIT])
@@ -149,9 +151,8 @@ fn the_program_gets_an_endpoint_and_no_credential() {
         assert!(!env.contains_key(k), "{k} reached the program");
     }
     let secret = std::fs::read_to_string(emu.state.path().join("client-secret")).unwrap();
-    let dump = std::fs::read_to_string(dir.path().join("env-2")).unwrap();
     assert!(
-        !dump.contains(secret.trim()),
+        !env.values().any(|v| v.contains(secret.trim())),
         "the secret reached the program"
     );
     assert_eq!(env["KEEP_ME"], "yes");
@@ -291,6 +292,71 @@ fn the_endpoint_serves_its_resources_to_the_header_and_refuses_the_rest() {
         std::net::TcpStream::connect(&addr).is_err(),
         "still listening"
     );
+}
+
+#[test]
+fn the_identity_providers_refusals_reach_the_program_in_its_shape() {
+    let emu = start_emulator(None);
+    let dir = tempfile::tempdir().unwrap();
+    let resource = emu
+        .s("sample_scope")
+        .trim_end_matches("/.default")
+        .to_string();
+    let target = format!("/msi/token?api-version=2019-08-01&resource={resource}");
+    // A wrong secret: Entra's refusal, its AADSTS code in the message.
+    let run = Running::start(&emu, dir.path(), &[], &[("AZURE_CLIENT_SECRET", "wrong")]);
+    let (status, body) = get(
+        &run.addr(),
+        &target,
+        &[("X-IDENTITY-HEADER", &run.header())],
+    );
+    assert_eq!((status, &body["statusCode"]), (400, &400.into()), "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("AADSTS7000215"), "{message}");
+    assert!(
+        !message.contains("wrong"),
+        "the secret is quoted: {message}"
+    );
+    assert_eq!(run.finish().0, Some(0));
+
+    // Throttled: 429 with the identity provider's Retry-After.
+    let run = Running::start(&emu, dir.path(), &[], &[]);
+    let (addr, header) = (run.addr(), run.header());
+    emu.add_fault(r#"{"target":"token","preset":"entra_throttle","times":10}"#);
+    let raw = {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET {target} HTTP/1.1\r\nHost: {addr}\r\nX-IDENTITY-HEADER: {header}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(raw.starts_with("HTTP/1.1 429"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase().contains("retry-after: 60"),
+        "{raw}"
+    );
+    assert_eq!(support::body(&raw)["statusCode"], 429, "{raw}");
+    assert_eq!(run.finish().0, Some(0));
+    // Unavailable (every retry answered 503): 503, which the SDKs retry. A
+    // new run: the client remembers the throttling above for its 60 s.
+    http(&emu.addr, "DELETE", "/_emulator/faults", "");
+    emu.add_fault(r#"{"target":"token","preset":"unavailable","times":10}"#);
+    let run = Running::start(&emu, dir.path(), &[], &[]);
+    let (status, body) = get(
+        &run.addr(),
+        &target,
+        &[("X-IDENTITY-HEADER", &run.header())],
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("AADSTS90033"),
+        "{body}"
+    );
+    assert_eq!(run.finish().0, Some(0));
 }
 
 #[test]
