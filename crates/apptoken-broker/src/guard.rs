@@ -123,6 +123,36 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any Host value: no panic, and what is accepted names a loopback
+        /// address or localhost, whatever port follows.
+        #[test]
+        fn any_host_is_judged_without_panicking(host in "\\PC{0,40}") {
+            if is_loopback_host(&host) {
+                let h = host.trim();
+                let name = match h.strip_prefix('[') {
+                    Some(rest) => rest.split(']').next().unwrap_or_default(),
+                    None => h.rsplit_once(':').map_or(h, |(n, _)| n),
+                };
+                proptest::prop_assert!(
+                    name.eq_ignore_ascii_case("localhost")
+                        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
+                    "{host:?}"
+                );
+            }
+        }
+
+        #[test]
+        fn loopback_with_any_port_is_accepted(a in 0u8..=255, b in 0u8..=255, port in 1u16..) {
+            let v4 = format!("127.{a}.{b}.1:{port}");
+            let v6 = format!("[::1]:{port}");
+            let name = format!("localhost:{port}");
+            proptest::prop_assert!(is_loopback_host(&v4));
+            proptest::prop_assert!(is_loopback_host(&v6));
+            proptest::prop_assert!(is_loopback_host(&name));
+        }
+    }
+
     #[test]
     fn every_guard_refuses_with_its_reason() {
         let secret = b"s3cret";

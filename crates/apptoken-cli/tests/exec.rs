@@ -360,6 +360,79 @@ fn the_identity_providers_refusals_reach_the_program_in_its_shape() {
 }
 
 #[test]
+fn a_hosts_managed_identity_is_handed_to_the_program() {
+    let emu = start_emulator(None);
+    let dir = tempfile::tempdir().unwrap();
+    let resource = emu
+        .s("sample_scope")
+        .trim_end_matches("/.default")
+        .to_string();
+    let ids = emu.info["managed_identities"].as_array().unwrap();
+    let system = ids.iter().find(|m| m["kind"] == "system").unwrap();
+    let (client_id, object_id) = (
+        system["client_id"].as_str().unwrap(),
+        system["object_id"].as_str().unwrap(),
+    );
+    // No app credential at all: the chain takes IMDS (the emulator's).
+    let mut cmd = apptoken();
+    let out = dir.path().join("env");
+    let done = dir.path().join("done");
+    cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.s("imds_base_url"))
+        .env("OUT", &out)
+        .env("DONE", &done)
+        .args(["exec", "--", "sh", "-c", REPORT_AND_WAIT])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = ChildGuard(Some(cmd.spawn().unwrap()));
+    until("the program's environment", || out.exists());
+    let env = env_of(&std::fs::read_to_string(&out).unwrap());
+    let addr = env["IDENTITY_ENDPOINT"]
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let h = [("X-IDENTITY-HEADER", env["IDENTITY_HEADER"].as_str())];
+    let q = |extra: &str| format!("/msi/token?api-version=2019-08-01&resource={resource}{extra}");
+    let (status, body) = get(&addr, &q(""), &h);
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let claims = claims_of(token);
+    assert_eq!(claims["oid"], object_id, "{claims}");
+    // The system-assigned identity's ids are confirmed from its token.
+    for extra in [
+        format!("&client_id={client_id}"),
+        format!("&principal_id={object_id}"),
+    ] {
+        let (status, body) = get(&addr, &q(&extra), &h);
+        assert_eq!(status, 200, "{extra}: {body}");
+    }
+    let (status, body) = get(
+        &addr,
+        &q("&client_id=00000000-0000-4000-8000-00000000dead"),
+        &h,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains(client_id),
+        "it names the identity served: {body}"
+    );
+    std::fs::write(&done, "").unwrap();
+    let out = child.0.take().unwrap().wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// A JWT's claims (unverified).
+fn claims_of(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let part = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
 fn a_hundred_concurrent_requests_make_one_token_request() {
     let emu = start_emulator(None);
     let dir = tempfile::tempdir().unwrap();
