@@ -232,14 +232,33 @@ pub(crate) struct CertShowArgs {
     pub(crate) password_file: Option<PathBuf>,
 }
 
+/// What a token is for, beyond its scopes, and which provider issues it.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TargetArgs {
+    /// A generic OpenID Connect provider's issuer URL (Keycloak, Okta, Auth0…): its metadata is
+    /// discovered from it, and it wins over the Entra settings and the managed-identity chain.
+    /// Default: $APPTOKEN_ISSUER, else the configuration's issuer.
+    #[arg(long, value_name = "URL")]
+    pub(crate) issuer: Option<String>,
+    /// A resource indicator (RFC 8707) to send (repeatable); generic providers only.
+    #[arg(long = "resource", value_name = "URI")]
+    pub(crate) resources: Vec<String>,
+    /// The `audience` parameter (Auth0, Okta); generic providers only.
+    #[arg(long, value_name = "AUDIENCE")]
+    pub(crate) audience: Option<String>,
+}
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct TokenArgs {
     /// Configuration file (TOML) with an [identity] table.
     #[arg(long, env = "APPTOKEN_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// The scope: the resource's application ID URI followed by /.default.
-    #[arg(long, env = "APPTOKEN_SCOPE")]
-    pub(crate) scope: String,
+    /// The scope: for Entra ID the resource's application ID URI followed by /.default (exactly
+    /// one); for a generic provider any of its scopes (repeatable; none: its default).
+    #[arg(long = "scope", env = "APPTOKEN_SCOPE")]
+    pub(crate) scopes: Vec<String>,
+    #[command(flatten)]
+    pub(crate) provider: TargetArgs,
     /// Request the token from this tenant instead of the configured one.
     #[arg(long)]
     pub(crate) tenant: Option<String>,
@@ -293,9 +312,12 @@ pub(crate) struct CallArgs {
     /// Configuration file (TOML) with an [identity] table.
     #[arg(long, env = "APPTOKEN_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// The scope of the token; default: $APPTOKEN_SCOPE, else the URL's origin followed by /.default.
+    /// The scope of the token; default: $APPTOKEN_SCOPE, else the URL's origin followed by
+    /// /.default (Entra ID), or the provider's default scopes (a generic provider).
     #[arg(long, env = "APPTOKEN_SCOPE")]
     pub(crate) scope: Option<String>,
+    #[command(flatten)]
+    pub(crate) provider: TargetArgs,
     /// Request the token from this tenant instead of the configured one.
     #[arg(long)]
     pub(crate) tenant: Option<String>,

@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::Failure;
 use crate::api::{self, ApiOutcome, ApiRequest};
-use crate::cli::{CallArgs, Cli, Command, ConsentArgs, JwtCommand, TokenArgs};
+use crate::cli::{CallArgs, Cli, Command, ConsentArgs, JwtCommand, TargetArgs, TokenArgs};
 use crate::exit;
 use crate::settings;
 
@@ -53,14 +53,43 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
 
 fn build_client(
     config: Option<&std::path::Path>,
+    target: &TargetArgs,
 ) -> Result<(ConfidentialClient, apptoken::ClientConfig), Failure> {
-    let cfg = settings::client_config(config)?;
+    let mut cfg = settings::client_config(config)?;
+    if let Some(issuer) = &target.issuer {
+        cfg.issuer = Some(issuer.clone());
+    }
+    if let Some(issuer) = &cfg.issuer {
+        tracing::debug!(issuer = %issuer, "a generic OpenID provider: the Entra settings and the managed identity are not used");
+    }
     Ok((cfg.build_client()?, cfg))
 }
 
+/// `--resource` and `--audience` on a token request.
+fn with_target(mut req: TokenRequest, target: &TargetArgs) -> TokenRequest {
+    for r in &target.resources {
+        req = req.resource(r);
+    }
+    if let Some(a) = &target.audience {
+        req = req.audience(a);
+    }
+    req
+}
+
 async fn token(args: TokenArgs) -> Result<(), Failure> {
-    let (client, _) = build_client(args.config.as_deref())?;
-    let mut req = TokenRequest::new([&args.scope]).force_refresh(args.force_refresh);
+    let (client, cfg) = build_client(args.config.as_deref(), &args.provider)?;
+    if args.scopes.is_empty() && cfg.issuer.is_none() {
+        return Err(Failure {
+            code: exit::USAGE,
+            error: anyhow::anyhow!(
+                "--scope is required: for Entra ID, the resource's application ID URI followed by \
+                 /.default (https://graph.microsoft.com/.default); a generic provider (--issuer) \
+                 may be asked for its default scopes"
+            ),
+        });
+    }
+    let mut req = with_target(TokenRequest::new(&args.scopes), &args.provider)
+        .force_refresh(args.force_refresh);
     if let Some(t) = &args.tenant {
         req = req.tenant(t);
     }
@@ -134,12 +163,15 @@ async fn call(args: CallArgs) -> Result<(), Failure> {
     }
     let body = args.data.as_deref().map(read_data).transpose()?;
     let headers = api::parse_headers(&args.headers)?;
-    let scope = args
-        .scope
-        .clone()
-        .unwrap_or_else(|| api::default_scope(&url));
-    let (client, cfg) = build_client(args.config.as_deref())?;
-    let mut token = TokenRequest::new([&scope]);
+    let (client, cfg) = build_client(args.config.as_deref(), &args.provider)?;
+    // Entra ID's default is the API's origin + /.default; a generic
+    // provider's, its own default scopes.
+    let scopes: Vec<String> = match (&args.scope, &cfg.issuer) {
+        (Some(s), _) => vec![s.clone()],
+        (None, Some(_)) => Vec::new(),
+        (None, None) => vec![api::default_scope(&url)],
+    };
+    let mut token = with_target(TokenRequest::new(&scopes), &args.provider);
     if let Some(t) = &args.tenant {
         token = token.tenant(t);
     }

@@ -12,6 +12,8 @@ use apptoken::{ConfigErrorKind, CredentialErrorKind, StoreErrorKind};
 pub(crate) mod exit {
     /// Something failed that fits no other code.
     pub(crate) const FAILURE: u8 = 1;
+    /// Usage error: a missing argument (clap's own code for its errors).
+    pub(crate) const USAGE: u8 = 2;
     /// Configuration problem: missing or invalid settings, unreadable or unsafe files.
     pub(crate) const CONFIG: u8 = 3;
     /// The identity provider refused the token request.

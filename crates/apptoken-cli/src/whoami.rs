@@ -20,6 +20,11 @@ pub(crate) async fn whoami(args: WhoamiArgs) -> Result<(), Failure> {
         .map(|s| json!({"credential": s.credential.name(), "chosen": s.chosen, "reason": s.reason}))
         .collect();
     if !args.json {
+        if let Some(issuer) = &cfg.issuer {
+            println!(
+                "issuer: {issuer} (a generic OpenID provider: no Entra settings, no managed identity)"
+            );
+        }
         println!("credential: {}", choice.credential);
         for s in &choice.steps {
             println!("  {s}");
@@ -40,6 +45,7 @@ pub(crate) async fn whoami(args: WhoamiArgs) -> Result<(), Failure> {
     if args.json {
         let out = json!({
             "credential": choice.credential.name(),
+            "issuer": cfg.issuer,
             "chain": steps,
             "scope": args.scope,
             "identity": identity.clone().unwrap_or(Value::Null),

@@ -87,6 +87,49 @@ fn managed_identity_examples_are_client_configs_that_choose_a_managed_identity()
     }
 }
 
+/// OIDC.md's examples each select a generic provider by its issuer (kept
+/// exactly, a trailing '/' too) and choose its client secret.
+#[test]
+fn oidc_examples_select_a_generic_provider_with_a_secret() {
+    let file = "docs/OIDC.md";
+    for (line, text) in blocks_of(file, 4) {
+        let c = identity(file, line, &text);
+        let issuer = c
+            .issuer
+            .clone()
+            .unwrap_or_else(|| panic!("{file}:{line}: no issuer"));
+        let a = c
+            .authority()
+            .unwrap_or_else(|e| panic!("{file}:{line}: {e}"));
+        assert_eq!(a.kind(), apptoken::AuthorityKind::Oidc, "{file}:{line}");
+        assert_eq!(a.issuer(), Some(issuer.as_str()), "{file}:{line}");
+        let choice = c
+            .choose_credential()
+            .unwrap_or_else(|e| panic!("{file}:{line}: {e}"));
+        assert_eq!(
+            choice.credential,
+            apptoken::CredentialType::Secret,
+            "{file}:{line}"
+        );
+    }
+}
+
+/// EXEC.md's `[identity]` examples (the Kubernetes Job's, the systemd unit's).
+#[test]
+fn exec_examples_are_client_configs_with_a_secret_file() {
+    let file = "docs/EXEC.md";
+    for (line, text) in blocks_of(file, 2) {
+        let c = identity(file, line, &text);
+        assert!(c.client_secret_file.is_some(), "{file}:{line}");
+        assert!(
+            c.client_secret_file
+                .as_ref()
+                .is_some_and(|p| p.is_relative() || p.starts_with("/run/credentials/")),
+            "{file}:{line}"
+        );
+    }
+}
+
 #[test]
 fn cli_and_readme_identity_examples_are_client_configs() {
     for file in ["docs/CLI.md", "README.md"] {

@@ -85,6 +85,10 @@ pub struct Authority {
     host: String,
     /// The tenant (Entra), `adfs` (AD FS) or empty (OIDC: the issuer is `host`).
     tenant: String,
+    /// OIDC: the issuer exactly as configured (a trailing `/` kept, as
+    /// Auth0's issuers have one), which the discovery document must name.
+    /// Empty for the other kinds.
+    issuer: String,
 }
 
 impl fmt::Debug for Authority {
@@ -121,6 +125,7 @@ impl Authority {
             kind: AuthorityKind::Entra,
             host,
             tenant,
+            issuer: String::new(),
         })
     }
 
@@ -145,11 +150,13 @@ impl Authority {
                 kind: AuthorityKind::Adfs,
                 host,
                 tenant: "adfs".into(),
+                issuer: String::new(),
             }),
             [t] | [t, "v2.0"] => Ok(Authority {
                 kind: AuthorityKind::Entra,
                 host,
                 tenant: validate_tenant(t)?,
+                issuer: String::new(),
             }),
             [] => Err(authority(
                 AK::Malformed,
@@ -174,6 +181,7 @@ impl Authority {
             kind: AuthorityKind::Oidc,
             host: url.as_str().trim_end_matches('/').to_string(),
             tenant: String::new(),
+            issuer: issuer.trim().to_string(),
         })
     }
 
@@ -183,6 +191,7 @@ impl Authority {
             kind: AuthorityKind::ManagedIdentity,
             host: endpoint.trim_end_matches('/').to_string(),
             tenant: String::new(),
+            issuer: String::new(),
         }
     }
 
@@ -193,6 +202,7 @@ impl Authority {
                 kind: self.kind,
                 host: self.host.clone(),
                 tenant: validate_tenant(tenant)?,
+                issuer: String::new(),
             }),
             other => Err(authority(
                 AK::PerRequestTenant,
@@ -223,6 +233,39 @@ impl Authority {
         } else {
             format!("{}/{}", self.host, self.tenant)
         }
+    }
+
+    /// The issuer as configured, for a generic OpenID Connect provider.
+    pub fn issuer(&self) -> Option<&str> {
+        (self.kind == AuthorityKind::Oidc).then_some(self.issuer.as_str())
+    }
+
+    /// Where the metadata of a generic provider may be, in the order they
+    /// are tried: OpenID's `{issuer}/.well-known/openid-configuration`, then
+    /// RFC 8414's `/.well-known/oauth-authorization-server` inserted between
+    /// the host and the issuer's path, then appended to the issuer (as some
+    /// providers serve it). Other kinds have one: [`Self::discovery_url`].
+    pub(crate) fn discovery_urls(&self) -> Vec<String> {
+        let mut urls = vec![self.discovery_url()];
+        if self.kind != AuthorityKind::Oidc {
+            return urls;
+        }
+        if let Ok(u) = Url::parse(&self.host) {
+            let path = u.path().trim_end_matches('/');
+            let mut origin = u.clone();
+            origin.set_path("");
+            let origin = origin.as_str().trim_end_matches('/').to_string();
+            urls.push(format!(
+                "{origin}/.well-known/oauth-authorization-server{path}"
+            ));
+            if !path.is_empty() {
+                urls.push(format!(
+                    "{}/.well-known/oauth-authorization-server",
+                    self.host
+                ));
+            }
+        }
+        urls
     }
 
     /// Where the OpenID discovery document is.
@@ -364,6 +407,32 @@ pub(crate) fn check_tenant(tenant: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generic_providers_metadata_is_looked_for_at_openids_then_rfc_8414s_addresses() {
+        let a = Authority::oidc("https://idp.example/realms/acme/").unwrap();
+        assert_eq!(a.issuer(), Some("https://idp.example/realms/acme/"));
+        assert_eq!(
+            a.discovery_urls(),
+            [
+                "https://idp.example/realms/acme/.well-known/openid-configuration",
+                "https://idp.example/.well-known/oauth-authorization-server/realms/acme",
+                "https://idp.example/realms/acme/.well-known/oauth-authorization-server",
+            ]
+        );
+        // An issuer without a path: RFC 8414's one address.
+        let a = Authority::oidc("https://tenant.auth0.example/").unwrap();
+        assert_eq!(
+            a.discovery_urls(),
+            [
+                "https://tenant.auth0.example/.well-known/openid-configuration",
+                "https://tenant.auth0.example/.well-known/oauth-authorization-server",
+            ]
+        );
+        let e = Authority::entra(CloudInstance::AzurePublic, "contoso.example").unwrap();
+        assert_eq!(e.discovery_urls(), [e.discovery_url()]);
+        assert_eq!(e.issuer(), None);
+    }
 
     #[test]
     fn loopback_is_127_0_0_0_8_the_ipv6_one_and_localhost() {

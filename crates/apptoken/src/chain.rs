@@ -208,6 +208,23 @@ impl ClientConfig {
             .with_setting("credential")
             .into())
         };
+        // A generic provider has no managed identity: the chain ends before it.
+        let issuer = self.issuer.as_deref().filter(|i| !i.trim().is_empty());
+        if let (Some(issuer), CredentialType::ManagedIdentity)
+        | (Some(issuer), CredentialType::ManagedIdentityFederation) = (issuer, kind)
+        {
+            return Err(ConfigError::new(
+                ConfigErrorKind::Conflict,
+                format!(
+                    "credential = \"{}\" is an Azure managed identity, but issuer '{issuer}' \
+                     names another OpenID provider: give it a client secret or certificate, or \
+                     remove issuer",
+                    kind.name()
+                ),
+            )
+            .with_setting("credential")
+            .into());
+        }
         match kind {
             CredentialType::Secret if secret => {
                 return Ok(explicit(kind, "named by the credential setting"));
@@ -291,6 +308,20 @@ impl ClientConfig {
             false,
             "no federated token file is set (AZURE_FEDERATED_TOKEN_FILE, federated_token_file)",
         ));
+        if let Some(issuer) = issuer {
+            let summary: Vec<String> = steps.iter().map(ChainStep::to_string).collect();
+            return Err(ConfigError::new(
+                ConfigErrorKind::Missing,
+                format!(
+                    "no credential works ({}); managed identity: not tried, issuer '{issuer}' \
+                     names a generic OpenID provider: set a client secret \
+                     (AZURE_CLIENT_SECRET, client_secret_file) or a certificate",
+                    summary.join("; ")
+                ),
+            )
+            .with_setting("client_secret_file")
+            .into());
+        }
         let env = self.mi_environment();
         let id = self.managed_identity_id(true)?;
         let identity =

@@ -34,6 +34,7 @@ use crate::managed_identity::Environment;
 /// | `AZURE_FEDERATED_TOKEN_FILE` | `federated_token_file` |
 /// | `AZURE_REGIONAL_AUTHORITY_NAME` | `region` (send token requests to a regional endpoint) |
 /// | `APPTOKEN_CA_FILE` | `ca_file` (an extra trusted root, e.g. the emulator's CA) |
+/// | `APPTOKEN_ISSUER` | `issuer` (a generic OpenID Connect provider; it wins over the Entra settings) |
 /// | `APPTOKEN_CREDENTIAL` | `credential` (`auto`, the chain, by default; or one credential) |
 /// | `AZURE_TOKEN_CREDENTIALS` | `credential` when `APPTOKEN_CREDENTIAL` is unset, as Azure Identity reads it: `prod` (the chain), `EnvironmentCredential` (the secret, else the certificate), `WorkloadIdentityCredential`, `ManagedIdentityCredential`; `dev` is refused |
 ///
@@ -58,6 +59,11 @@ use crate::managed_identity::Environment;
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ClientConfig {
+    /// A generic OpenID Connect provider's issuer URL (Keycloak, Okta,
+    /// Auth0…): its metadata is discovered from it, and it takes precedence
+    /// over every Entra setting (`authority_host`, `tenant_id`, `region`)
+    /// and the managed-identity chain.
+    pub issuer: Option<String>,
     /// The identity provider's host URL or a cloud name (`AzurePublic`,
     /// `AzureUsGovernment`, `AzureChina`). Default: Azure public cloud.
     pub authority_host: Option<String>,
@@ -67,7 +73,9 @@ pub struct ClientConfig {
     pub client_id: Option<String>,
     /// A file holding the client secret (mode 0600 or stricter).
     pub client_secret_file: Option<PathBuf>,
-    /// How the secret is sent: `post` (default) or `basic`.
+    /// How the secret is sent: `post` or `basic`. Default: `post` for Entra
+    /// ID and AD FS, `basic` for a generic provider (`post` if its metadata
+    /// lists only that).
     pub client_secret_auth: Option<SecretAuthMethod>,
     /// A PEM (certificate + key) or PFX file.
     pub certificate_path: Option<PathBuf>,
@@ -178,6 +186,15 @@ fn azure_token_credentials(
     }
 }
 
+/// A secret sent as configured, else as the provider's kind prefers
+/// ([`Credential::secret`]).
+fn secret_credential(secret: ClientSecret, method: Option<SecretAuthMethod>) -> Credential {
+    match method {
+        Some(m) => Credential::secret_with(secret, m),
+        None => Credential::secret(secret),
+    }
+}
+
 /// `timeout_secs` was renamed: say so rather than "unknown field".
 fn renamed_timeout<'de, D: serde::Deserializer<'de>>(_: D) -> std::result::Result<(), D::Error> {
     Err(serde::de::Error::custom(
@@ -231,6 +248,7 @@ impl ClientConfig {
         };
         Ok(ClientConfig {
             credential,
+            issuer: get("APPTOKEN_ISSUER"),
             mi_env: Some(Environment::from_lookup(get)),
             authority_host: get("AZURE_AUTHORITY_HOST"),
             tenant_id: get("AZURE_TENANT_ID"),
@@ -291,6 +309,7 @@ impl ClientConfig {
     pub fn or_env(self, env: ClientConfig) -> ClientConfig {
         let self_names_credential = self.names_credential();
         let mut out = ClientConfig {
+            issuer: self.issuer.clone().or(env.issuer.clone()),
             authority_host: self.authority_host.clone().or(env.authority_host.clone()),
             tenant_id: self.tenant_id.clone().or(env.tenant_id.clone()),
             client_id: self.client_id.clone().or(env.client_id.clone()),
@@ -332,6 +351,12 @@ impl ClientConfig {
 
     /// The authority these settings name.
     pub fn authority(&self) -> Result<Authority> {
+        if let Some(issuer) = self.issuer.as_deref().filter(|i| !i.trim().is_empty()) {
+            return Authority::oidc(issuer).map_err(|e| match e {
+                Error::Authority(d) => Error::Authority(d.with_setting("issuer")),
+                other => other,
+            });
+        }
         let tenant = self.tenant_id.as_deref().ok_or_else(|| {
             Error::from(
                 ConfigError::new(
@@ -387,15 +412,12 @@ impl ClientConfig {
         }
         // Azure Identity's order: secret, certificate, federated token file.
         if let Some(secret) = &self.client_secret {
-            return Ok(Credential::secret_with(
-                secret.clone(),
-                self.client_secret_auth.unwrap_or_default(),
-            ));
+            return Ok(secret_credential(secret.clone(), self.client_secret_auth));
         }
         if let Some(path) = &self.client_secret_file {
-            return Ok(Credential::secret_with(
+            return Ok(secret_credential(
                 ClientSecret::from_file(path)?,
-                self.client_secret_auth.unwrap_or_default(),
+                self.client_secret_auth,
             ));
         }
         if let Some(path) = &self.certificate_path {
@@ -467,7 +489,8 @@ impl ClientConfig {
             .client_id(client_id)
             .authority(self.authority()?)
             .credential(credential);
-        if let Some(r) = &self.region {
+        // A region is Entra's: an issuer takes precedence over it.
+        if let Some(r) = self.region.as_ref().filter(|_| self.issuer.is_none()) {
             b = b.azure_region(r);
         }
         self.common(b)

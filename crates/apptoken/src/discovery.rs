@@ -1,5 +1,10 @@
 //! OpenID Connect discovery: where the token endpoint is, and the bounded,
 //! expiring memory of the documents already read.
+//!
+//! A generic provider's metadata ([`fetch_oidc`]) is looked for at each of
+//! its issuer's well-known addresses in turn (OpenID's, then RFC 8414's
+//! two forms), and its `issuer` must be the configured one exactly; when
+//! they differ only by a trailing `/`, the error says so.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,6 +20,8 @@ use crate::http::Http;
 pub(crate) struct Metadata {
     pub(crate) token_endpoint: String,
     pub(crate) issuer: Option<String>,
+    /// `token_endpoint_auth_methods_supported` (empty when not given).
+    pub(crate) auth_methods: Vec<String>,
 }
 
 /// How long a discovery document is used before it is read again.
@@ -63,6 +70,80 @@ impl DiscoveryCache {
     }
 }
 
+/// A generic provider's metadata: the first of its well-known addresses
+/// that answers (a 404 moves on to the next), its issuer checked.
+pub(crate) async fn fetch_oidc(
+    http: &Http,
+    authority: &crate::Authority,
+    client_request_id: &str,
+) -> Result<Metadata> {
+    let urls = authority.discovery_urls();
+    for url in &urls {
+        let resp = http.get(url, client_request_id).await?;
+        if resp.status == 404 {
+            continue;
+        }
+        if !(200..300).contains(&resp.status) {
+            return Err(resp.into_server_error());
+        }
+        let m = parse(&resp.body, &resp.url, resp.status)?;
+        check_issuer(
+            authority.issuer().unwrap_or_default(),
+            m.issuer.as_deref(),
+            url,
+        )?;
+        return Ok(m);
+    }
+    Err(crate::error::AuthorityError::new(
+        crate::error::AuthorityErrorKind::NoMetadata,
+        format!(
+            "no OpenID or OAuth metadata for issuer '{}': {} answered 404; is the issuer the \
+             provider's (its 'iss' claim)?",
+            authority.issuer().unwrap_or_default(),
+            urls.join(", ")
+        ),
+    )
+    .with_setting("issuer")
+    .into())
+}
+
+/// The metadata's `issuer` must be the configured one, exactly.
+pub(crate) fn check_issuer(configured: &str, found: Option<&str>, url: &str) -> Result<()> {
+    let mismatch = |message: String| -> Result<()> {
+        Err(crate::error::AuthorityError::new(
+            crate::error::AuthorityErrorKind::IssuerMismatch,
+            message,
+        )
+        .with_setting("issuer")
+        .into())
+    };
+    match found {
+        Some(f) if f == configured => Ok(()),
+        Some(f) if f.trim_end_matches('/') == configured.trim_end_matches('/') => {
+            mismatch(if f.ends_with('/') {
+                format!(
+                    "the provider's issuer is '{f}', with a trailing '/', and the configured one \
+                     '{configured}' has none: write issuer = \"{f}\" (the issuer must match exactly)"
+                )
+            } else {
+                format!(
+                    "the provider's issuer is '{f}', without a trailing '/', and the configured \
+                     one '{configured}' has one: write issuer = \"{f}\" (the issuer must match exactly)"
+                )
+            })
+        }
+        Some(f) => mismatch(format!(
+            "the metadata at {url} names issuer '{}', not the configured '{configured}': \
+             configure the provider's own issuer",
+            f.chars().take(200).collect::<String>()
+        )),
+        None => mismatch(format!(
+            "the metadata at {url} names no issuer, so it cannot be the configured \
+             '{configured}''s"
+        )),
+    }
+}
+
 pub(crate) async fn fetch(
     http: &Http,
     discovery_url: &str,
@@ -104,6 +185,17 @@ pub(crate) fn parse(body: &[u8], url: &str, status: u16) -> Result<Metadata> {
             .get("issuer")
             .and_then(|v| v.as_str())
             .map(str::to_string),
+        auth_methods: doc
+            .get("token_endpoint_auth_methods_supported")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.as_str())
+                    .take(32)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -115,7 +207,32 @@ mod tests {
         Metadata {
             token_endpoint: format!("https://l/t{i}/oauth2/v2.0/token"),
             issuer: None,
+            auth_methods: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_issuer_must_be_the_configured_one_exactly() {
+        let ok = check_issuer("https://i.example/r", Some("https://i.example/r"), "u");
+        assert!(ok.is_ok());
+        let msg = |c: &str, f: Option<&str>| {
+            check_issuer(c, f, "https://i.example/m")
+                .unwrap_err()
+                .to_string()
+        };
+        let m = msg("https://i.example/", Some("https://i.example"));
+        assert!(
+            m.contains("without a trailing '/'") && m.contains("issuer = \"https://i.example\""),
+            "{m}"
+        );
+        let m = msg("https://i.example", Some("https://i.example/"));
+        assert!(m.contains("with a trailing '/'"), "{m}");
+        let m = msg("https://i.example", Some("https://other.example"));
+        assert!(m.contains("names issuer 'https://other.example'"), "{m}");
+        let m = msg("https://i.example", None);
+        assert!(m.contains("names no issuer"), "{m}");
+        // Case matters (OpenID Connect Discovery §4.3: identical).
+        assert!(check_issuer("https://i.example/R", Some("https://i.example/r"), "u").is_err());
     }
 
     #[test]

@@ -60,7 +60,12 @@ impl ClientCredentialsSource {
         if let Some(m) = self.discovery.get(&url, self.clock.now()) {
             return Ok(m);
         }
-        let m = discovery::fetch(&self.http, &url, client_request_id).await?;
+        let m = match authority.kind() {
+            AuthorityKind::Oidc => {
+                discovery::fetch_oidc(&self.http, authority, client_request_id).await?
+            }
+            _ => discovery::fetch(&self.http, &url, client_request_id).await?,
+        };
         self.discovery.insert(url, m.clone(), self.clock.now());
         Ok(m)
     }
@@ -77,13 +82,14 @@ impl ClientCredentialsSource {
             AuthorityKind::Entra => SigningAlgorithm::Ps256,
             _ => SigningAlgorithm::Rs256,
         };
+        let default_secret = default_secret_method(request.authority.kind(), &metadata);
         let credential = self
             .credential
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let auth = credential
-            .authenticate(ctx, default_alg, self.clock.now())
+            .authenticate(ctx, default_alg, default_secret, self.clock.now())
             .await?;
         let form = request_form(request);
         let mut form = form;
@@ -167,6 +173,27 @@ pub(crate) fn regional_endpoint(token_endpoint: &str, region: &str) -> Option<St
     Some(url.to_string())
 }
 
+/// How a secret is sent when the configuration does not say: in the form
+/// for Entra ID and AD FS (as MSAL does); for a generic provider
+/// `client_secret_basic`, RFC 6749's default and the one every provider
+/// must support, unless its metadata lists `client_secret_post` and not
+/// `client_secret_basic`.
+pub(crate) fn default_secret_method(
+    kind: AuthorityKind,
+    metadata: &Metadata,
+) -> crate::SecretAuthMethod {
+    use crate::SecretAuthMethod::{Basic, Post};
+    if kind != AuthorityKind::Oidc {
+        return Post;
+    }
+    let listed = |m: &str| metadata.auth_methods.iter().any(|a| a == m);
+    if !listed("client_secret_basic") && listed("client_secret_post") {
+        Post
+    } else {
+        Basic
+    }
+}
+
 /// Reads a successful token answer. Numbers may come as JSON numbers or
 /// strings of digits (AD FS and Entra's v1 endpoint send strings).
 pub(crate) fn parse_token_response(body: &[u8], url: &str, status: u16) -> Result<TokenResponse> {
@@ -194,11 +221,17 @@ pub(crate) fn parse_token_response(body: &[u8], url: &str, status: u16) -> Resul
             .ok_or_else(|| invalid("the token answer's token_type is not a word"))?
             .to_string(),
     };
-    // "Bearer" in any case is sent back as "Bearer" (RFC 6750 header scheme).
+    // "Bearer" in any case is sent back as "Bearer" (RFC 6750 header
+    // scheme). Anything else (DPoP, PoP, MAC) is bound to a key this client
+    // does not hold, so it could not be used: refused, never passed on.
     let token_type = if token_type.eq_ignore_ascii_case("bearer") {
         "Bearer".to_string()
     } else {
-        token_type
+        return Err(invalid(&format!(
+            "the token answer's token_type is '{}', not Bearer: apptoken uses bearer tokens \
+             only (RFC 6750); a proof-of-possession token cannot be sent as one",
+            token_type.chars().take(32).collect::<String>()
+        )));
     };
     // A number of seconds: not negative; any size (the client clamps
     // lifetimes to MIN_LIFETIME..=MAX_LIFETIME and logs it, see limits.rs).
@@ -408,6 +441,10 @@ mod tests {
             (
                 br#"{"access_token":"secret-token","expires_in":60,"token_type":"a b"}"#,
                 "token_type",
+            ),
+            (
+                br#"{"access_token":"secret-token","expires_in":60,"token_type":"DPoP"}"#,
+                "token_type is 'DPoP', not Bearer",
             ),
             (
                 br#"{"access_token":"secret-token","expires_in":60,"refresh_in":"x"}"#,

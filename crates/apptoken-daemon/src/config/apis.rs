@@ -2,8 +2,10 @@
 //! concurrency and retries of each web API the jobs call.
 //!
 //! Pure. Invariants: a base URL is http(s) with a host, plain http only on
-//! loopback (the token would travel in clear text); every scope ends in
-//! `/.default`; the Authorization header is the token's alone. An API whose
+//! loopback (the token would travel in clear text); for Entra ID, every
+//! scope ends in `/.default` (a generic provider's issuer lifts that rule:
+//! its scopes are its own, and none means its default); the Authorization
+//! header is the token's alone. An API whose
 //! base URL has a problem is left out of the result (the jobs naming it are
 //! checked against the raw table, so they are not reported twice).
 
@@ -20,6 +22,7 @@ use super::{ApiConfig, Checker};
 pub(super) fn check(
     ck: &mut Checker<'_>,
     raw: &BTreeMap<String, Spanned<RawApi>>,
+    generic_provider: bool,
 ) -> BTreeMap<String, ApiConfig> {
     let mut apis = BTreeMap::new();
     for (name, api) in raw {
@@ -49,7 +52,7 @@ pub(super) fn check(
                 None
             }
         };
-        if a.scopes.get_ref().is_empty() {
+        if a.scopes.get_ref().is_empty() && !generic_provider {
             ck.at(
                 Some(a.scopes.span()),
                 f("scopes"),
@@ -57,7 +60,7 @@ pub(super) fn check(
             );
         }
         for s in a.scopes.get_ref() {
-            if !s.get_ref().trim().ends_with("/.default") {
+            if !generic_provider && !s.get_ref().trim().ends_with("/.default") {
                 ck.at(Some(s.span()), f("scopes"), format!("'{}' does not end in /.default: app-only tokens take the resource's static scope, e.g. \"https://graph.microsoft.com/.default\"", s.get_ref()));
             }
         }

@@ -231,7 +231,7 @@ impl DaemonConfig {
         let rd = raw.daemon.unwrap_or_default();
         let daemon = daemon::check(&mut ck, &rd);
         let identity = identity::check(&mut ck, raw.identity, &rd, inputs);
-        let apis = apis::check(&mut ck, &raw.apis);
+        let apis = apis::check(&mut ck, &raw.apis, identity.issuer.is_some());
         let jobs = jobs::check(&mut ck, &raw.jobs, &raw.apis, &apis, inputs);
         if identity
             .choose_credential()

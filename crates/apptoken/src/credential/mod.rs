@@ -118,7 +118,8 @@ pub struct Credential {
 enum Kind {
     Secret {
         secret: ClientSecret,
-        method: SecretAuthMethod,
+        /// `None`: as the provider's kind prefers (`Credential::secret`).
+        method: Option<SecretAuthMethod>,
     },
     Certificate {
         certificate: Certificate,
@@ -154,12 +155,15 @@ impl fmt::Debug for Credential {
 }
 
 impl Credential {
-    /// A client secret, sent in the form body (`client_secret_post`).
+    /// A client secret, sent in the form body (`client_secret_post`) to
+    /// Entra ID and AD FS, in an `Authorization: Basic` header
+    /// (`client_secret_basic`) to a generic OpenID provider unless its
+    /// metadata lists only `client_secret_post`.
     pub fn secret(secret: ClientSecret) -> Credential {
         Credential {
             kind: Kind::Secret {
                 secret,
-                method: SecretAuthMethod::Post,
+                method: None,
             },
         }
     }
@@ -167,7 +171,10 @@ impl Credential {
     /// A client secret sent the given way.
     pub fn secret_with(secret: ClientSecret, method: SecretAuthMethod) -> Credential {
         Credential {
-            kind: Kind::Secret { secret, method },
+            kind: Kind::Secret {
+                secret,
+                method: Some(method),
+            },
         }
     }
 
@@ -281,10 +288,11 @@ impl Credential {
         &self,
         ctx: AssertionContext,
         default_algorithm: SigningAlgorithm,
+        default_secret: SecretAuthMethod,
         now: time::OffsetDateTime,
     ) -> Result<ClientAuth> {
         match &self.kind {
-            Kind::Secret { secret, method } => Ok(match method {
+            Kind::Secret { secret, method } => Ok(match method.unwrap_or(default_secret) {
                 SecretAuthMethod::Post => ClientAuth::Secret(secret.clone()),
                 SecretAuthMethod::Basic => ClientAuth::Basic(secret.clone()),
             }),
@@ -498,12 +506,22 @@ mod tests {
         };
         let now = time::OffsetDateTime::now_utc();
         let first = cred
-            .authenticate(ctx.clone(), SigningAlgorithm::Ps256, now)
+            .authenticate(
+                ctx.clone(),
+                SigningAlgorithm::Ps256,
+                SecretAuthMethod::Post,
+                now,
+            )
             .await
             .unwrap();
         std::fs::write(&path, "ddd.eee.fff").unwrap();
         let second = cred
-            .authenticate(ctx.clone(), SigningAlgorithm::Ps256, now)
+            .authenticate(
+                ctx.clone(),
+                SigningAlgorithm::Ps256,
+                SecretAuthMethod::Post,
+                now,
+            )
             .await
             .unwrap();
         let get = |a: ClientAuth| match a {
@@ -514,14 +532,19 @@ mod tests {
         assert_eq!(get(second), "ddd.eee.fff");
         std::fs::write(&path, "").unwrap();
         let e = cred
-            .authenticate(ctx.clone(), SigningAlgorithm::Ps256, now)
+            .authenticate(
+                ctx.clone(),
+                SigningAlgorithm::Ps256,
+                SecretAuthMethod::Post,
+                now,
+            )
             .await
             .err()
             .unwrap();
         assert!(e.to_string().contains("empty"), "{e}");
         std::fs::remove_file(&path).unwrap();
         let e = cred
-            .authenticate(ctx, SigningAlgorithm::Ps256, now)
+            .authenticate(ctx, SigningAlgorithm::Ps256, SecretAuthMethod::Post, now)
             .await
             .err()
             .unwrap();

@@ -39,6 +39,12 @@ pub enum AuthorityErrorKind {
     /// A tenant per request on an authority that has none (ADFS, a
     /// generic OpenID Connect issuer).
     PerRequestTenant,
+    /// A generic provider's metadata names another issuer than the one
+    /// configured (OpenID Connect Discovery §4.3, RFC 8414 §3.3).
+    IssuerMismatch,
+    /// A generic provider serves no metadata at any of the well-known
+    /// addresses of its issuer.
+    NoMetadata,
 }
 
 /// What is wrong with the credential.

@@ -10,6 +10,7 @@ mod hostile;
 mod managed_identity;
 mod managed_identity_emulator;
 mod msal_cache;
+mod oidc;
 mod regional;
 mod resilience;
 mod storm;
