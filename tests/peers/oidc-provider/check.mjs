@@ -283,6 +283,13 @@ try {
   await new Promise((ok) => { setTimeout(ok, 1100); });
   await describe('jwt-rsa RS256, second assertion with that jti', 'same jti, later', await curl([...jwtForm(assertion(jr, info, { alg: 'RS256', jti }).jwt, { resource: R }), T]));
 
+  const jti2 = randomUUID();
+  await describe('jwt-rsa RS256, wrong aud, jti J', 'rejected before the replay check', await curl([...jwtForm(assertion(jr, info, { alg: 'RS256', aud: 'https://other.example.test', jti: jti2 }).jwt, { resource: R }), T]));
+  await describe('jwt-rsa RS256, good aud, same jti J', 'is J spent by the rejected assertion?', await curl([...jwtForm(assertion(jr, info, { alg: 'RS256', jti: jti2 }).jwt, { resource: R }), T]));
+  const spent = assertion(jr, info, { alg: 'RS256' }).jwt;
+  await describe('jwt-rsa RS256, valid assertion but unknown resource', 'the grant fails after client authentication', await curl([...jwtForm(spent, { resource: 'https://unknown.example.test' }), T]));
+  await describe('jwt-rsa RS256, that same assertion retried with a good resource', 'retry after a grant error', await curl([...jwtForm(spent, { resource: R }), T]));
+
   await describe('jwt-ec ES256, aud=token_endpoint, resource=api', 'client_assertion ES256', await curl([...jwtForm(assertion(je, info, { alg: 'ES256' }).jwt, { resource: R }), T]));
   await describe('jwt-ec ES256, no resource', 'client_assertion ES256, no resource', await curl([...jwtForm(assertion(je, info, { alg: 'ES256' }).jwt), T]));
   await describe('jwt-ec signed with the RSA key (RS256; client registered ES256 only)', 'alg other than token_endpoint_auth_signing_alg', await curl([...jwtForm(assertion({ ...je, private_key_pem: jr.private_key_pem }, info, { alg: 'RS256' }).jwt, { resource: R }), T]));
