@@ -54,6 +54,17 @@ if ! venv_ok; then
 fi
 export APPTOKEN_PYTHON="$PWD/.venv/bin/python"
 
+# The generic OpenID provider of the OIDC tests (node's oidc-provider, pinned
+# by its lock file) in a git-ignored node_modules; the tests fail, never
+# skip, without it.
+oidc_peer=tests/peers/oidc-provider
+need_cmd node && need_cmd npm || apt_install nodejs npm
+if ! cmp -s "$oidc_peer/package-lock.json" "$oidc_peer/node_modules/.installed-lock.json" 2>/dev/null; then
+  say "installing node's oidc-provider ($oidc_peer, npm ci)"
+  (cd "$oidc_peer" && npm ci --silent --no-audit --no-fund)
+  cp "$oidc_peer/package-lock.json" "$oidc_peer/node_modules/.installed-lock.json"
+fi
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 
