@@ -127,6 +127,38 @@ mod tests {
     use super::super::test_support::*;
 
     #[test]
+    fn a_generic_providers_scopes_are_its_own() {
+        let free = GOOD.replace(
+            "\"api://sample/.default\"",
+            "\"orders:read\", \"orders:write\"",
+        );
+        // Entra ID: each is a problem at its place.
+        let p = check(&free).unwrap_err();
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert_eq!(p[0].location, Some(place(&free, "\"orders:read\"")));
+        assert!(
+            p.iter()
+                .all(|p| p.message.contains("does not end in /.default"))
+        );
+        // Under an issuer: free-form, several, or none (the provider's default).
+        let oidc = |t: &str| {
+            t.replace(
+                "tenant_id = \"contoso.example\"\n",
+                "tenant_id = \"contoso.example\"\nissuer = \"https://idp.example/realms/acme\"\n",
+            )
+        };
+        let c = check(&oidc(&free)).unwrap();
+        assert_eq!(
+            c.identity.issuer.as_deref(),
+            Some("https://idp.example/realms/acme")
+        );
+        assert_eq!(c.apis["sample"].scopes, ["orders:read", "orders:write"]);
+        let none = GOOD.replace("scopes = [\"api://sample/.default\"]", "scopes = []");
+        assert!(check(&none).is_err());
+        check(&oidc(&none)).unwrap();
+    }
+
+    #[test]
     fn plain_http_only_on_loopback() {
         let with_base = |url: &str| GOOD.replace("http://127.0.0.1:9/v1.0", url);
         for url in [
