@@ -29,6 +29,14 @@ fn exec(emu: &Emulator, extra: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// The emulator's sample API as an App Service `resource` (its scope
+/// without `/.default`).
+fn sample_resource(emu: &Emulator) -> String {
+    emu.s("sample_scope")
+        .trim_end_matches("/.default")
+        .to_string()
+}
+
 /// The `KEY=value` lines of an `env` dump.
 fn env_of(dump: &str) -> HashMap<String, String> {
     dump.lines()
@@ -77,12 +85,18 @@ impl Running {
     /// `apptoken exec ARGS -- sh -c REPORT_AND_WAIT`, once the program has
     /// reported its environment.
     fn start(emu: &Emulator, dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Running {
+        let mut cmd = exec(emu, extra);
+        cmd.args(args);
+        Running::start_with(cmd, dir)
+    }
+
+    /// `cmd` (`apptoken … exec [OPTIONS]`) running the reporting program.
+    fn start_with(mut cmd: Command, dir: &Path) -> Running {
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let out = dir.join(format!("env-{n}"));
         let done = dir.join(format!("done-{n}"));
-        let child = exec(emu, extra)
-            .args(args)
+        let child = cmd
             .args(["--", "sh", "-c", REPORT_AND_WAIT])
             .env("OUT", &out)
             .env("DONE", &done)
@@ -298,10 +312,7 @@ fn the_endpoint_serves_its_resources_to_the_header_and_refuses_the_rest() {
 fn the_identity_providers_refusals_reach_the_program_in_its_shape() {
     let emu = start_emulator(None);
     let dir = tempfile::tempdir().unwrap();
-    let resource = emu
-        .s("sample_scope")
-        .trim_end_matches("/.default")
-        .to_string();
+    let resource = sample_resource(&emu);
     let target = format!("/msi/token?api-version=2019-08-01&resource={resource}");
     // A wrong secret: Entra's refusal, its AADSTS code in the message.
     let run = Running::start(&emu, dir.path(), &[], &[("AZURE_CLIENT_SECRET", "wrong")]);
@@ -363,10 +374,7 @@ fn the_identity_providers_refusals_reach_the_program_in_its_shape() {
 fn a_hosts_managed_identity_is_handed_to_the_program() {
     let emu = start_emulator(None);
     let dir = tempfile::tempdir().unwrap();
-    let resource = emu
-        .s("sample_scope")
-        .trim_end_matches("/.default")
-        .to_string();
+    let resource = sample_resource(&emu);
     let ids = emu.info["managed_identities"].as_array().unwrap();
     let system = ids.iter().find(|m| m["kind"] == "system").unwrap();
     let (client_id, object_id) = (
@@ -375,24 +383,11 @@ fn a_hosts_managed_identity_is_handed_to_the_program() {
     );
     // No app credential at all: the chain takes IMDS (the emulator's).
     let mut cmd = apptoken();
-    let out = dir.path().join("env");
-    let done = dir.path().join("done");
     cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.s("imds_base_url"))
-        .env("OUT", &out)
-        .env("DONE", &done)
-        .args(["exec", "--", "sh", "-c", REPORT_AND_WAIT])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = ChildGuard(Some(cmd.spawn().unwrap()));
-    until("the program's environment", || out.exists());
-    let env = env_of(&std::fs::read_to_string(&out).unwrap());
-    let addr = env["IDENTITY_ENDPOINT"]
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let h = [("X-IDENTITY-HEADER", env["IDENTITY_HEADER"].as_str())];
+        .arg("exec");
+    let run = Running::start_with(cmd, dir.path());
+    let (addr, header) = (run.addr(), run.header());
+    let h = [("X-IDENTITY-HEADER", header.as_str())];
     let q = |extra: &str| format!("/msi/token?api-version=2019-08-01&resource={resource}{extra}");
     let (status, body) = get(&addr, &q(""), &h);
     assert_eq!(status, 200, "{body}");
@@ -417,9 +412,8 @@ fn a_hosts_managed_identity_is_handed_to_the_program() {
         body["message"].as_str().unwrap().contains(client_id),
         "it names the identity served: {body}"
     );
-    std::fs::write(&done, "").unwrap();
-    let out = child.0.take().unwrap().wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (code, stderr) = run.finish();
+    assert_eq!(code, Some(0), "{stderr}");
 }
 
 /// A JWT's claims (unverified).
@@ -436,10 +430,7 @@ fn claims_of(token: &str) -> serde_json::Value {
 fn a_hundred_concurrent_requests_make_one_token_request() {
     let emu = start_emulator(None);
     let dir = tempfile::tempdir().unwrap();
-    let resource = emu
-        .s("sample_scope")
-        .trim_end_matches("/.default")
-        .to_string();
+    let resource = sample_resource(&emu);
     // No --scope: nothing is fetched before the program starts.
     let run = Running::start(&emu, dir.path(), &[], &[]);
     let before = emu.token_requests();
