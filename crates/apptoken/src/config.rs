@@ -93,6 +93,10 @@ pub struct ClientConfig {
     /// `"1m"`; default 30 seconds).
     #[serde(default, deserialize_with = "crate::duration::deserialize_opt")]
     pub timeout: Option<Duration>,
+    /// A generic provider's token lifetime when its answer has no
+    /// `expires_in`, as a duration string (default `"5m"`).
+    #[serde(default, deserialize_with = "crate::duration::deserialize_opt")]
+    pub default_token_lifetime: Option<Duration>,
     /// The old name of `timeout` (seconds as a number): refused with a
     /// message that names the new key.
     #[serde(default, rename = "timeout_secs", deserialize_with = "renamed_timeout")]
@@ -314,6 +318,7 @@ impl ClientConfig {
             tenant_id: self.tenant_id.clone().or(env.tenant_id.clone()),
             client_id: self.client_id.clone().or(env.client_id.clone()),
             timeout: self.timeout.or(env.timeout),
+            default_token_lifetime: self.default_token_lifetime.or(env.default_token_lifetime),
             ca_file: self.ca_file.clone().or(env.ca_file.clone()),
             region: self.region.clone().or(env.region.clone()),
             client_capabilities: self
@@ -503,6 +508,9 @@ impl ClientConfig {
     ) -> Result<crate::ConfidentialClientBuilder> {
         if let Some(t) = self.timeout {
             b = b.timeout(t);
+        }
+        if let Some(l) = self.default_token_lifetime {
+            b = b.default_token_lifetime(l);
         }
         if let Some(c) = &self.client_capabilities {
             b = b.client_capabilities(c.iter().cloned());

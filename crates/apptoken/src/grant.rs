@@ -28,6 +28,8 @@ pub(crate) struct ClientCredentialsSource {
     pub(crate) credential: Arc<std::sync::RwLock<Credential>>,
     pub(crate) discovery: discovery::DiscoveryCache,
     pub(crate) clock: Arc<dyn Clock>,
+    /// A generic provider's lifetime for answers without `expires_in`.
+    pub(crate) default_lifetime: Duration,
 }
 
 impl fmt::Debug for ClientCredentialsSource {
@@ -145,7 +147,9 @@ impl ClientCredentialsSource {
             debug!(error = %e, "token request refused");
             return Err(e);
         }
-        let token = parse_token_response(&resp.body, &resp.url, resp.status)?;
+        let default =
+            (request.authority.kind() == AuthorityKind::Oidc).then_some(self.default_lifetime);
+        let token = parse_token_answer(&resp.body, &resp.url, resp.status, default)?;
         debug!(expires_in = token.expires_in.as_secs(), "token received");
         Ok(token)
     }
@@ -197,6 +201,17 @@ pub(crate) fn default_secret_method(
 /// Reads a successful token answer. Numbers may come as JSON numbers or
 /// strings of digits (AD FS and Entra's v1 endpoint send strings).
 pub(crate) fn parse_token_response(body: &[u8], url: &str, status: u16) -> Result<TokenResponse> {
+    parse_token_answer(body, url, status, None)
+}
+
+/// [`parse_token_response`], with the lifetime taken when the answer has
+/// no `expires_in` (a generic provider's; `None`: it is an error).
+pub(crate) fn parse_token_answer(
+    body: &[u8],
+    url: &str,
+    status: u16,
+    default_lifetime: Option<Duration>,
+) -> Result<TokenResponse> {
     let invalid = |message: &str| Error::InvalidResponse {
         url: url.to_string(),
         status,
@@ -257,8 +272,11 @@ pub(crate) fn parse_token_response(body: &[u8], url: &str, status: u16) -> Resul
             }
         }
     };
-    let expires_in =
-        seconds("expires_in")?.ok_or_else(|| invalid("the token answer has no expires_in"))?;
+    let expires_in = match (seconds("expires_in")?, default_lifetime) {
+        (Some(s), _) => s,
+        (None, Some(d)) => d.as_secs(),
+        (None, None) => return Err(invalid("the token answer has no expires_in")),
+    };
     Ok(TokenResponse {
         access_token: SecretString::from(token.to_string()),
         token_type,

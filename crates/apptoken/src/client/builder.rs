@@ -21,6 +21,9 @@ use crate::source::TokenSource;
 #[cfg(feature = "shared-store")]
 use crate::store::{Shared, StoreKey, TokenStore};
 
+/// A generic provider's token lifetime when it sends no `expires_in`.
+pub(crate) const DEFAULT_GENERIC_LIFETIME: Duration = Duration::from_secs(300);
+
 /// Builds a [`ConfidentialClient`]. Setters never fail; `build` reports the
 /// first problem.
 #[must_use]
@@ -35,6 +38,8 @@ pub struct ConfidentialClientBuilder {
     probe: Option<(String, bool)>,
     clock: Arc<dyn Clock>,
     timeout: Duration,
+    /// A generic provider's token lifetime when its answer has no `expires_in`.
+    default_lifetime: Duration,
     retry: RetryPolicy,
     max_cached_tokens: Option<usize>,
     serve_extended: bool,
@@ -128,6 +133,17 @@ impl ConfidentialClientBuilder {
     /// Timeout of each HTTP request (default 30 seconds).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How long a generic OpenID provider's token is taken to live when
+    /// its answer has no `expires_in` (RFC 6749 §5.1 only recommends it).
+    /// Default: 5 minutes, short enough that a provider's real lifetime is
+    /// rarely outlived; clamped to [`crate::MIN_LIFETIME`]..=[`crate::MAX_LIFETIME`].
+    /// Entra ID and AD FS always send it; an answer of theirs without it is
+    /// an error.
+    pub fn default_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.default_lifetime = lifetime;
         self
     }
 
@@ -273,6 +289,7 @@ impl ConfidentialClientBuilder {
                 credential: Arc::clone(c),
                 discovery: Default::default(),
                 clock: Arc::clone(&self.clock),
+                default_lifetime: self.default_lifetime,
             }),
             (None, None) => {
                 return Err(crate::error::config(
@@ -406,6 +423,7 @@ impl ConfidentialClient {
             probe: None,
             clock: Arc::new(SystemClock),
             timeout: Duration::from_secs(30),
+            default_lifetime: DEFAULT_GENERIC_LIFETIME,
             retry: RetryPolicy::default(),
             max_cached_tokens: None,
             serve_extended: false,

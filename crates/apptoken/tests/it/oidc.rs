@@ -87,10 +87,15 @@ async fn provider(issuer_suffix: &'static str, auth_methods: &'static str) -> Pr
                     ),
                     "/realms/acme/token" => {
                         let n = tokens.fetch_add(1, Ordering::SeqCst) + 1;
+                        let lifetime = if body_has(&seen, "noexp") {
+                            String::new()
+                        } else {
+                            r#","expires_in":300"#.to_string()
+                        };
                         (
                             200,
                             format!(
-                                r#"{{"access_token":"opaque-{n}","token_type":"bearer","expires_in":300,"scope":"api:read"}}"#
+                                r#"{{"access_token":"opaque-{n}","token_type":"bearer"{lifetime},"scope":"api:read"}}"#
                             ),
                         )
                     }
@@ -105,6 +110,14 @@ async fn provider(issuer_suffix: &'static str, auth_methods: &'static str) -> Pr
         }
     });
     Provider { base, seen, tokens }
+}
+
+/// Whether the last request's body holds `needle`.
+fn body_has(seen: &Mutex<Vec<Seen>>, needle: &str) -> bool {
+    seen.lock()
+        .unwrap()
+        .last()
+        .is_some_and(|s| s.body.contains(needle))
 }
 
 fn config(issuer: &str, client_id: &str, secret: Option<&str>) -> ClientConfig {
@@ -174,6 +187,30 @@ async fn an_issuer_finds_rfc_8414_metadata_and_sends_the_secret_basic() {
         "{}",
         token_request.body
     );
+}
+
+#[tokio::test]
+async fn an_answer_without_expires_in_lives_the_configured_default() {
+    let p = provider("", "[]").await;
+    let issuer = format!("{}/realms/acme", p.base);
+    let lifetime = |cfg: ClientConfig| async move {
+        let clock = Arc::new(apptoken::ManualClock::starting_now());
+        let t = cfg
+            .client_builder()
+            .unwrap()
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+            .acquire_token(&["noexp"])
+            .await
+            .unwrap();
+        (t.expires_on() - apptoken::Clock::now(&*clock)).whole_seconds()
+    };
+    // The default: 5 minutes.
+    assert_eq!(lifetime(config(&issuer, "app", Some("pw"))).await, 300);
+    let mut cfg = config(&issuer, "app", Some("pw"));
+    cfg.default_token_lifetime = Some(std::time::Duration::from_secs(3600));
+    assert_eq!(lifetime(cfg).await, 3600);
 }
 
 #[tokio::test]
