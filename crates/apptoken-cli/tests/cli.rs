@@ -331,9 +331,20 @@ fn whoami_explains_the_chain_and_the_identity_but_never_shows_the_token() {
 #[test]
 fn whoami_on_the_emulators_managed_identities_names_the_source_and_the_identity() {
     let emu = start_emulator();
-    let info: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(emu.state.path().join("emulator.json")).unwrap())
-            .unwrap();
+    // The emulator writes `env` (what start_emulator waits for), then
+    // emulator.json: wait for that one too (bounded; a readiness signal).
+    let json = emu.state.path().join("emulator.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let info: serde_json::Value = loop {
+        if let Some(v) = std::fs::read(&json)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no {}", json.display());
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let scope = emu.env["APPTOKEN_SAMPLE_SCOPE"].clone();
     let ids = info["managed_identities"].as_array().unwrap();
     let of = |kind: &str| ids.iter().find(|m| m["kind"] == kind).unwrap().clone();
