@@ -51,11 +51,8 @@ impl Policy {
     }
 }
 
-/// The resource of a scope: without `/.default` (a trailing `/` before it
-/// is kept, as Entra reads `https://x//.default`).
-pub(crate) fn resource_of(scope: &str) -> &str {
-    scope.strip_suffix("/.default").unwrap_or(scope)
-}
+/// The resource of a scope, by the library's rule.
+pub(crate) use apptoken::internal::resource_of;
 
 /// The scope a resource is asked for with.
 pub(crate) fn scope_of(resource: &str) -> String {

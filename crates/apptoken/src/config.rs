@@ -1,5 +1,11 @@
 //! Client settings from a TOML file and from the `AZURE_*` environment
 //! variables that Azure Identity users already set.
+//!
+//! Over 500 lines: one type, `ClientConfig`, with its two sources (file,
+//! environment), their merge and what they build (authority, credential,
+//! client builder); each setting's reading and its use sit together, and
+//! about a fifth of the file is their tests. The credential chain is
+//! `chain.rs`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -25,6 +25,14 @@ pub fn is_loopback_url(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| crate::authority::is_loopback(&u))
 }
 
+/// The resource a managed-identity endpoint is asked for: the scope
+/// without `/.default` (a trailing `/` before it kept, as Entra reads
+/// `https://x//.default`). The broker's endpoint reads requests with the
+/// same rule as the client writes them.
+pub fn resource_of(scope: &str) -> &str {
+    crate::managed_identity::wire::resource_of(scope)
+}
+
 /// Checks a secret file without reading it, as the library does before
 /// reading a client secret, key or password: a regular file that other
 /// users cannot read. `what` names the secret ("Redis password"); the
